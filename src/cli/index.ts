@@ -1,0 +1,44 @@
+import { Command, CommanderError } from 'commander';
+import { isPetrelError, errorMessage } from '../shared/index.js';
+import { VERSION } from '../version.js';
+import { register as registerConfig } from './commands/config.js';
+import { register as registerServe } from './commands/serve.js';
+import { register as registerUser } from './commands/user.js';
+import { CliError } from './context.js';
+
+function buildProgram(): Command {
+  const program = new Command('petrel')
+    .description('Petrel: a self-hosted SMTP sending engine')
+    .version(VERSION)
+    .option('-c, --config <path>', 'config file (default: $PETREL_CONFIG, else embedded defaults)')
+    .option('--json', 'machine-readable output, one JSON object per line')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerServe(program);
+  registerConfig(program);
+  registerUser(program);
+  for (const cmd of program.commands) cmd.exitOverride();
+  return program;
+}
+
+/** Runs the CLI; every failure becomes one line on stderr and an exit code (1 failure, 2 usage). */
+export async function run(argv: readonly string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync([...argv]);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`petrel: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.stderr.write(`petrel: ${isPetrelError(err) ? err.message : `unexpected error: ${errorMessage(err)}`}\n`);
+    process.exitCode = 1;
+  }
+}
+
+await run(process.argv);

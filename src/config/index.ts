@@ -1,0 +1,4 @@
+export { configSchema, type Config, type SubmissionConfig, type TlsConfig } from './schema.js';
+export { loadConfig, parseConfig, type LoadedConfig, type ConfigSource } from './load.js';
+export { parseDuration, parseSize, parseListen, parseCidr, ipInCidrs } from './units.js';
+export type { ListenAddress, Cidr } from './units.js';

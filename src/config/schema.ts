@@ -1,0 +1,142 @@
+import { hostname as osHostname } from 'node:os';
+import { z } from 'zod';
+import { parseCidr, parseDuration, parseListen, parseSize, type Cidr, type ListenAddress } from './units.js';
+
+const duration = z.string().transform((text, ctx): number => {
+  const ms = parseDuration(text);
+  if (ms === null) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration (like "90s", "10m", "3d")` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
+const size = z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx): number => {
+  const bytes = typeof value === 'number' ? value : parseSize(value);
+  if (bytes === null) {
+    ctx.addIssue({ code: 'custom', message: `"${String(value)}" is not a size (like "25MB", "512KB")` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const listen = z.string().transform((text, ctx): ListenAddress => {
+  const parsed = parseListen(text);
+  if (!parsed) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not host:port with a port from 0 to 65535` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const cidr = z.string().transform((text, ctx): Cidr => {
+  const parsed = parseCidr(text);
+  if (!parsed) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not an IP address or CIDR block` });
+    return z.NEVER;
+  }
+  return parsed;
+});
+
+const rate = z.string().refine((s) => s === 'unlimited' || /^\d+\/(s|sec|m|min|h|hour)$/.test(s), {
+  message: 'expected "unlimited" or a rate like "600/min", "20/s", "1000/h"',
+});
+
+const shaping = {
+  max_connections: z.number().int().positive().optional(),
+  messages_per_connection: z.number().int().positive().optional(),
+  rate: rate.optional(),
+  retry: z.array(duration).min(1).optional(),
+  max_age: duration.optional(),
+  tls: z.enum(['may', 'encrypt', 'verify']).optional(),
+};
+
+const submission = z.strictObject({
+  /** STARTTLS listeners (587); AUTH is offered only after TLS. */
+  listen: z.array(listen).prefault(['127.0.0.1:2587']),
+  /** Implicit-TLS listeners (465). */
+  tls_listen: z.array(listen).prefault([]),
+  /** Largest message accepted, advertised with SIZE. */
+  max_message_size: size.prefault('25MB'),
+  /** Recipients per message; RFC 5321 requires at least 100. */
+  max_recipients: z.number().int().min(1).default(100),
+  /** Longest line in a message, in bytes without CRLF (RFC 5322: 998). */
+  max_line_length: z.number().int().min(78).default(998),
+  /** Largest header block. */
+  max_header_size: size.prefault('1MB'),
+  /** More Received headers than this means a mail loop: 554 5.4.6. */
+  max_received_headers: z.number().int().min(1).default(100),
+  /** Clients in these networks may submit without AUTH or TLS, as trusted_account. */
+  trusted_networks: z.array(cidr).prefault([]),
+  /** The account whose sender domains bind trusted-network clients. */
+  trusted_account: z.string().default(''),
+  /** Concurrent connections over all clients. */
+  max_connections: z.number().int().positive().default(1000),
+  /** Concurrent connections from one IP address. */
+  max_connections_per_ip: z.number().int().positive().default(50),
+  /** A connection idle this long is closed. */
+  idle_timeout: duration.prefault('5m'),
+  /** DATA must finish within this time, however slowly the bytes drip. */
+  data_timeout: duration.prefault('10m'),
+  /** AUTH failures from one IP within auth_failure_window before it is refused. */
+  auth_max_failures: z.number().int().positive().default(10),
+  auth_failure_window: duration.prefault('15m'),
+  /** Look up clients' reverse DNS for the Received header (slow where DNS is slow). */
+  reverse_lookup: z.boolean().default(false),
+  /** How long open sessions may finish after shutdown starts before they get 421. */
+  close_timeout: duration.prefault('10s'),
+});
+
+export const configSchema = z.strictObject({
+  /** Name used in EHLO, the banner and Received headers. */
+  hostname: z.string().min(1).default(osHostname()),
+  /** SQLite spool, generated certificate and keys. */
+  data_dir: z.string().min(1).default('./var'),
+  /** Empty: logs go to stdout only. */
+  log_dir: z.string().default(''),
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  submission: submission.prefault({}),
+  tls: z
+    .strictObject({
+      /** PEM certificate chain; empty: a self-signed one made in data_dir. */
+      cert: z.string().default(''),
+      /** PEM private key. */
+      key: z.string().default(''),
+    })
+    .prefault({}),
+  inbound: z
+    .strictObject({
+      listen: z.array(listen).prefault(['127.0.0.1:2525']),
+      bounce_domain: z.string().default('bounces.localhost'),
+      fbl_address: z.string().default('fbl@bounces.localhost'),
+    })
+    .prefault({}),
+  http: z
+    .strictObject({
+      listen: listen.prefault('127.0.0.1:8025'),
+      public_url: z.url().default('http://127.0.0.1:8025'),
+    })
+    .prefault({}),
+  dns: z.strictObject({ servers: z.array(z.string()).default([]) }).prefault({}),
+  delivery: z
+    .strictObject({
+      default: z.strictObject(shaping).prefault({}),
+      domain: z.record(z.string(), z.strictObject(shaping)).default({}),
+      mx: z.record(z.string(), z.strictObject(shaping)).default({}),
+    })
+    .prefault({}),
+  routes: z
+    .record(
+      z.string(),
+      z.strictObject({
+        host: z.string().min(1),
+        port: z.number().int().min(1).max(65535).default(25),
+      }),
+    )
+    .default({}),
+});
+
+/** The whole validated configuration; durations in ms, sizes in bytes. */
+export type Config = z.infer<typeof configSchema>;
+export type SubmissionConfig = Config['submission'];
+export type TlsConfig = Config['tls'];

@@ -1,0 +1,64 @@
+import { createApp } from './app.js';
+import { loadConfig } from './config/index.js';
+import { createLogger } from './logging/index.js';
+import { VERSION } from './version.js';
+
+const SHUTDOWN_DEADLINE_MS = 30_000;
+
+export interface ServeOptions {
+  readonly configPath: string | undefined;
+  readonly logLevel: string | undefined;
+}
+
+/**
+ * Runs the daemon until a signal ends it. Owns the process: signals, exit codes. Throws
+ * (for the CLI to print one line) when the config is bad or start-up fails.
+ */
+export async function serve(options: ServeOptions): Promise<void> {
+  const { config } = loadConfig(options.configPath, process.env);
+  const logger = createLogger({ level: options.logLevel ?? config.log_level, version: VERSION });
+  const app = createApp(config, {
+    logger,
+    onFatal: () => {
+      void shutdown('storage failure', 1);
+    },
+  });
+
+  let stopping = false;
+  const shutdown = async (why: string, code: number): Promise<void> => {
+    if (stopping) {
+      logger.warn('second signal: exiting now');
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ reason: why }, 'shutting down');
+    const deadline = setTimeout(() => {
+      logger.error('shutdown deadline passed: exiting');
+      process.exit(1);
+    }, SHUTDOWN_DEADLINE_MS);
+    deadline.unref();
+    await app.close();
+    logger.info('stopped');
+    logger.flush();
+    process.exitCode = code;
+  };
+
+  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+  process.on('SIGINT', () => void shutdown('SIGINT', 0));
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception');
+    void shutdown('uncaught exception', 1);
+  });
+  process.on('unhandledRejection', (err) => {
+    logger.fatal({ err }, 'unhandled rejection');
+    void shutdown('unhandled rejection', 1);
+  });
+
+  try {
+    await app.start();
+  } catch (err) {
+    logger.flush();
+    throw err;
+  }
+  logger.info({ pid: process.pid }, 'petrel started');
+}

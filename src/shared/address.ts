@@ -1,0 +1,37 @@
+import { domainToASCII } from 'node:url';
+
+/** A mailbox split at its last `@`; the domain is lower-cased ASCII (IDNA), the local part kept as given. */
+export interface ParsedAddress {
+  readonly local: string;
+  readonly domain: string;
+}
+
+/**
+ * Splits an envelope address. Returns null for anything that is not `local@domain` with a
+ * syntactically plausible domain, so relay tricks (`a%b@c`, `@route:a@b`, `b!a`) never get here
+ * parsed as something else.
+ */
+export function parseAddress(address: string): ParsedAddress | null {
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || at === address.length - 1) return null;
+  const local = address.slice(0, at);
+  const domain = normalizeDomain(address.slice(at + 1));
+  if (domain === null) return null;
+  return { local, domain };
+}
+
+/** Lower-cased ASCII form of a domain, or null when it is not a valid host name. */
+export function normalizeDomain(domain: string): string | null {
+  const trimmed = domain.trim().replace(/\.$/, '');
+  if (trimmed === '' || trimmed.startsWith('[')) return null;
+  const ascii = domainToASCII(trimmed.toLowerCase());
+  if (ascii === '' || ascii.length > 253) return null;
+  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(ascii)) return null;
+  return ascii;
+}
+
+/** True when `domain` equals `allowed`, or `allowed` is `*.parent` and `domain` is below parent. */
+export function domainMatches(domain: string, allowed: string): boolean {
+  if (allowed.startsWith('*.')) return domain.endsWith(allowed.slice(1));
+  return domain === allowed;
+}

@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './smtp-reply.js';
+export * from './address.js';
+export * from './clock.js';
+export * from './password.js';

@@ -1,0 +1,198 @@
+import { randomBytes } from 'node:crypto';
+import { SpoolError, errorMessage, type Clock } from '../shared/index.js';
+import { isStorageFailure, isStorageFull, type Db } from './db.js';
+
+/** A message as accepted at submission, ready to be made durable. */
+export interface NewMessage {
+  readonly accountId: number | null;
+  readonly mailFrom: string;
+  /** Envelope recipients with their ASCII domains (for per-domain queues). */
+  readonly recipients: readonly { readonly address: string; readonly domain: string }[];
+  readonly headerMessageId: string | null;
+  /** The message exactly as it will be sent. */
+  readonly body: Buffer;
+  readonly listener: string;
+}
+
+export interface StoredRecipient {
+  readonly id: number;
+  readonly address: string;
+  readonly domain: string;
+  readonly state: string;
+  readonly attempts: number;
+  readonly nextAttemptAt: number;
+  readonly lastReply: string | null;
+}
+
+export interface StoredMessage {
+  readonly id: string;
+  readonly accountId: number | null;
+  readonly mailFrom: string;
+  readonly headerMessageId: string | null;
+  readonly size: number;
+  readonly body: Buffer;
+  readonly listener: string;
+  readonly receivedAt: number;
+  readonly recipients: readonly StoredRecipient[];
+}
+
+/** The spool's message table, as the rest of Petrel sees it. */
+export interface MessageStore {
+  /** A new queue id; sortable by time, unique without a database round trip. */
+  newId(): string;
+  /**
+   * Makes the message and all its recipients durable (fsync) and resolves only then.
+   * Concurrent calls share one transaction and one fsync (group commit). Rejects with
+   * SpoolError PETREL_SPOOL_FULL (retry later) or PETREL_SPOOL_WRITE when nothing was stored.
+   */
+  insert(id: string, message: NewMessage): Promise<void>;
+  get(id: string): Promise<StoredMessage | null>;
+  count(): Promise<number>;
+}
+
+interface Pending {
+  readonly id: string;
+  readonly message: NewMessage;
+  readonly resolve: () => void;
+  readonly reject: (err: Error) => void;
+}
+
+const MAX_BATCH = 256;
+
+interface MessageRow {
+  id: string;
+  account_id: number | null;
+  mail_from: string;
+  header_message_id: string | null;
+  size: number;
+  body: Buffer;
+  listener: string;
+  received_at: number;
+}
+
+interface RecipientRow {
+  id: number;
+  rcpt_to: string;
+  domain: string;
+  state: string;
+  attempts: number;
+  next_attempt_at: number;
+  last_reply: string | null;
+}
+
+/** Storage failures (EIO on fsync) leave the handle in an unknown state: stop using it. */
+export type FatalHandler = (err: Error) => void;
+
+export function createMessageStore(db: Db, clock: Clock, onFatal: FatalHandler): MessageStore {
+  const insertMessage = db.prepare(
+    `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertRecipient = db.prepare(
+    `INSERT INTO recipients (message_id, rcpt_to, domain, state, next_attempt_at, updated_at)
+     VALUES (?, ?, ?, 'queued', ?, ?)`,
+  );
+  const selectMessage = db.prepare<[string], MessageRow>('SELECT * FROM messages WHERE id = ?');
+  const selectRecipients = db.prepare<[string], RecipientRow>(
+    `SELECT id, rcpt_to, domain, state, attempts, next_attempt_at, last_reply
+     FROM recipients WHERE message_id = ? ORDER BY id`,
+  );
+  const countMessages = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM messages');
+
+  const writeBatch = db.transaction((batch: readonly Pending[]) => {
+    const now = clock.now();
+    for (const { id, message } of batch) {
+      insertMessage.run(
+        id,
+        message.accountId,
+        message.mailFrom,
+        message.headerMessageId,
+        message.body.length,
+        message.body,
+        message.listener,
+        now,
+      );
+      for (const r of message.recipients) insertRecipient.run(id, r.address, r.domain, now, now);
+    }
+  });
+
+  let pending: Pending[] = [];
+  let scheduled = false;
+  let broken: Error | null = null;
+
+  // Everything that arrived while the previous commit held the event loop goes into the next
+  // transaction: one fsync for the whole group, and each caller still waits for its own commit.
+  const flush = (): void => {
+    scheduled = false;
+    while (pending.length > 0) {
+      const batch = pending.length > MAX_BATCH ? pending.splice(0, MAX_BATCH) : pending.splice(0);
+      if (broken) {
+        for (const p of batch) p.reject(broken);
+        continue;
+      }
+      try {
+        writeBatch.immediate(batch);
+      } catch (err) {
+        const code = isStorageFull(err) ? 'PETREL_SPOOL_FULL' : 'PETREL_SPOOL_WRITE';
+        const failure = new SpoolError(code, `spool write failed: ${errorMessage(err)}`, {
+          cause: err,
+        });
+        if (!isStorageFull(err) && isStorageFailure(err)) {
+          broken = failure;
+          onFatal(failure);
+        }
+        for (const p of batch) p.reject(failure);
+        continue;
+      }
+      for (const p of batch) p.resolve();
+    }
+  };
+
+  return {
+    newId(): string {
+      return clock.now().toString(36).toUpperCase().padStart(9, '0') + randomBytes(5).toString('hex').toUpperCase();
+    },
+    insert(id, message) {
+      return new Promise<void>((resolve, reject) => {
+        if (broken) {
+          reject(broken);
+          return;
+        }
+        pending.push({ id, message, resolve, reject });
+        if (!scheduled) {
+          scheduled = true;
+          setImmediate(flush);
+        }
+      });
+    },
+    async get(id) {
+      const row = selectMessage.get(id);
+      if (!row) return null;
+      const recipients = selectRecipients.all(id).map(
+        (r): StoredRecipient => ({
+          id: r.id,
+          address: r.rcpt_to,
+          domain: r.domain,
+          state: r.state,
+          attempts: r.attempts,
+          nextAttemptAt: r.next_attempt_at,
+          lastReply: r.last_reply,
+        }),
+      );
+      return {
+        id: row.id,
+        accountId: row.account_id,
+        mailFrom: row.mail_from,
+        headerMessageId: row.header_message_id,
+        size: row.size,
+        body: row.body,
+        listener: row.listener,
+        receivedAt: row.received_at,
+        recipients,
+      };
+    },
+    async count() {
+      return countMessages.get()!.n;
+    },
+  };
+}

@@ -1,0 +1,63 @@
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../shared/index.js';
+import { createAccountStore, type AccountStore } from './account-store.js';
+import { openDatabase, type Db } from './db.js';
+import { createMessageStore, type FatalHandler, type MessageStore } from './message-store.js';
+
+/**
+ * The single source of truth for Petrel's state. The daemon and the CLI each open their own
+ * Spool on the same database; every connection keeps synchronous=FULL and secure_delete=ON.
+ * Everything the rest of Petrel calls returns promises, so another backend can replace SQLite.
+ */
+export interface Spool {
+  readonly path: string;
+  readonly messages: MessageStore;
+  readonly accounts: AccountStore;
+  /** Reads a PRAGMA for diagnostics and the durability tests. */
+  pragma(name: 'synchronous' | 'secure_delete' | 'journal_mode'): Promise<string | number>;
+  /** Checkpoints the WAL into the main file and truncates it. */
+  checkpoint(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SpoolOptions {
+  readonly clock?: Clock;
+  /** Called once when the storage fails in a way that makes further writes unsafe. */
+  readonly onFatal?: FatalHandler;
+}
+
+export const SPOOL_FILE = 'petrel.db';
+
+/** The database path for a data directory. */
+export function spoolPath(dataDir: string): string {
+  return join(dataDir, SPOOL_FILE);
+}
+
+export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
+  const path = spoolPath(dataDir);
+  const db: Db = openDatabase(path);
+  const clock = options.clock ?? systemClock;
+  let closed = false;
+  return {
+    path,
+    messages: createMessageStore(db, clock, options.onFatal ?? (() => undefined)),
+    accounts: createAccountStore(db, clock),
+    async pragma(name) {
+      return db.pragma(name, { simple: true }) as string | number;
+    },
+    async checkpoint() {
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      // Let a group commit scheduled on this tick finish before the handle goes away.
+      await new Promise((resolve) => setImmediate(resolve));
+      try {
+        db.pragma('wal_checkpoint(TRUNCATE)');
+      } finally {
+        db.close();
+      }
+    },
+  };
+}

@@ -1,0 +1,274 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  SMTPServer,
+  type SMTPServerAddress,
+  type SMTPServerAuthentication,
+  type SMTPServerAuthenticationResponse,
+  type SMTPServerDataStream,
+  type SMTPServerSession,
+} from 'smtp-server';
+import type { SubmissionConfig } from '../config/index.js';
+import type { ListenAddress } from '../config/index.js';
+import { ipInCidrs } from '../config/index.js';
+import type { Logger } from '../logging/index.js';
+import type { Spool } from '../spool/index.js';
+import type { TlsMaterial } from '../tls/index.js';
+import {
+  DUMMY_PASSWORD_HASH,
+  PetrelError,
+  SmtpReplyError,
+  domainMatches,
+  parseAddress,
+  smtpError,
+  verifyPassword,
+  type Clock,
+} from '../shared/index.js';
+import { AuthGuard } from './auth-guard.js';
+import { acceptMessage } from './accept.js';
+
+export type ListenerName = 'submission' | 'submissions';
+
+export interface SubmissionDeps {
+  readonly config: SubmissionConfig;
+  readonly hostname: string;
+  readonly tls: TlsMaterial;
+  readonly spool: Spool;
+  readonly logger: Logger;
+  readonly clock: Clock;
+}
+
+export interface BoundListener {
+  readonly name: ListenerName;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The submission listeners (587 STARTTLS, 465 implicit TLS) as one unit. */
+export interface SubmissionService {
+  /** Binds every configured listener; rejects (and closes what was bound) if any fails. */
+  start(): Promise<BoundListener[]>;
+  /**
+   * Stops accepting, lets open sessions finish for `close_timeout`, then sends 421 to the rest.
+   * Messages whose 250 was sent are already durable.
+   */
+  close(): Promise<void>;
+}
+
+/** Who a session sends as, fixed at AUTH or, for trusted networks, at MAIL FROM. */
+interface SessionUser {
+  readonly account: string;
+}
+
+export function createSubmissionService(deps: SubmissionDeps): SubmissionService {
+  const { config, logger, spool, clock } = deps;
+  const guard = new AuthGuard(config.auth_max_failures, config.auth_failure_window, clock);
+  const perIp = new Map<string, number>();
+  const counted = new Set<string>();
+  const accountIds = new Map<string, number>();
+  const servers: { server: SMTPServer; name: ListenerName }[] = [];
+
+  const isTrusted = (ip: string): boolean => ipInCidrs(ip, config.trusted_networks);
+
+  const onConnect = (session: SMTPServerSession, callback: (err?: Error | null) => void): void => {
+    const ip = session.remoteAddress;
+    const n = perIp.get(ip) ?? 0;
+    if (n >= config.max_connections_per_ip) {
+      logger.warn({ sessionId: session.id, remoteIp: ip }, 'too many connections from one address');
+      callback(smtpError(421, '4.7.0', 'Too many connections from your address, try again later'));
+      return;
+    }
+    perIp.set(ip, n + 1);
+    counted.add(session.id);
+    callback();
+  };
+
+  const onClose = (session: SMTPServerSession): void => {
+    if (!counted.delete(session.id)) return;
+    const ip = session.remoteAddress;
+    const n = (perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) perIp.delete(ip);
+    else perIp.set(ip, n);
+  };
+
+  const onAuth = (
+    auth: SMTPServerAuthentication,
+    session: SMTPServerSession,
+    callback: (err: Error | null | undefined, response?: SMTPServerAuthenticationResponse) => void,
+  ): void => {
+    const ip = session.remoteAddress;
+    void (async () => {
+      if (guard.isBlocked(ip)) {
+        logger.warn({ sessionId: session.id, remoteIp: ip }, 'auth refused: too many failures');
+        return callback(smtpError(454, '4.7.0', 'Too many failed authentications, try again later'));
+      }
+      const name = auth.username ?? '';
+      const impersonating = auth.method === 'PLAIN' && !!auth.authzid && auth.authzid !== auth.authcid;
+      const account = impersonating || !name ? null : await spool.accounts.get(name);
+      // Unknown users cost a full hash too, so timing does not tell which names exist.
+      const ok = await verifyPassword(auth.password ?? '', account?.passwordHash ?? DUMMY_PASSWORD_HASH);
+      if (account && ok && !impersonating) {
+        guard.recordSuccess(ip);
+        accountIds.set(account.name, account.id);
+        logger.info({ sessionId: session.id, account: account.name, method: auth.method }, 'authenticated');
+        return callback(null, { user: { account: account.name } satisfies SessionUser });
+      }
+      const delay = guard.recordFailure(ip);
+      logger.warn({ sessionId: session.id, remoteIp: ip, method: auth.method }, 'authentication failed');
+      await sleep(delay);
+      callback(null, { message: '5.7.8 Authentication credentials invalid', responseCode: 535 });
+    })().catch((err: unknown) => failEdge(logger, session, err, callback));
+  };
+
+  const onMailFrom = (
+    address: SMTPServerAddress,
+    session: SMTPServerSession,
+    callback: (err?: Error | null) => void,
+  ): void => {
+    void (async () => {
+      const user = session.user as SessionUser | undefined;
+      let accountName: string;
+      if (user) accountName = user.account;
+      else if (isTrusted(session.remoteAddress) && config.trusted_account) accountName = config.trusted_account;
+      else return callback(smtpError(530, '5.7.0', 'Authentication required'));
+
+      const account = await spool.accounts.get(accountName);
+      if (!account) {
+        logger.error({ sessionId: session.id, account: accountName }, 'sending account does not exist');
+        return callback(smtpError(user ? 535 : 451, user ? '5.7.8' : '4.3.0', 'Sending account is not available'));
+      }
+      if (address.address === '') {
+        return callback(smtpError(550, '5.7.1', 'A null reverse-path is not accepted for submission'));
+      }
+      const parsed = parseAddress(address.address);
+      if (!parsed) return callback(smtpError(553, '5.1.7', 'Bad sender address syntax'));
+      if (!account.allowedDomains.some((d) => domainMatches(parsed.domain, d))) {
+        return callback(smtpError(553, '5.7.1', 'Sender domain not allowed for this account'));
+      }
+      accountIds.set(account.name, account.id);
+      if (!user) session.user = { account: account.name } satisfies SessionUser;
+      callback();
+    })().catch((err: unknown) => failEdge(logger, session, err, callback));
+  };
+
+  const onRcptTo = (
+    address: SMTPServerAddress,
+    session: SMTPServerSession,
+    callback: (err?: Error | null) => void,
+  ): void => {
+    if (!parseAddress(address.address)) {
+      callback(smtpError(553, '5.1.3', 'Bad recipient address syntax'));
+      return;
+    }
+    callback();
+  };
+
+  const makeOnData = (name: ListenerName, getServer: () => SMTPServer) =>
+    (stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void => {
+      // smtp-server re-arms its idle timer on every byte; a slow drip must still end.
+      const deadline = setTimeout(() => {
+        logger.warn({ sessionId: session.id }, 'DATA deadline passed, closing connection');
+        for (const conn of getServer().connections) {
+          if (conn.id === session.id) {
+            conn.send(421, '4.4.2 DATA took too long, closing connection');
+            conn.close();
+          }
+        }
+      }, config.data_timeout);
+      deadline.unref();
+      const user = session.user as SessionUser | undefined;
+      acceptMessage({
+        stream,
+        session,
+        listener: name,
+        accountName: user?.account ?? '',
+        accountId: (user && accountIds.get(user.account)) ?? null,
+        config,
+        hostname: deps.hostname,
+        spool,
+        clock,
+        logger,
+      })
+        .then((queueId) => callback(null, `2.0.0 OK queued as ${queueId}`))
+        .catch((err: unknown) => failEdge(logger, session, err, callback))
+        .finally(() => clearTimeout(deadline));
+    };
+
+  const build = (name: ListenerName): SMTPServer => {
+    let server: SMTPServer | null = null;
+    server = new SMTPServer({
+      name: deps.hostname,
+      banner: 'Petrel',
+      secure: name === 'submissions',
+      key: deps.tls.key,
+      cert: deps.tls.cert,
+      minVersion: 'TLSv1.2',
+      size: config.max_message_size,
+      maxRecipients: config.max_recipients,
+      authMethods: ['PLAIN', 'LOGIN'],
+      authOptional: true,
+      allowInsecureAuth: false,
+      disableReverseLookup: !config.reverse_lookup,
+      maxClients: config.max_connections,
+      socketTimeout: config.idle_timeout,
+      closeTimeout: config.close_timeout,
+      logger: false,
+      onConnect,
+      onClose,
+      onAuth,
+      onMailFrom,
+      onRcptTo,
+      onData: makeOnData(name, () => server!),
+    });
+    server.on('error', (err) => logger.warn({ err, listener: name }, 'listener error'));
+    return server;
+  };
+
+  const listen = (name: ListenerName, at: ListenAddress): Promise<BoundListener> =>
+    new Promise((resolve, reject) => {
+      const server = build(name);
+      const net = server.server;
+      const onError = (err: Error): void => {
+        reject(
+          new PetrelError('PETREL_LISTEN_FAILED', `${name}: cannot listen on ${at.host}:${at.port}: ${err.message}`),
+        );
+      };
+      net.once('error', onError);
+      server.listen(at.port, at.host, () => {
+        net.off('error', onError);
+        servers.push({ server, name });
+        const bound = net.address();
+        const port = typeof bound === 'object' && bound ? bound.port : at.port;
+        resolve({ name, host: at.host, port });
+      });
+    });
+
+  const closeAll = (): Promise<void> =>
+    Promise.allSettled(
+      servers.splice(0).map(({ server }) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    ).then(() => undefined);
+
+  return {
+    async start() {
+      const bound: BoundListener[] = [];
+      try {
+        for (const at of config.listen) bound.push(await listen('submission', at));
+        for (const at of config.tls_listen) bound.push(await listen('submissions', at));
+      } catch (err) {
+        await closeAll();
+        throw err;
+      }
+      return bound;
+    },
+    close: closeAll,
+  };
+}
+
+/** Errors at the edge: known replies go out as they are; anything else is a bland 451. */
+function failEdge(logger: Logger, session: SMTPServerSession, err: unknown, callback: (err: Error) => void): void {
+  if (err instanceof SmtpReplyError) {
+    callback(err);
+    return;
+  }
+  logger.error({ sessionId: session.id, err }, 'submission failed');
+  callback(smtpError(451, '4.3.0', 'Temporary local problem, try again later'));
+}

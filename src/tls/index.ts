@@ -1,0 +1,1 @@
+export { loadTlsMaterial, type TlsMaterial, type TlsSettings } from './material.js';

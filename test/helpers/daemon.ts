@@ -1,0 +1,119 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const BIN = resolve(import.meta.dirname, '../../bin/petrel.js');
+
+export interface LogLine {
+  level: string;
+  msg: string;
+  [key: string]: unknown;
+}
+
+export interface Daemon {
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly configPath: string;
+  readonly ports: { submission: number; submissions?: number };
+  readonly logs: LogLine[];
+  readonly stdoutText: () => string;
+  readonly child: ChildProcess;
+  /** Sends a signal and resolves with the exit code once the process has gone. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+export interface TestDir {
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly configPath: string;
+  cleanup(): void;
+}
+
+/** A temp dir with a config whose listeners use port 0; `extra` is appended TOML. */
+export function makeTestDir(extra = '', submission = ''): TestDir {
+  const dir = mkdtempSync(join(tmpdir(), 'petrel-test-'));
+  const dataDir = join(dir, 'var');
+  const configPath = join(dir, 'petrel.toml');
+  writeFileSync(
+    configPath,
+    `hostname = "petrel.test"
+data_dir = ${JSON.stringify(dataDir)}
+log_level = "debug"
+
+[submission]
+listen = ["127.0.0.1:0"]
+tls_listen = ["127.0.0.1:0"]
+${submission}
+${extra}
+`,
+  );
+  return { dir, dataDir, configPath, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Starts `petrel serve` as a child process and waits until it listens. */
+export async function startDaemon(t: TestDir): Promise<Daemon> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: LogLine[] = [];
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+  const ports: { submission: number; submissions?: number } = { submission: 0 };
+  await new Promise<void>((res, rej) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      stdout += `${line}\n`;
+      let parsed: LogLine;
+      try {
+        parsed = JSON.parse(line) as LogLine;
+      } catch {
+        return;
+      }
+      logs.push(parsed);
+      if (parsed.msg === 'listening') {
+        const port = Number(String(parsed['address']).split(':').pop());
+        if (parsed['listener'] === 'submission') ports.submission = port;
+        if (parsed['listener'] === 'submissions') ports.submissions = port;
+      }
+      if (parsed.msg === 'petrel started') res();
+    });
+    void exited.then((code) => rej(new Error(`petrel exited (${code}) before start: ${stderr}${stdout}`)));
+  });
+  return {
+    ...t,
+    ports,
+    logs,
+    child,
+    stdoutText: () => stdout,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+export interface CliResult {
+  readonly status: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs the `petrel` CLI synchronously with the test dir's config. */
+export function cli(t: TestDir | null, args: string[], input = ''): CliResult {
+  const full = t ? ['--config', t.configPath, ...args] : args;
+  const r = spawnSync(process.execPath, [BIN, ...full], { input, encoding: 'utf8', timeout: 20_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Creates an account through the CLI and returns its password. */
+export function addUser(t: TestDir, name: string, domains: string[], password = 'correct horse battery'): string {
+  const r = cli(t, ['user', 'add', name, '--allow-from', ...domains], `${password}\n`);
+  if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
+  return password;
+}
