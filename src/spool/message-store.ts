@@ -116,7 +116,7 @@ export function createMessageStore(db: Db, clock: Clock, onFatal: FatalHandler):
     }
   });
 
-  let pending: Pending[] = [];
+  const pending: Pending[] = [];
   let scheduled = false;
   let broken: Error | null = null;
 

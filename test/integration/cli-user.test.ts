@@ -1,0 +1,45 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSpool } from '../../src/spool/index.js';
+import { verifyPassword } from '../../src/shared/index.js';
+import { cli, makeTestDir } from '../helpers/daemon.js';
+
+describe('petrel user', () => {
+  const t = makeTestDir();
+  afterAll(() => t.cleanup());
+
+  it('adds an account with a piped password, stored only as an scrypt hash', async () => {
+    const r = cli(t, ['user', 'add', 'shop', '--allow-from', 'Shop.Example', '*.mail.example'], 's3cret pass\n');
+    expect(r.status).toBe(0);
+    expect(r.stdout).not.toContain('s3cret');
+    const spool = openSpool(t.dataDir);
+    const account = await spool.accounts.get('shop');
+    await spool.close();
+    expect(account?.allowedDomains).toEqual(['shop.example', '*.mail.example']);
+    expect(account?.passwordHash).toMatch(/^scrypt\$/);
+    expect(await verifyPassword('s3cret pass', account!.passwordHash)).toBe(true);
+  });
+
+  it('generates and prints a password once when none is piped', () => {
+    const r = cli(t, ['--json', 'user', 'add', 'gen', '--allow-from', 'gen.example']);
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as { password: string };
+    expect(out.password).toMatch(/^[A-Za-z0-9_-]{24}$/);
+  });
+
+  it('lists, changes passwords and removes accounts, with clear errors', async () => {
+    expect(cli(t, ['user', 'add', 'shop', '--allow-from', 'x.example'], 'p\n')).toMatchObject({ status: 1 });
+    expect(cli(t, ['user', 'add', 'bad name', '--allow-from', 'x.example'], 'p\n').status).toBe(2);
+    expect(cli(t, ['user', 'add', 'nodomain', '--allow-from', 'not a domain'], 'p\n').stderr).toMatch(/invalid domain/);
+    const list = cli(t, ['user', 'list', '--json']);
+    expect(list.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { name: string }).name)).toEqual(['gen', 'shop']);
+    expect(cli(t, ['user', 'passwd', 'shop'], 'new pass\n').status).toBe(0);
+    const spool = openSpool(t.dataDir);
+    expect(await verifyPassword('new pass', (await spool.accounts.get('shop'))!.passwordHash)).toBe(true);
+    await spool.close();
+    expect(cli(t, ['user', 'passwd', 'ghost'], 'x\n')).toMatchObject({ status: 1 });
+    expect(cli(t, ['user', 'remove', 'shop']).status).toBe(0);
+    const again = cli(t, ['user', 'remove', 'shop']);
+    expect(again.status).toBe(1);
+    expect(again.stderr).toBe('petrel: no account named shop\n');
+  });
+});
