@@ -45,6 +45,10 @@ export async function serve(options: ServeOptions): Promise<void> {
 
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading');
+    app.reload().catch((err: unknown) => logger.error({ err }, 'reload failed'));
+  });
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'uncaught exception');
     void shutdown('uncaught exception', 1);

@@ -3,7 +3,10 @@ import { isPetrelError, errorMessage } from '../shared/index.js';
 import { VERSION } from '../version.js';
 import { register as registerConfig } from './commands/config.js';
 import { register as registerServe } from './commands/serve.js';
+import { register as registerDkim } from './commands/dkim.js';
+import { register as registerQueue } from './commands/queue.js';
 import { register as registerUser } from './commands/user.js';
+import { register as registerBounce } from './commands/bounce.js';
 import { CliError } from './context.js';
 
 function buildProgram(): Command {
@@ -17,6 +20,9 @@ function buildProgram(): Command {
   registerServe(program);
   registerConfig(program);
   registerUser(program);
+  registerQueue(program);
+  registerDkim(program);
+  registerBounce(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

@@ -117,10 +117,24 @@ export const configSchema = z.strictObject({
       public_url: z.url().default('http://127.0.0.1:8025'),
     })
     .prefault({}),
+  dkim: z
+    .strictObject({
+      /** Refuse (550 5.7.1) mail whose From: domain has no key, instead of sending it unsigned. */
+      require: z.boolean().default(false),
+      /** Also sign every message with this domain's key (the platform's own domain). */
+      also_sign_as: z.string().default(''),
+    })
+    .prefault({}),
   dns: z.strictObject({ servers: z.array(z.string()).default([]) }).prefault({}),
   delivery: z
     .strictObject({
       default: z.strictObject(shaping).prefault({}),
+      /** TCP port of MX hosts; only test and lab setups change it. */
+      mx_port: z.number().int().min(1).max(65535).default(25),
+      /** On shutdown, how long deliveries in flight may finish before they are aborted. */
+      drain_timeout: duration.prefault('10s'),
+      /** How often the queue looks for due work when nothing wakes it. */
+      poll_interval: duration.prefault('1s'),
       domain: z.record(z.string(), z.strictObject(shaping)).default({}),
       mx: z.record(z.string(), z.strictObject(shaping)).default({}),
     })

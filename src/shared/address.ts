@@ -35,3 +35,10 @@ export function domainMatches(domain: string, allowed: string): boolean {
   if (allowed.startsWith('*.')) return domain.endsWith(allowed.slice(1));
   return domain === allowed;
 }
+
+const ADDRESS_LIKE = /[^\s<>()"',;:]+@[A-Za-z0-9.-]+/g;
+
+/** Replaces anything shaped like an email address, for text that goes into logs (remote replies). */
+export function maskAddresses(text: string): string {
+  return text.replace(ADDRESS_LIKE, '[address]');
+}

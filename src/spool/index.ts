@@ -1,3 +1,16 @@
 export { openSpool, spoolPath, SPOOL_FILE, type Spool, type SpoolOptions } from './spool.js';
 export type { MessageStore, NewMessage, StoredMessage, StoredRecipient } from './message-store.js';
 export type { Account, AccountStore } from './account-store.js';
+export type {
+  QueueStore,
+  DueRecipient,
+  RecipientUpdate,
+  RecipientState,
+  EventType,
+  ReplyRecord,
+  FollowUps,
+  QueueEntry,
+  EventRecord,
+  DomainStats,
+} from './queue-store.js';
+export type { DkimKeyStore, DkimKeyRecord } from './dkim-store.js';

@@ -83,7 +83,11 @@ interface RecipientRow {
 /** Storage failures (EIO on fsync) leave the handle in an unknown state: stop using it. */
 export type FatalHandler = (err: Error) => void;
 
-export function createMessageStore(db: Db, clock: Clock, onFatal: FatalHandler): MessageStore {
+/**
+ * Prepared statements that write one message, its recipients (due at once) and its reception
+ * event. Must run inside a transaction.
+ */
+export function prepareMessageInsert(db: Db): (id: string, message: NewMessage, now: number) => void {
   const insertMessage = db.prepare(
     `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -92,6 +96,18 @@ export function createMessageStore(db: Db, clock: Clock, onFatal: FatalHandler):
     `INSERT INTO recipients (message_id, rcpt_to, domain, state, next_attempt_at, updated_at)
      VALUES (?, ?, ?, 'queued', ?, ?)`,
   );
+  const insertEvent = db.prepare(
+    `INSERT INTO events (at, type, message_id, account_id, details) VALUES (?, 'reception', ?, ?, ?)`,
+  );
+  return (id, message, now) => {
+    insertMessage.run(id, message.accountId, message.mailFrom, message.headerMessageId, message.body.length, message.body, message.listener, now);
+    for (const r of message.recipients) insertRecipient.run(id, r.address, r.domain, now, now);
+    insertEvent.run(now, id, message.accountId, JSON.stringify({ listener: message.listener, recipients: message.recipients.length, size: message.body.length }));
+  };
+}
+
+export function createMessageStore(db: Db, clock: Clock, onFatal: FatalHandler): MessageStore {
+  const insertRows = prepareMessageInsert(db);
   const selectMessage = db.prepare<[string], MessageRow>('SELECT * FROM messages WHERE id = ?');
   const selectRecipients = db.prepare<[string], RecipientRow>(
     `SELECT id, rcpt_to, domain, state, attempts, next_attempt_at, last_reply
@@ -101,19 +117,7 @@ export function createMessageStore(db: Db, clock: Clock, onFatal: FatalHandler):
 
   const writeBatch = db.transaction((batch: readonly Pending[]) => {
     const now = clock.now();
-    for (const { id, message } of batch) {
-      insertMessage.run(
-        id,
-        message.accountId,
-        message.mailFrom,
-        message.headerMessageId,
-        message.body.length,
-        message.body,
-        message.listener,
-        now,
-      );
-      for (const r of message.recipients) insertRecipient.run(id, r.address, r.domain, now, now);
-    }
+    for (const { id, message } of batch) insertRows(id, message, now);
   });
 
   const pending: Pending[] = [];

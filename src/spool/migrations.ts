@@ -39,4 +39,42 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX recipients_due ON recipients(next_attempt_at) WHERE state = 'queued';
   CREATE INDEX recipients_domain_state ON recipients(domain, state);
   `,
+  `
+  CREATE TABLE events (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    recipient_id INTEGER,
+    account_id INTEGER,
+    domain TEXT,
+    attempt INTEGER,
+    mx TEXT,
+    reply_code INTEGER,
+    reply_enhanced TEXT,
+    reply_text TEXT,
+    details TEXT
+  );
+  CREATE INDEX events_message ON events(message_id);
+  CREATE INDEX events_at ON events(at);
+  CREATE TABLE domain_suspensions (
+    domain TEXT PRIMARY KEY,
+    reason TEXT NOT NULL DEFAULT '',
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX recipients_inflight ON recipients(id) WHERE state = 'inflight';
+  `,
+  `
+  CREATE TABLE dkim_keys (
+    id INTEGER PRIMARY KEY,
+    domain TEXT NOT NULL,
+    selector TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    private_key_path TEXT NOT NULL,
+    public_key TEXT NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    UNIQUE (domain, selector)
+  );
+  `,
 ];

@@ -3,6 +3,8 @@ import { systemClock, type Clock } from '../shared/index.js';
 import { createAccountStore, type AccountStore } from './account-store.js';
 import { openDatabase, type Db } from './db.js';
 import { createMessageStore, type FatalHandler, type MessageStore } from './message-store.js';
+import { createQueueStore, type QueueStore } from './queue-store.js';
+import { createDkimKeyStore, type DkimKeyStore } from './dkim-store.js';
 
 /**
  * The single source of truth for Petrel's state. The daemon and the CLI each open their own
@@ -13,6 +15,10 @@ export interface Spool {
   readonly path: string;
   readonly messages: MessageStore;
   readonly accounts: AccountStore;
+  readonly queue: QueueStore;
+  readonly dkimKeys: DkimKeyStore;
+  /** Changes whenever another connection (the CLI) commits; cheap to poll. */
+  dataVersion(): Promise<number>;
   /** Reads a PRAGMA for diagnostics and the durability tests. */
   pragma(name: 'synchronous' | 'secure_delete' | 'journal_mode'): Promise<string | number>;
   /** Checkpoints the WAL into the main file and truncates it. */
@@ -42,6 +48,11 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     path,
     messages: createMessageStore(db, clock, options.onFatal ?? (() => undefined)),
     accounts: createAccountStore(db, clock),
+    queue: createQueueStore(db, clock),
+    dkimKeys: createDkimKeyStore(db, clock),
+    async dataVersion() {
+      return db.pragma('data_version', { simple: true }) as number;
+    },
     async pragma(name) {
       return db.pragma(name, { simple: true }) as string | number;
     },

@@ -24,6 +24,8 @@ export interface AcceptInput {
   readonly spool: Spool;
   readonly clock: Clock;
   readonly logger: Logger;
+  readonly sign: ((message: Buffer, fromDomain: string) => Promise<Buffer | null>) | undefined;
+  readonly requireSignature: boolean;
 }
 
 /**
@@ -51,11 +53,13 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
   if (fromFields.length !== 1) throw smtpError(554, '5.6.0', 'Message must have exactly one From header');
   const fromAddresses = extractAddresses(headerValue(fromFields[0]!));
   if (fromAddresses.length === 0) throw smtpError(554, '5.6.0', 'From header has no address');
+  const fromDomains: string[] = [];
   for (const addr of fromAddresses) {
     const domain = parseAddress(addr)?.domain;
     if (!domain || !account.allowedDomains.some((d) => domainMatches(domain, d))) {
       throw smtpError(550, '5.7.1', 'From: domain not allowed for this account');
     }
+    fromDomains.push(domain);
   }
 
   const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
@@ -72,13 +76,19 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
     queueId: id,
     now,
   });
+  const signature = input.sign ? await input.sign(normalized.data, fromDomains[0]!) : null;
+  if (!signature) {
+    if (input.requireSignature) throw smtpError(550, '5.7.1', 'No DKIM key for the From: domain, and signing is required');
+    logger.warn({ sessionId: session.id, msgId: id, domain: fromDomains[0] }, 'no DKIM key for the From: domain; sending unsigned');
+  }
+  const stored = signature ? Buffer.concat([signature, normalized.data]) : normalized.data;
   try {
     await spool.messages.insert(id, {
       accountId: account.id,
       mailFrom,
       recipients,
       headerMessageId: normalized.messageId,
-      body: normalized.data,
+      body: stored,
       listener: input.listener,
     });
   } catch (err) {
@@ -96,7 +106,8 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
       listener: input.listener,
       account: account.name,
       recipients: recipients.length,
-      size: normalized.data.length,
+      size: stored.length,
+      signed: signature !== null,
     },
     'message queued',
   );

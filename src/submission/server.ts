@@ -35,6 +35,15 @@ export interface SubmissionDeps {
   readonly spool: Spool;
   readonly logger: Logger;
   readonly clock: Clock;
+  /**
+   * DKIM-signs a normalized message for its From: domain: the header fields to prepend, or
+   * null when there is no key for that domain.
+   */
+  readonly sign?: (message: Buffer, fromDomain: string) => Promise<Buffer | null>;
+  /** Refuse mail that cannot be signed. */
+  readonly requireSignature?: boolean;
+  /** Called after a message is durably queued, so delivery can start at once. */
+  readonly onQueued?: () => void;
 }
 
 export interface BoundListener {
@@ -187,8 +196,13 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
         spool,
         clock,
         logger,
+        sign: deps.sign,
+        requireSignature: deps.requireSignature ?? false,
       })
-        .then((queueId) => callback(null, `2.0.0 OK queued as ${queueId}`))
+        .then((queueId) => {
+          callback(null, `2.0.0 OK queued as ${queueId}`);
+          deps.onQueued?.();
+        })
         .catch((err: unknown) => failEdge(logger, session, err, callback))
         .finally(() => clearTimeout(deadline));
     };

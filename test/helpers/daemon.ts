@@ -47,6 +47,7 @@ log_level = "debug"
 listen = ["127.0.0.1:0"]
 tls_listen = ["127.0.0.1:0"]
 ${submission}
+${extra.includes('[dns]') ? '' : '\n# No DNS leaves the machine: tests that deliver bring their own server.\n[dns]\nservers = ["127.0.0.1:9"]\n'}
 ${extra}
 `,
   );

@@ -1,0 +1,4 @@
+export { createScheduler, type Scheduler, type SchedulerDeps } from './scheduler.js';
+export { resolveShaping, nextAttempt, parseRate, type Shaping } from './shaping.js';
+export { buildDsn, type DsnInput, type FailedRecipient } from './dsn.js';
+export type { Transport, Outcome, OutboundSession, OpenResult, RouteResult, RouteHost } from './ports.js';

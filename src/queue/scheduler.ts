@@ -1,0 +1,384 @@
+import PQueue from 'p-queue';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../logging/index.js';
+import { maskAddresses, type Clock } from '../shared/index.js';
+import type { DueRecipient, RecipientUpdate, Spool } from '../spool/index.js';
+import { buildDsn } from './dsn.js';
+import type { Outcome, OutboundSession, RouteHost, Transport } from './ports.js';
+import { nextAttempt, resolveShaping, type Shaping } from './shaping.js';
+
+/** One message for one destination domain: its recipients there go in one transaction. */
+interface Job {
+  readonly messageId: string;
+  readonly domain: string;
+  readonly mailFrom: string;
+  readonly accountId: number | null;
+  readonly receivedAt: number;
+  readonly recipients: { readonly id: number; readonly address: string; readonly attempts: number }[];
+  readonly hosts: readonly RouteHost[];
+}
+
+interface Pool {
+  readonly key: string;
+  shaping: Shaping;
+  readonly jobs: Map<string, Job[]>;
+  readonly sessions: PQueue;
+  nextSendAt: number;
+  /** Sessions idling for more work, woken when jobs arrive. */
+  readonly idle: Set<() => void>;
+}
+
+/** How long an open session waits for more mail to its destination before it quits. */
+const SESSION_LINGER_MS = 1000;
+
+export interface SchedulerDeps {
+  readonly spool: Spool;
+  readonly transport: Transport;
+  readonly delivery: Config['delivery'];
+  readonly hostname: string;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** How often due work is looked for when nothing wakes the scheduler. */
+  readonly pollIntervalMs?: number;
+  /** Most recipients leased at once; bounds memory whatever the queue size. */
+  readonly maxInflight?: number;
+  /** Called after each applied state transition (metrics). */
+  readonly onTransition?: (update: RecipientUpdate, outcome: Outcome | null) => void;
+}
+
+export interface Scheduler {
+  /** Requeues work left in flight by a crash, then starts polling. */
+  start(): Promise<void>;
+  /** Looks for due work now (new mail, a CLI retry). */
+  wake(): void;
+  /**
+   * Stops taking work; sessions in flight get `drainMs` to finish, then are aborted and their
+   * recipients deferred. Leased but untried recipients are released. Idempotent.
+   */
+  stop(drainMs: number): Promise<void>;
+  /** Recipients leased right now. */
+  inflight(): number;
+}
+
+const ROUTE_TTL_MS = 60_000;
+
+export function createScheduler(deps: SchedulerDeps): Scheduler {
+  const { spool, transport, logger, clock } = deps;
+  const pollIntervalMs = deps.pollIntervalMs ?? 1000;
+  const maxInflight = deps.maxInflight ?? 2000;
+  const pools = new Map<string, Pool>();
+  const routes = new Map<string, { at: number; result: ReturnType<Transport['resolve']> }>();
+  const abort = new AbortController();
+  let leased = 0;
+  let timer: NodeJS.Timeout | null = null;
+  let polling = false;
+  let again = false;
+  let stopping: Promise<void> | null = null;
+
+  const schedule = (delay: number): void => {
+    if (stopping) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => void poll(), delay);
+  };
+
+  const poll = async (): Promise<void> => {
+    if (stopping) return;
+    if (polling) {
+      again = true;
+      return;
+    }
+    polling = true;
+    let full = false;
+    try {
+      await dropSuspended();
+      const room = Math.min(maxInflight - leased, 500);
+      if (room > 0) {
+        const due = await spool.queue.leaseDue(room);
+        leased += due.length;
+        full = due.length === room;
+        if (due.length > 0) void dispatch(due).catch((err: unknown) => logger.error({ err }, 'dispatch failed'));
+      }
+    } catch (err) {
+      logger.error({ err }, 'queue poll failed');
+    } finally {
+      polling = false;
+    }
+    if (again || full) {
+      again = false;
+      schedule(0);
+    } else schedule(pollIntervalMs);
+  };
+
+  const dropSuspended = async (): Promise<void> => {
+    const suspended = new Set(await spool.queue.suspended());
+    if (suspended.size === 0) return;
+    for (const pool of pools.values()) {
+      for (const domain of suspended) {
+        const jobs = pool.jobs.get(domain);
+        if (!jobs) continue;
+        pool.jobs.delete(domain);
+        await releaseJobs(jobs);
+      }
+    }
+  };
+
+  const releaseJobs = async (jobs: readonly Job[]): Promise<void> => {
+    const ids = jobs.flatMap((j) => j.recipients.map((r) => r.id));
+    if (ids.length === 0) return;
+    await spool.queue.release(ids);
+    leased -= ids.length;
+  };
+
+  const route = (domain: string): ReturnType<Transport['resolve']> => {
+    const cached = routes.get(domain);
+    if (cached && clock.now() - cached.at < ROUTE_TTL_MS) return cached.result;
+    const result = transport.resolve(domain);
+    routes.set(domain, { at: clock.now(), result });
+    if (routes.size > 10_000) routes.delete(routes.keys().next().value!);
+    return result;
+  };
+
+  const dispatch = async (due: readonly DueRecipient[]): Promise<void> => {
+    const byDomain = new Map<string, Map<string, DueRecipient[]>>();
+    for (const r of due) {
+      let msgs = byDomain.get(r.domain);
+      if (!msgs) byDomain.set(r.domain, (msgs = new Map()));
+      const list = msgs.get(r.messageId);
+      if (list) list.push(r);
+      else msgs.set(r.messageId, [r]);
+    }
+    await Promise.all(
+      [...byDomain].map(async ([domain, msgs]) => {
+        const resolved = await route(domain);
+        const jobs = [...msgs.values()].map((rs): Job => {
+          const first = rs[0]!;
+          return {
+            messageId: first.messageId,
+            domain,
+            mailFrom: first.mailFrom,
+            accountId: first.accountId,
+            receivedAt: first.receivedAt,
+            recipients: rs.map((r) => ({ id: r.id, address: r.address, attempts: r.attempts })),
+            hosts: resolved.ok ? resolved.hosts : [],
+          };
+        });
+        if (stopping) return releaseJobs(jobs);
+        if (!resolved.ok) {
+          routes.delete(domain);
+          const { shaping } = resolveShaping(deps.delivery, domain, []);
+          for (const job of jobs) await record(job, job.recipients.map(() => resolved.outcome), shaping);
+          return;
+        }
+        const { shaping, poolKey } = resolveShaping(deps.delivery, domain, resolved.hosts.map((h) => h.name));
+        const pool = poolFor(poolKey, shaping);
+        const list = pool.jobs.get(domain) ?? [];
+        list.push(...jobs);
+        pool.jobs.set(domain, list);
+        for (const wake of pool.idle) wake();
+        spawn(pool);
+      }),
+    );
+  };
+
+  const poolFor = (key: string, shaping: Shaping): Pool => {
+    let pool = pools.get(key);
+    if (!pool) {
+      pool = {
+        key,
+        shaping,
+        jobs: new Map(),
+        sessions: new PQueue({ concurrency: shaping.maxConnections }),
+        nextSendAt: 0,
+        idle: new Set(),
+      };
+      pools.set(key, pool);
+    }
+    return pool;
+  };
+
+  const pendingJobs = (pool: Pool): number => {
+    let n = 0;
+    for (const list of pool.jobs.values()) n += list.length;
+    return n;
+  };
+
+  const spawn = (pool: Pool): void => {
+    while (!stopping && pool.sessions.size + pool.sessions.pending < Math.min(pool.shaping.maxConnections, pendingJobs(pool))) {
+      void pool.sessions.add(() => runSession(pool)).catch((err: unknown) => logger.error({ err, queue: pool.key }, 'session failed'));
+    }
+  };
+
+  const takeJob = (pool: Pool, domain: string): Job | undefined => {
+    const list = pool.jobs.get(domain);
+    const job = list?.shift();
+    if (list && list.length === 0) pool.jobs.delete(domain);
+    return job;
+  };
+
+  /** Keeps a connection open a little while, so a steady trickle of mail reuses it. */
+  const lingerForJob = async (pool: Pool, domain: string): Promise<Job | undefined> => {
+    let wake!: () => void;
+    const woken = new Promise<void>((r) => (wake = r));
+    pool.idle.add(wake);
+    const timer = setTimeout(wake, SESSION_LINGER_MS);
+    await woken;
+    clearTimeout(timer);
+    pool.idle.delete(wake);
+    return stopping ? undefined : takeJob(pool, domain);
+  };
+
+  /** Spaces sends so that a pool never exceeds its rate, whatever its number of sessions. */
+  const pace = async (pool: Pool): Promise<void> => {
+    if (!Number.isFinite(pool.shaping.ratePerSecond)) return;
+    const now = clock.now();
+    const at = Math.max(now, pool.nextSendAt);
+    pool.nextSendAt = at + 1000 / pool.shaping.ratePerSecond;
+    if (at > now) await new Promise((r) => setTimeout(r, at - now));
+  };
+
+  const runSession = async (pool: Pool): Promise<void> => {
+    // The domain with the most waiting messages gets this connection.
+    let domain: string | undefined;
+    let most = 0;
+    for (const [d, list] of pool.jobs) {
+      if (list.length > most) {
+        domain = d;
+        most = list.length;
+      }
+    }
+    if (domain === undefined || stopping) return;
+    const first = takeJob(pool, domain);
+    if (!first) return;
+    const opened = await transport.open(first.hosts, pool.shaping, abort.signal);
+    if (!opened.ok) {
+      // The destination is unreachable now: every job waiting for it shares this outcome.
+      const failed = [first];
+      for (let j = takeJob(pool, domain); j; j = takeJob(pool, domain)) failed.push(j);
+      for (const job of failed) await record(job, job.recipients.map(() => opened.outcome), pool.shaping);
+      return;
+    }
+    const session = opened.session;
+    try {
+      let job: Job | undefined = first;
+      let sent = 0;
+      while (job) {
+        await deliverJob(session, job, pool);
+        sent++;
+        if (sent >= pool.shaping.messagesPerConnection || !session.usable || stopping) break;
+        job = takeJob(pool, domain) ?? (await lingerForJob(pool, domain));
+      }
+    } finally {
+      await session.close();
+    }
+    spawn(pool);
+  };
+
+  const deliverJob = async (session: OutboundSession, job: Job, pool: Pool): Promise<void> => {
+    const body = await spool.queue.body(job.messageId);
+    const ids = job.recipients.map((r) => r.id);
+    if (!body || !(await spool.queue.stillLeased(ids))) {
+      // Cancelled or erased while waiting: whatever is still leased goes back untouched.
+      await releaseJobs([job]);
+      return;
+    }
+    await pace(pool);
+    const started = clock.now();
+    const outcomes = await session.send(
+      { mailFrom: job.mailFrom, rcptTo: job.recipients.map((r) => r.address), message: body },
+      { signal: abort.signal },
+    );
+    logger.debug({ msgId: job.messageId, queue: job.domain, mx: session.mx, durationMs: clock.now() - started }, 'attempt finished');
+    await record(job, outcomes, pool.shaping, body);
+  };
+
+  const record = async (job: Job, outcomes: readonly Outcome[], shaping: Shaping, body?: Buffer): Promise<void> => {
+    const now = clock.now();
+    const updates: RecipientUpdate[] = job.recipients.map((r, i) => {
+      const o = outcomes[i] ?? outcomes[0]!;
+      const base = { recipientId: r.id, messageId: job.messageId, accountId: job.accountId, domain: job.domain, attempted: true, reply: o.reply, mx: o.mx };
+      if (o.kind === 'delivered') return { ...base, state: 'delivered', event: 'delivery' };
+      if (o.kind === 'failed') return { ...base, state: 'bounced', event: 'bounce' };
+      const next = nextAttempt(shaping, r.attempts + 1, job.receivedAt, now);
+      if (next === null) return { ...base, state: 'expired', event: 'expiration' };
+      return { ...base, state: 'queued', event: 'transient_failure', nextAttemptAt: next };
+    });
+    const original = body ?? (updates.some((u) => u.state === 'bounced' || u.state === 'expired') ? await spool.queue.body(job.messageId) : null);
+    let dsnQueued = false;
+    const applied = await spool.queue.complete(updates, (done) => {
+      const ended = done.filter((u) => u.state === 'bounced' || u.state === 'expired');
+      if (ended.length === 0 || !original) return [];
+      const dsn = buildDsn({
+        reportingMta: deps.hostname,
+        originalMessageId: job.messageId,
+        originalMailFrom: job.mailFrom,
+        originalAccountId: job.accountId,
+        arrivalDate: job.receivedAt,
+        original,
+        now,
+        recipients: ended.map((u) => ({
+          address: job.recipients.find((r) => r.id === u.recipientId)!.address,
+          action: 'failed',
+          status: u.state === 'expired' ? '4.4.7' : u.reply?.enhanced || '5.0.0',
+          reply: u.reply,
+          mx: u.mx,
+          lastAttemptAt: now,
+        })),
+      });
+      if (!dsn) return [];
+      dsnQueued = true;
+      return [{ id: spool.messages.newId(), message: dsn }];
+    });
+    leased -= job.recipients.length;
+    for (const u of applied) {
+      const outcome = outcomes[job.recipients.findIndex((r) => r.id === u.recipientId)] ?? null;
+      logger.info(
+        {
+          event: u.event,
+          msgId: u.messageId,
+          rcptId: u.recipientId,
+          queue: u.domain,
+          mx: u.mx,
+          reply: u.reply ? { code: u.reply.code, enhanced: u.reply.enhanced, text: maskAddresses(u.reply.text).slice(0, 312) } : null,
+          ...(u.nextAttemptAt !== undefined ? { nextAttemptAt: new Date(u.nextAttemptAt).toISOString() } : {}),
+        },
+        u.event,
+      );
+      deps.onTransition?.(u, outcome);
+    }
+    if (dsnQueued) wakeSoon();
+  };
+
+  const wakeSoon = (): void => {
+    if (!stopping) schedule(0);
+  };
+
+  return {
+    async start() {
+      const recovered = await spool.queue.recoverInflight();
+      if (recovered > 0) logger.info({ recipients: recovered }, 'requeued work that was in flight at the last stop');
+      schedule(0);
+    },
+    wake: wakeSoon,
+    inflight: () => leased,
+    stop(drainMs) {
+      stopping ??= (async () => {
+        if (timer) clearTimeout(timer);
+        while (polling) await new Promise((r) => setTimeout(r, 10));
+        for (const pool of pools.values()) {
+          const jobs = [...pool.jobs.values()].flat();
+          pool.jobs.clear();
+          await releaseJobs(jobs);
+          for (const wake of pool.idle) wake();
+        }
+        const idle = Promise.all([...pools.values()].map((p) => p.sessions.onIdle()));
+        const deadline = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), drainMs).unref());
+        if ((await Promise.race([idle, deadline])) === 'timeout') {
+          logger.warn('drain deadline passed: aborting deliveries in flight');
+          abort.abort();
+          await idle;
+        }
+      })();
+      return stopping;
+    },
+  };
+}

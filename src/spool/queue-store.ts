@@ -1,0 +1,323 @@
+import type { Clock } from '../shared/index.js';
+import type { Db } from './db.js';
+import { prepareMessageInsert, type NewMessage } from './message-store.js';
+
+export type RecipientState = 'queued' | 'inflight' | 'delivered' | 'bounced' | 'expired' | 'suppressed' | 'cancelled';
+
+/** One line of the delivery log (KumoMTA's record types). */
+export type EventType =
+  | 'reception'
+  | 'delivery'
+  | 'transient_failure'
+  | 'bounce'
+  | 'expiration'
+  | 'suppressed'
+  | 'cancelled'
+  | 'feedback';
+
+/** A recipient leased for delivery, with what the scheduler needs from its message (no body). */
+export interface DueRecipient {
+  readonly id: number;
+  readonly messageId: string;
+  readonly address: string;
+  readonly domain: string;
+  readonly attempts: number;
+  readonly accountId: number | null;
+  readonly mailFrom: string;
+  readonly receivedAt: number;
+}
+
+export interface ReplyRecord {
+  readonly code: number;
+  readonly enhanced: string;
+  readonly text: string;
+}
+
+/** The end of one delivery attempt for one recipient. */
+export interface RecipientUpdate {
+  readonly recipientId: number;
+  readonly messageId: string;
+  readonly accountId: number | null;
+  readonly domain: string;
+  readonly state: Exclude<RecipientState, 'inflight'>;
+  /** Only for state `queued`: when to try again. */
+  readonly nextAttemptAt?: number;
+  /** False when nothing was sent (suppressed, cancelled): the attempt count stays. */
+  readonly attempted: boolean;
+  readonly reply: ReplyRecord | null;
+  readonly mx: string | null;
+  readonly event: EventType;
+}
+
+/** Messages to queue in the same transaction as the updates that caused them (DSNs). */
+export type FollowUps = (applied: readonly RecipientUpdate[]) => readonly { id: string; message: NewMessage }[];
+
+export interface QueueEntry {
+  readonly messageId: string;
+  readonly recipientId: number;
+  readonly address: string;
+  readonly domain: string;
+  readonly state: RecipientState;
+  readonly attempts: number;
+  readonly nextAttemptAt: number;
+  readonly lastReply: string | null;
+  readonly accountId: number | null;
+  readonly receivedAt: number;
+}
+
+export interface EventRecord {
+  readonly id: number;
+  readonly at: number;
+  readonly type: EventType;
+  readonly messageId: string;
+  readonly recipientId: number | null;
+  readonly domain: string | null;
+  readonly attempt: number | null;
+  readonly mx: string | null;
+  readonly reply: ReplyRecord | null;
+}
+
+export interface DomainStats {
+  readonly domain: string;
+  readonly queued: number;
+  readonly inflight: number;
+  readonly oldestReceivedAt: number;
+}
+
+/** The queue's state transitions; the scheduler owns when they happen. */
+export interface QueueStore {
+  /** Work that was in flight when the process stopped becomes due now (at-least-once). */
+  recoverInflight(): Promise<number>;
+  /** Leases up to `limit` due recipients of unsuspended domains, oldest due first. */
+  leaseDue(limit: number): Promise<DueRecipient[]>;
+  body(messageId: string): Promise<Buffer | null>;
+  /**
+   * Applies attempt results in one transaction. An update applies only to a recipient still in
+   * flight (one cancelled or erased meanwhile is left alone); `followUps` sees the applied ones.
+   */
+  complete(updates: readonly RecipientUpdate[], followUps?: FollowUps): Promise<RecipientUpdate[]>;
+  /** Returns leased recipients to the queue untouched (shutdown before they were tried). */
+  release(recipientIds: readonly number[]): Promise<void>;
+  /** True while the recipient is still leased (not cancelled or erased). */
+  stillLeased(recipientIds: readonly number[]): Promise<boolean>;
+  list(filter: { domain?: string; state?: RecipientState; accountId?: number; limit: number }): Promise<QueueEntry[]>;
+  events(messageId: string): Promise<EventRecord[]>;
+  /** Makes queued recipients due now; returns how many. */
+  retryMessage(messageId: string): Promise<number>;
+  retryDomain(domain: string): Promise<number>;
+  /** Ends every unfinished recipient of the message as cancelled; returns how many. */
+  cancelMessage(messageId: string): Promise<number>;
+  suspend(domain: string, reason: string): Promise<void>;
+  resume(domain: string): Promise<boolean>;
+  suspended(): Promise<string[]>;
+  stats(): Promise<DomainStats[]>;
+  counts(): Promise<Record<RecipientState, number>>;
+}
+
+const LEASE_MS = 15 * 60_000;
+
+export function createQueueStore(db: Db, clock: Clock): QueueStore {
+  const recover = db.prepare(
+    `UPDATE recipients SET state = 'queued', lease_until = NULL, next_attempt_at = ?, updated_at = ?
+     WHERE state = 'inflight'`,
+  );
+  const selectDue = db.prepare<[number, number], { id: number }>(
+    `SELECT r.id FROM recipients r
+     WHERE r.state = 'queued' AND r.next_attempt_at <= ?
+       AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
+     ORDER BY r.next_attempt_at LIMIT ?`,
+  );
+  const lease = db.prepare(`UPDATE recipients SET state = 'inflight', lease_until = ?, updated_at = ? WHERE id = ?`);
+  const dueRow = db.prepare<[number], Omit<DueRecipient, never> & Record<string, unknown>>(
+    `SELECT r.id AS id, r.message_id AS messageId, r.rcpt_to AS address, r.domain AS domain,
+            r.attempts AS attempts, m.account_id AS accountId, m.mail_from AS mailFrom, m.received_at AS receivedAt
+     FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?`,
+  );
+  const selectBody = db.prepare<[string], { body: Buffer }>('SELECT body FROM messages WHERE id = ?');
+  const update = db.prepare(
+    `UPDATE recipients SET state = ?, attempts = attempts + ?, next_attempt_at = ?, last_attempt_at = ?,
+       last_reply = coalesce(?, last_reply), lease_until = NULL, updated_at = ?
+     WHERE id = ? AND state = 'inflight'`,
+  );
+  const attemptsOf = db.prepare<[number], { attempts: number }>('SELECT attempts FROM recipients WHERE id = ?');
+  const insertEvent = db.prepare(
+    `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertMessage = prepareMessageInsert(db);
+  const releaseOne = db.prepare(
+    `UPDATE recipients SET state = 'queued', lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'inflight'`,
+  );
+  const isLeased = db.prepare<[number], { state: string }>('SELECT state FROM recipients WHERE id = ?');
+  const retryMsg = db.prepare(
+    `UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE message_id = ? AND state = 'queued'`,
+  );
+  const retryDom = db.prepare(`UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE domain = ? AND state = 'queued'`);
+  const unfinished = db.prepare<[string], { id: number; domain: string; account_id: number | null }>(
+    `SELECT r.id, r.domain, m.account_id FROM recipients r JOIN messages m ON m.id = r.message_id
+     WHERE r.message_id = ? AND r.state IN ('queued', 'inflight')`,
+  );
+  const cancelOne = db.prepare(
+    `UPDATE recipients SET state = 'cancelled', lease_until = NULL, updated_at = ? WHERE id = ?`,
+  );
+  const insertSuspension = db.prepare(
+    `INSERT INTO domain_suspensions (domain, reason, created_at) VALUES (?, ?, ?)
+     ON CONFLICT(domain) DO UPDATE SET reason = excluded.reason`,
+  );
+  const deleteSuspension = db.prepare('DELETE FROM domain_suspensions WHERE domain = ?');
+  const selectSuspended = db.prepare<[], { domain: string }>('SELECT domain FROM domain_suspensions ORDER BY domain');
+  const selectStats = db.prepare<[], DomainStats>(
+    `SELECT r.domain AS domain, sum(r.state = 'queued') AS queued, sum(r.state = 'inflight') AS inflight,
+            min(m.received_at) AS oldestReceivedAt
+     FROM recipients r JOIN messages m ON m.id = r.message_id
+     WHERE r.state IN ('queued', 'inflight') GROUP BY r.domain ORDER BY count(*) DESC`,
+  );
+  const selectCounts = db.prepare<[], { state: RecipientState; n: number }>(
+    'SELECT state, count(*) AS n FROM recipients GROUP BY state',
+  );
+  const selectEvents = db.prepare<[string], Record<string, unknown>>(
+    'SELECT * FROM events WHERE message_id = ? ORDER BY id',
+  );
+
+  const leaseTx = db.transaction((limit: number) => {
+    const now = clock.now();
+    const out: DueRecipient[] = [];
+    for (const { id } of selectDue.all(now, limit)) {
+      lease.run(now + LEASE_MS, now, id);
+      out.push(dueRow.get(id) as unknown as DueRecipient);
+    }
+    return out;
+  });
+
+  const completeTx = db.transaction((updates: readonly RecipientUpdate[], followUps: FollowUps | undefined) => {
+    const now = clock.now();
+    const applied: RecipientUpdate[] = [];
+    for (const u of updates) {
+      const changed = update.run(
+        u.state,
+        u.attempted ? 1 : 0,
+        u.nextAttemptAt ?? now,
+        u.attempted ? now : null,
+        u.reply ? `${u.reply.code} ${u.reply.enhanced} ${u.reply.text}`.replace(/\s+/g, ' ').trim() : null,
+        now,
+        u.recipientId,
+      ).changes;
+      if (changed === 0) continue;
+      applied.push(u);
+      const attempt = attemptsOf.get(u.recipientId)?.attempts ?? null;
+      insertEvent.run(
+        now, u.event, u.messageId, u.recipientId, u.accountId, u.domain, attempt, u.mx,
+        u.reply?.code ?? null, u.reply?.enhanced ?? null, u.reply?.text ?? null,
+      );
+    }
+    if (followUps && applied.length > 0) for (const f of followUps(applied)) insertMessage(f.id, f.message, now);
+    return applied;
+  });
+
+  const cancelTx = db.transaction((messageId: string) => {
+    const now = clock.now();
+    const rows = unfinished.all(messageId);
+    for (const r of rows) {
+      cancelOne.run(now, r.id);
+      insertEvent.run(now, 'cancelled', messageId, r.id, r.account_id, r.domain, null, null, null, null, null);
+    }
+    return rows.length;
+  });
+
+  return {
+    async recoverInflight() {
+      const now = clock.now();
+      return recover.run(now, now).changes;
+    },
+    async leaseDue(limit) {
+      return leaseTx.immediate(limit);
+    },
+    async body(messageId) {
+      return selectBody.get(messageId)?.body ?? null;
+    },
+    async complete(updates, followUps) {
+      return completeTx.immediate(updates, followUps);
+    },
+    async release(ids) {
+      const now = clock.now();
+      db.transaction(() => {
+        for (const id of ids) releaseOne.run(now, id);
+      }).immediate();
+    },
+    async stillLeased(ids) {
+      return ids.every((id) => isLeased.get(id)?.state === 'inflight');
+    },
+    async list(filter) {
+      const where: string[] = [];
+      const params: (string | number)[] = [];
+      if (filter.domain) {
+        where.push('r.domain = ?');
+        params.push(filter.domain);
+      }
+      if (filter.state) {
+        where.push('r.state = ?');
+        params.push(filter.state);
+      } else where.push("r.state IN ('queued', 'inflight')");
+      if (filter.accountId !== undefined) {
+        where.push('m.account_id = ?');
+        params.push(filter.accountId);
+      }
+      params.push(filter.limit);
+      return db
+        .prepare<(string | number)[], QueueEntry>(
+          `SELECT r.message_id AS messageId, r.id AS recipientId, r.rcpt_to AS address, r.domain AS domain,
+                  r.state AS state, r.attempts AS attempts, r.next_attempt_at AS nextAttemptAt,
+                  r.last_reply AS lastReply, m.account_id AS accountId, m.received_at AS receivedAt
+           FROM recipients r JOIN messages m ON m.id = r.message_id
+           WHERE ${where.join(' AND ')} ORDER BY r.next_attempt_at, r.id LIMIT ?`,
+        )
+        .all(...params);
+    },
+    async events(messageId) {
+      return selectEvents.all(messageId).map((e) => ({
+        id: e['id'] as number,
+        at: e['at'] as number,
+        type: e['type'] as EventType,
+        messageId: e['message_id'] as string,
+        recipientId: e['recipient_id'] as number | null,
+        domain: e['domain'] as string | null,
+        attempt: e['attempt'] as number | null,
+        mx: e['mx'] as string | null,
+        reply:
+          e['reply_code'] === null
+            ? null
+            : { code: e['reply_code'] as number, enhanced: (e['reply_enhanced'] as string) ?? '', text: (e['reply_text'] as string) ?? '' },
+      }));
+    },
+    async retryMessage(messageId) {
+      const now = clock.now();
+      return retryMsg.run(now, now, messageId).changes;
+    },
+    async retryDomain(domain) {
+      const now = clock.now();
+      return retryDom.run(now, now, domain).changes;
+    },
+    async cancelMessage(messageId) {
+      return cancelTx.immediate(messageId);
+    },
+    async suspend(domain, reason) {
+      insertSuspension.run(domain, reason, clock.now());
+    },
+    async resume(domain) {
+      return deleteSuspension.run(domain).changes > 0;
+    },
+    async suspended() {
+      return selectSuspended.all().map((r) => r.domain);
+    },
+    async stats() {
+      return selectStats.all();
+    },
+    async counts() {
+      const out: Record<RecipientState, number> = {
+        queued: 0, inflight: 0, delivered: 0, bounced: 0, expired: 0, suppressed: 0, cancelled: 0,
+      };
+      for (const r of selectCounts.all()) out[r.state] = r.n;
+      return out;
+    },
+  };
+}
