@@ -5,7 +5,8 @@ import { createSubmissionService, type BoundListener, type SubmissionService } f
 import { loadTlsMaterial } from './tls/index.js';
 import { createScheduler, type Scheduler, type Transport } from './queue/index.js';
 import { createMxResolver, openSession, type DestinationResolver, type MxHost } from './delivery/index.js';
-import { systemClock, type Clock } from './shared/index.js';
+import { readFileSync } from 'node:fs';
+import { ConfigError, errorMessage, systemClock, type Clock } from './shared/index.js';
 import { createKeyCache, createKeyRing, createSigner, type DkimKey, type KeyRing } from './dkim/index.js';
 
 export interface AppDeps {
@@ -19,11 +20,29 @@ export interface AppDeps {
 
 /** The outbound side of the queue: DNS/routes and SMTP sessions from src/delivery. */
 function createTransport(config: Config, resolver: DestinationResolver): Transport {
+  const credentials = new Map<string, { user: string; pass: string }>();
+  for (const [domain, route] of Object.entries(config.routes)) {
+    if (!route.auth_user) continue;
+    let pass: string;
+    try {
+      pass = readFileSync(route.auth_password_file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new ConfigError('PETREL_CONFIG_INVALID', `routes.${domain}.auth_password_file: cannot read: ${errorMessage(err)}`);
+    }
+    credentials.set(domain, { user: route.auth_user, pass });
+  }
   return {
     resolve: (domain) => resolver.resolve(domain),
-    open: (hosts, shaping, signal) =>
+    open: (domain, hosts, shaping, signal) => {
+      const auth = credentials.get(domain);
       // The hosts came from this resolver, so they are MxHosts.
-      openSession(hosts as readonly MxHost[], { hostname: config.hostname, tls: shaping.tls, signal }),
+      return openSession(hosts as readonly MxHost[], {
+        hostname: config.hostname,
+        tls: shaping.tls,
+        signal,
+        ...(auth ? { auth } : {}),
+      });
+    },
   };
 }
 

@@ -145,6 +145,10 @@ export const configSchema = z.strictObject({
       z.strictObject({
         host: z.string().min(1),
         port: z.number().int().min(1).max(65535).default(25),
+        /** AUTH user at the smarthost; empty: no AUTH. */
+        auth_user: z.string().default(''),
+        /** File holding the AUTH password (secrets never sit in the config itself). */
+        auth_password_file: z.string().default(''),
       }),
     )
     .default({}),

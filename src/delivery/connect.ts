@@ -41,6 +41,8 @@ export interface SessionOptions {
   readonly trustedCa?: string | Buffer | readonly (string | Buffer)[];
   /** Source address to bind. */
   readonly localAddress?: string;
+  /** Credentials for a smarthost (AUTH PLAIN/LOGIN after EHLO and STARTTLS). */
+  readonly auth?: { readonly user: string; readonly pass: string };
 }
 
 export type ConnectResult =
@@ -111,7 +113,17 @@ export function connect(
       if (required && !conn.secure) {
         return fail(Object.assign(new Error('session is not encrypted'), { code: 'ETLS' }));
       }
-      finish({ ok: true, conn });
+      if (!options.auth) return finish({ ok: true, conn });
+      conn.login({ user: options.auth.user, pass: options.auth.pass }, (authErr) => {
+        if (!authErr) return finish({ ok: true, conn });
+        // Our credentials are wrong or the relay is unwell: the recipient is not at fault.
+        const reply = (authErr as ClientError).response ?? firstLine(authErr.message);
+        finish({
+          ok: false,
+          outcome: localFailure(451, '4.7.0', `AUTH with ${host.name} failed: ${reply}`, host.name),
+          tlsFailed: false,
+        });
+      });
     });
   });
 }

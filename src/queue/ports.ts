@@ -35,5 +35,5 @@ export type OpenResult = { readonly ok: true; readonly session: OutboundSession 
  */
 export interface Transport {
   resolve(domain: string): Promise<RouteResult>;
-  open(hosts: readonly RouteHost[], shaping: Shaping, signal: AbortSignal): Promise<OpenResult>;
+  open(domain: string, hosts: readonly RouteHost[], shaping: Shaping, signal: AbortSignal): Promise<OpenResult>;
 }

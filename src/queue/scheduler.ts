@@ -249,7 +249,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (domain === undefined || stopping) return;
     const first = takeJob(pool, domain);
     if (!first) return;
-    const opened = await transport.open(first.hosts, pool.shaping, abort.signal);
+    const opened = await transport.open(domain, first.hosts, pool.shaping, abort.signal);
     if (!opened.ok) {
       // The destination is unreachable now: every job waiting for it shares this outcome.
       const failed = [first];
