@@ -107,14 +107,32 @@ export const configSchema = z.strictObject({
   inbound: z
     .strictObject({
       listen: z.array(listen).prefault(['127.0.0.1:2525']),
+      /** VERP return paths live here; its MX must point at this listener. */
       bounce_domain: z.string().default('bounces.localhost'),
+      /** Where feedback-loop (ARF) reports are sent. */
       fbl_address: z.string().default('fbl@bounces.localhost'),
+      /** Largest report accepted. */
+      max_message_size: size.prefault('10MB'),
+      max_connections_per_ip: z.number().int().positive().default(20),
+      /** Return paths older than this are refused (a replayed old bounce changes nothing). */
+      verp_max_age: duration.prefault('30d'),
     })
     .prefault({}),
   http: z
     .strictObject({
       listen: listen.prefault('127.0.0.1:8025'),
       public_url: z.url().default('http://127.0.0.1:8025'),
+      /** How long a List-Unsubscribe link stays valid. */
+      unsubscribe_ttl: duration.prefault('180d'),
+      /** Bearer token required for /metrics; empty: none (keep the listener on loopback then). */
+      metrics_token: z.string().default(''),
+    })
+    .prefault({}),
+  suppression: z
+    .strictObject({
+      /** Soft bounces within soft_bounce_window that suppress an address. */
+      soft_bounce_limit: z.number().int().positive().default(3),
+      soft_bounce_window: duration.prefault('7d'),
     })
     .prefault({}),
   dkim: z

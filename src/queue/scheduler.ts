@@ -14,6 +14,7 @@ interface Job {
   readonly mailFrom: string;
   readonly accountId: number | null;
   readonly receivedAt: number;
+  readonly stream: 'transactional' | 'marketing';
   readonly recipients: { readonly id: number; readonly address: string; readonly attempts: number }[];
   readonly hosts: readonly RouteHost[];
 }
@@ -42,6 +43,13 @@ export interface SchedulerDeps {
   readonly pollIntervalMs?: number;
   /** Most recipients leased at once; bounds memory whatever the queue size. */
   readonly maxInflight?: number;
+  /**
+   * The envelope sender for one recipient (VERP). When set, each recipient gets its own
+   * transaction (the session is still shared); DSNs keep the null sender.
+   */
+  readonly returnPath?: (recipientId: number) => string;
+  /** Why mail to this recipient must not go out now (suppression), or null. */
+  readonly suppressed?: (accountId: number | null, address: string, stream: 'transactional' | 'marketing') => Promise<string | null>;
   /** Called after each applied state transition (metrics). */
   readonly onTransition?: (update: RecipientUpdate, outcome: Outcome | null) => void;
 }
@@ -158,6 +166,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
             mailFrom: first.mailFrom,
             accountId: first.accountId,
             receivedAt: first.receivedAt,
+            stream: first.stream,
             recipients: rs.map((r) => ({ id: r.id, address: r.address, attempts: r.attempts })),
             hosts: resolved.ok ? resolved.hosts : [],
           };
@@ -281,14 +290,60 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       await releaseJobs([job]);
       return;
     }
+    const sendable = await withoutSuppressed(job);
+    if (sendable.recipients.length === 0) return;
     await pace(pool);
     const started = clock.now();
-    const outcomes = await session.send(
-      { mailFrom: job.mailFrom, rcptTo: job.recipients.map((r) => r.address), message: body },
-      { signal: abort.signal },
-    );
+    let outcomes: Outcome[];
+    if (deps.returnPath && sendable.mailFrom !== '') {
+      outcomes = [];
+      for (const r of sendable.recipients) {
+        const [o] = await session.send(
+          { mailFrom: deps.returnPath(r.id), rcptTo: [r.address], message: body },
+          { signal: abort.signal },
+        );
+        outcomes.push(o!);
+        if (!session.usable) break;
+      }
+    } else {
+      outcomes = await session.send(
+        { mailFrom: sendable.mailFrom, rcptTo: sendable.recipients.map((r) => r.address), message: body },
+        { signal: abort.signal },
+      );
+    }
     logger.debug({ msgId: job.messageId, queue: job.domain, mx: session.mx, durationMs: clock.now() - started }, 'attempt finished');
-    await record(job, outcomes, pool.shaping, body);
+    // A session lost part-way leaves later recipients untried: they go back unchanged.
+    const tried = { ...sendable, recipients: sendable.recipients.slice(0, outcomes.length) };
+    const untried = sendable.recipients.slice(outcomes.length);
+    if (untried.length > 0) await releaseJobs([{ ...sendable, recipients: untried }]);
+    await record(tried, outcomes, pool.shaping, body);
+  };
+
+  /** Ends suppressed recipients (no attempt, no DSN) and returns the job without them. */
+  const withoutSuppressed = async (job: Job): Promise<Job> => {
+    if (!deps.suppressed || job.mailFrom === '') return job;
+    const keep: Job['recipients'] = [];
+    const ended: RecipientUpdate[] = [];
+    for (const r of job.recipients) {
+      const why = await deps.suppressed(job.accountId, r.address, job.stream);
+      if (why === null) keep.push(r);
+      else {
+        ended.push({
+          recipientId: r.id, messageId: job.messageId, accountId: job.accountId, domain: job.domain,
+          state: 'suppressed', event: 'suppressed', attempted: false, mx: null,
+          reply: { code: 550, enhanced: '5.7.1', text: `Recipient suppressed (${why})` },
+        });
+      }
+    }
+    if (ended.length > 0) {
+      const applied = await spool.queue.complete(ended);
+      leased -= ended.length;
+      for (const u of applied) {
+        logger.info({ event: u.event, msgId: u.messageId, rcptId: u.recipientId, queue: u.domain }, u.event);
+        deps.onTransition?.(u, null);
+      }
+    }
+    return { ...job, recipients: keep };
   };
 
   const record = async (job: Job, outcomes: readonly Outcome[], shaping: Shaping, body?: Buffer): Promise<void> => {

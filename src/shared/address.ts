@@ -42,3 +42,13 @@ const ADDRESS_LIKE = /[^\s<>()"',;:]+@[A-Za-z0-9.-]+/g;
 export function maskAddresses(text: string): string {
   return text.replace(ADDRESS_LIKE, '[address]');
 }
+
+/**
+ * The form an address is compared and hashed in: trimmed, lower-cased, domain in ASCII (IDNA),
+ * so the punycode and UTF-8 forms of a domain match. Returns null for a non-address.
+ */
+export function canonicalAddress(address: string): string | null {
+  const parsed = parseAddress(address.trim());
+  if (!parsed) return null;
+  return `${parsed.local.toLowerCase()}@${parsed.domain}`;
+}

@@ -14,3 +14,4 @@ export type {
   DomainStats,
 } from './queue-store.js';
 export type { DkimKeyStore, DkimKeyRecord } from './dkim-store.js';
+export type { SuppressionStore, SuppressionRecord, SuppressionScope, BounceRecordInput } from './suppression-store.js';

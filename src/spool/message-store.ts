@@ -12,6 +12,8 @@ export interface NewMessage {
   /** The message exactly as it will be sent. */
   readonly body: Buffer;
   readonly listener: string;
+  /** transactional (default) or marketing: unsubscribes stop only marketing mail. */
+  readonly stream?: 'transactional' | 'marketing';
 }
 
 export interface StoredRecipient {
@@ -33,6 +35,7 @@ export interface StoredMessage {
   readonly body: Buffer;
   readonly listener: string;
   readonly receivedAt: number;
+  readonly stream: string;
   readonly recipients: readonly StoredRecipient[];
 }
 
@@ -68,6 +71,7 @@ interface MessageRow {
   body: Buffer;
   listener: string;
   received_at: number;
+  stream: string;
 }
 
 interface RecipientRow {
@@ -89,8 +93,8 @@ export type FatalHandler = (err: Error) => void;
  */
 export function prepareMessageInsert(db: Db): (id: string, message: NewMessage, now: number) => void {
   const insertMessage = db.prepare(
-    `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at, stream)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertRecipient = db.prepare(
     `INSERT INTO recipients (message_id, rcpt_to, domain, state, next_attempt_at, updated_at)
@@ -100,7 +104,10 @@ export function prepareMessageInsert(db: Db): (id: string, message: NewMessage, 
     `INSERT INTO events (at, type, message_id, account_id, details) VALUES (?, 'reception', ?, ?, ?)`,
   );
   return (id, message, now) => {
-    insertMessage.run(id, message.accountId, message.mailFrom, message.headerMessageId, message.body.length, message.body, message.listener, now);
+    insertMessage.run(
+      id, message.accountId, message.mailFrom, message.headerMessageId, message.body.length, message.body,
+      message.listener, now, message.stream ?? 'transactional',
+    );
     for (const r of message.recipients) insertRecipient.run(id, r.address, r.domain, now, now);
     insertEvent.run(now, id, message.accountId, JSON.stringify({ listener: message.listener, recipients: message.recipients.length, size: message.body.length }));
   };
@@ -192,6 +199,7 @@ export function createMessageStore(db: Db, clock: Clock, onFatal: FatalHandler):
         body: row.body,
         listener: row.listener,
         receivedAt: row.received_at,
+        stream: row.stream,
         recipients,
       };
     },

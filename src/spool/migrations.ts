@@ -77,4 +77,48 @@ export const MIGRATIONS: readonly string[] = [
     UNIQUE (domain, selector)
   );
   `,
+  `
+  CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+  );
+  INSERT INTO settings (key, value) VALUES ('install_secret', randomblob(32));
+  ALTER TABLE messages ADD COLUMN stream TEXT NOT NULL DEFAULT 'transactional';
+  CREATE TABLE suppressions (
+    id INTEGER PRIMARY KEY,
+    account_id INTEGER,
+    address_hash TEXT NOT NULL,
+    address TEXT,
+    scope TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX suppressions_key ON suppressions(address_hash, coalesce(account_id, 0), scope);
+  CREATE TABLE bounces (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    account_id INTEGER,
+    recipient_id INTEGER,
+    message_id TEXT,
+    address_hash TEXT NOT NULL,
+    address TEXT,
+    kind TEXT NOT NULL,
+    category TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT,
+    diagnostic TEXT,
+    source TEXT NOT NULL
+  );
+  CREATE INDEX bounces_address ON bounces(address_hash, at);
+  CREATE TABLE unsubscribe_tokens (
+    token TEXT PRIMARY KEY,
+    account_id INTEGER,
+    address_hash TEXT NOT NULL,
+    address TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  );
+  CREATE INDEX unsubscribe_tokens_address ON unsubscribe_tokens(address_hash, account_id);
+  `,
 ];

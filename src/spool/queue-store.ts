@@ -25,6 +25,7 @@ export interface DueRecipient {
   readonly accountId: number | null;
   readonly mailFrom: string;
   readonly receivedAt: number;
+  readonly stream: 'transactional' | 'marketing';
 }
 
 export interface ReplyRecord {
@@ -102,6 +103,8 @@ export interface QueueStore {
   stillLeased(recipientIds: readonly number[]): Promise<boolean>;
   list(filter: { domain?: string; state?: RecipientState; accountId?: number; limit: number }): Promise<QueueEntry[]>;
   events(messageId: string): Promise<EventRecord[]>;
+  /** One recipient and its message's account, for mapping a VERP token back. */
+  recipient(id: number): Promise<{ id: number; messageId: string; address: string; domain: string; accountId: number | null } | null>;
   /** Makes queued recipients due now; returns how many. */
   retryMessage(messageId: string): Promise<number>;
   retryDomain(domain: string): Promise<number>;
@@ -130,7 +133,8 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
   const lease = db.prepare(`UPDATE recipients SET state = 'inflight', lease_until = ?, updated_at = ? WHERE id = ?`);
   const dueRow = db.prepare<[number], Omit<DueRecipient, never> & Record<string, unknown>>(
     `SELECT r.id AS id, r.message_id AS messageId, r.rcpt_to AS address, r.domain AS domain,
-            r.attempts AS attempts, m.account_id AS accountId, m.mail_from AS mailFrom, m.received_at AS receivedAt
+            r.attempts AS attempts, m.account_id AS accountId, m.mail_from AS mailFrom, m.received_at AS receivedAt,
+            m.stream AS stream
      FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?`,
   );
   const selectBody = db.prepare<[string], { body: Buffer }>('SELECT body FROM messages WHERE id = ?');
@@ -174,6 +178,10 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
   );
   const selectCounts = db.prepare<[], { state: RecipientState; n: number }>(
     'SELECT state, count(*) AS n FROM recipients GROUP BY state',
+  );
+  const selectRecipient = db.prepare<[number], { id: number; messageId: string; address: string; domain: string; accountId: number | null }>(
+    `SELECT r.id AS id, r.message_id AS messageId, r.rcpt_to AS address, r.domain AS domain, m.account_id AS accountId
+     FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?`,
   );
   const selectEvents = db.prepare<[string], Record<string, unknown>>(
     'SELECT * FROM events WHERE message_id = ? ORDER BY id',
@@ -288,6 +296,9 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
             ? null
             : { code: e['reply_code'] as number, enhanced: (e['reply_enhanced'] as string) ?? '', text: (e['reply_text'] as string) ?? '' },
       }));
+    },
+    async recipient(id) {
+      return selectRecipient.get(id) ?? null;
     },
     async retryMessage(messageId) {
       const now = clock.now();

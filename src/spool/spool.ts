@@ -5,6 +5,7 @@ import { openDatabase, type Db } from './db.js';
 import { createMessageStore, type FatalHandler, type MessageStore } from './message-store.js';
 import { createQueueStore, type QueueStore } from './queue-store.js';
 import { createDkimKeyStore, type DkimKeyStore } from './dkim-store.js';
+import { createSuppressionStore, type SuppressionStore } from './suppression-store.js';
 
 /**
  * The single source of truth for Petrel's state. The daemon and the CLI each open their own
@@ -17,6 +18,9 @@ export interface Spool {
   readonly accounts: AccountStore;
   readonly queue: QueueStore;
   readonly dkimKeys: DkimKeyStore;
+  readonly suppressions: SuppressionStore;
+  /** The per-install secret; VERP tokens and keyed hashes derive their keys from it. */
+  readonly secret: Buffer;
   /** Changes whenever another connection (the CLI) commits; cheap to poll. */
   dataVersion(): Promise<number>;
   /** Reads a PRAGMA for diagnostics and the durability tests. */
@@ -43,6 +47,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
   const path = spoolPath(dataDir);
   const db: Db = openDatabase(path);
   const clock = options.clock ?? systemClock;
+  const secret = (db.prepare("SELECT value FROM settings WHERE key = 'install_secret'").get() as { value: Buffer }).value;
   let closed = false;
   return {
     path,
@@ -50,6 +55,8 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     accounts: createAccountStore(db, clock),
     queue: createQueueStore(db, clock),
     dkimKeys: createDkimKeyStore(db, clock),
+    suppressions: createSuppressionStore(db, secret, clock),
+    secret,
     async dataVersion() {
       return db.pragma('data_version', { simple: true }) as number;
     },

@@ -1,0 +1,273 @@
+/** Reading a raw bounce, complaint or auto-reply into one result per recipient. */
+import { addressesIn, embeddedOriginal, readArf } from './arf.js';
+import { autoReplyAuthor, isAutoReply } from './autoreply.js';
+import { addressOfField, normaliseStatus, parseDsnFields, type DsnRecipientFields } from './dsn.js';
+import { DEFAULT_LIMITS, flatten, parseMime, partText, type MimeLimits, type MimePart } from './mime.js';
+import { categoryOf, findReason, type BounceCategory, type BounceReason } from './reason.js';
+import { readSesNotification, type SesNotification } from './ses.js';
+import { inlineOriginalHeaders, looksLikeBounce, replyLines, reportText, textRecipients } from './text.js';
+
+export type BounceKind = 'dsn' | 'arf' | 'autoreply' | 'none';
+
+/** The reading of one recipient of a bounce, complaint or auto-reply. */
+export interface BounceResult {
+  readonly kind: BounceKind;
+  /** Lowercased address; null when the message does not disclose it with confidence. */
+  readonly recipient: string | null;
+  /** RFC 3463 status (`5.1.1`); when the message gives none, a class-only one (`5.0.0`) derived from the reply code or action. */
+  readonly status: string | null;
+  /** DSN action (`failed`, `delayed`, `delivered`, …), inferred from the status when absent. */
+  readonly action: string | null;
+  readonly category: BounceCategory;
+  readonly reason: BounceReason | null;
+  /** The remote server's reply or the error text, one line, at most 1000 characters. */
+  readonly diagnostic: string | null;
+  readonly replyCode: number | null;
+  /** ARF Feedback-Type for complaints (`abuse`, `auth-failure`, …). */
+  readonly feedbackType: string | null;
+}
+
+/** Everything read from one message. */
+export interface BounceReading {
+  readonly kind: BounceKind;
+  /** One entry per recipient; empty for kind `none`. */
+  readonly results: readonly BounceResult[];
+  /**
+   * Selected headers of the embedded original message (lowercased names): return-path,
+   * message-id and every x-petrel-* header, so the caller can map the bounce to its VERP token.
+   */
+  readonly originalHeaders: Readonly<Record<string, string>>;
+}
+
+const REPORT_TYPES = new Set(['message/delivery-status', 'message/global-delivery-status']);
+
+function oneLine(text: string | null): string | null {
+  if (!text) return null;
+  const flat = text.replace(/\s+/g, ' ').trim();
+  return flat === '' ? null : flat.slice(0, 1000);
+}
+
+function replyCodeIn(text: string | null): number | null {
+  if (!text) return null;
+  const m = /(?:^|[\s:;'(<"[])([245]\d\d)(?=[ :-]|$)/m.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+/** The action a non-standard bounce states in prose (qmail's "I've given up" on a 4xx reply is final). */
+function textAction(text: string): string | null {
+  if (DELAYED_TEXT.test(text)) return 'delayed';
+  return FAILED_TEXT.test(text) ? 'failed' : null;
+}
+
+/** A class-only status (`5.0.0`, `4.0.0`) when the message gave none, from the reply code or action. */
+function derivedStatus(reason: BounceReason, replyCode: number | null, action: string): string | null {
+  if (reason === 'delivered') return '2.0.0';
+  if (replyCode !== null && replyCode >= 400) return replyCode >= 500 ? '5.0.0' : '4.0.0';
+  return action === 'delayed' ? '4.0.0' : action === 'failed' ? '5.0.0' : null;
+}
+
+function actionFor(status: string | null, given: string | null): string | null {
+  if (given) return given;
+  if (!status) return null;
+  if (status.startsWith('2.')) return 'delivered';
+  return status.startsWith('4.') ? 'delayed' : 'failed';
+}
+
+function selectHeaders(headers: ReadonlyMap<string, readonly string[]> | null): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!headers) return out;
+  for (const [name, values] of headers) {
+    if (name === 'return-path' || name === 'message-id' || name.startsWith('x-petrel-'))
+      out[name] = values[0] ?? '';
+  }
+  return out;
+}
+
+interface Evidence {
+  readonly recipient: string | null;
+  readonly status: string | null;
+  readonly action: string | null;
+  readonly diagnostic: string | null;
+  readonly diagnosticType?: string | null;
+  readonly segment: string;
+  /** The whole report text, consulted last. */
+  readonly context: string;
+}
+
+const FAILED_TEXT =
+  /permanent (?:error|failure)|given up|not going to try again|fatal errors?|could not be delivered|was not delivered|undeliverable/i;
+const DELAYED_TEXT =
+  /has been delayed|delivery (?:is |has been )?delayed|will (?:be retried|continue to try|keep trying|try again)|warning message only|do not need to resend|still trying|not yet been delivered|temporarily deferred/i;
+
+function result(e: Evidence): BounceResult {
+  const replyCode = replyCodeIn(e.diagnostic) ?? replyCodeIn(replyLines(e.segment));
+  const quoted =
+    normaliseStatus(e.diagnostic) ?? normaliseStatus(replyLines(e.segment)) ?? normaliseStatus(e.segment);
+  // A DSN's generic X.0.0 yields to the specific code the remote server gave in its reply.
+  const status =
+    e.status && !(/^\d\.0\.0$/.test(e.status) && quoted?.[0] === e.status[0])
+      ? e.status
+      : (quoted ?? e.status);
+  const texts = [e.diagnostic ?? '', replyLines(e.segment), e.segment, e.context];
+  const action =
+    e.action ??
+    textAction(e.context) ??
+    actionFor(status, null) ??
+    (replyCode !== null && replyCode < 500 ? 'delayed' : 'failed');
+  const reason = findReason({ status, texts, action, replyCode, diagnosticType: e.diagnosticType ?? null });
+  return {
+    kind: 'dsn',
+    recipient: e.recipient,
+    status: status ?? derivedStatus(reason, replyCode, action),
+    action,
+    category: categoryOf(reason, status ?? (replyCode && replyCode < 500 ? '4.0.0' : null), action),
+    reason,
+    diagnostic: oneLine(e.diagnostic) ?? oneLine(replyLines(e.segment)),
+    replyCode,
+    feedbackType: null,
+  };
+}
+
+function fromDsn(
+  group: DsnRecipientFields,
+  segments: ReadonlyMap<string, string>,
+  context: string,
+  sole: string | null,
+): BounceResult {
+  const named = group.finalRecipient ?? group.originalRecipient;
+  const recipient =
+    addressOfField(group.finalRecipient) ?? addressOfField(group.originalRecipient) ?? (named ? sole : null);
+  const status = normaliseStatus(group.status) ?? normaliseStatus(group.diagnosticCode);
+  const bareCode = /^\s*([245]\d\d)\s*$/.exec(group.status ?? '');
+  const diagnostic = group.diagnosticCode ?? (bareCode ? bareCode[1]! : null);
+  return result({
+    recipient,
+    status,
+    action: group.action,
+    diagnostic,
+    diagnosticType: group.diagnosticType,
+    segment: (recipient && segments.get(recipient)) ?? '',
+    context,
+  });
+}
+
+function readDsnParts(root: MimePart, text: string): DsnRecipientFields[] {
+  const groups: DsnRecipientFields[] = [];
+  for (const p of flatten(root))
+    if (REPORT_TYPES.has(p.type)) groups.push(...parseDsnFields(partText(p)).recipients);
+  if (groups.length === 0 && /^final-recipient\s*:/im.test(text))
+    groups.push(...parseDsnFields(text).recipients);
+  return groups.filter((g) => g.finalRecipient || g.originalRecipient || g.status || g.diagnosticCode);
+}
+
+function fromSes(ses: SesNotification, originalHeaders: Record<string, string>): BounceReading {
+  if (ses.type === 'complaint') {
+    const recipients: (string | null)[] = ses.recipients.length > 0 ? [...ses.recipients] : [null];
+    return { kind: 'arf', results: recipients.map((r) => complaint(r, ses.feedbackType)), originalHeaders };
+  }
+  const results = ses.recipients.map((r) =>
+    result({
+      recipient: r.recipient,
+      status: normaliseStatus(r.status),
+      action: r.action,
+      diagnostic: r.diagnostic,
+      segment: '',
+      context: '',
+    }),
+  );
+  return { kind: 'dsn', results, originalHeaders };
+}
+
+function complaint(recipient: string | null, feedbackType: string): BounceResult {
+  return {
+    kind: 'arf',
+    recipient,
+    status: null,
+    action: null,
+    category: 'complaint',
+    reason: 'feedback',
+    diagnostic: null,
+    replyCode: null,
+    feedbackType,
+  };
+}
+
+/** Reads an already parsed MIME tree; see {@link classifyMessage}. */
+export function classifyTree(root: MimePart): BounceReading {
+  const original = embeddedOriginal(root);
+  const originalMap = original?.headers ?? inlineOriginalHeaders(root);
+  const originalHeaders = selectHeaders(originalMap);
+
+  const arf = readArf(root);
+  if (arf) {
+    const recipients: (string | null)[] = arf.recipients.length > 0 ? [...arf.recipients] : [null];
+    return { kind: 'arf', results: recipients.map((r) => complaint(r, arf.feedbackType)), originalHeaders };
+  }
+
+  const text = reportText(root);
+  const ses = readSesNotification(text);
+  if (ses) return fromSes(ses, originalHeaders);
+  const groups = readDsnParts(root, text);
+  if (groups.length > 0 || looksLikeBounce(root, text)) {
+    const fromText = textRecipients(root, text, originalMap);
+    const segments = new Map(fromText.map((t) => [t.recipient, t.segment]));
+    // A malformed Final-Recipient in a one-recipient DSN is replaced only by an unambiguous text reading.
+    const sole = groups.length === 1 && fromText.length === 1 ? fromText[0]!.recipient : null;
+    const results =
+      groups.length > 0
+        ? groups.map((g) => fromDsn(g, segments, text, sole))
+        : fromText.map((t) =>
+            result({
+              recipient: t.recipient,
+              status: null,
+              action: null,
+              diagnostic: null,
+              segment: t.segment,
+              context: text,
+            }),
+          );
+    if (results.length > 0) return { kind: 'dsn', results, originalHeaders };
+    if (root.type === 'multipart/report' || !isAutoReply(root)) {
+      const to = (originalMap?.get('to') ?? []).flatMap((v) => addressesIn(v));
+      const recipient = to.length === 1 ? to[0]! : null;
+      const single = result({
+        recipient,
+        status: null,
+        action: null,
+        diagnostic: null,
+        segment: text,
+        context: text,
+      });
+      return { kind: 'dsn', results: [single], originalHeaders };
+    }
+  }
+
+  if (isAutoReply(root)) {
+    const auto: BounceResult = {
+      kind: 'autoreply',
+      recipient: autoReplyAuthor(root),
+      status: null,
+      action: null,
+      category: 'none',
+      reason: 'vacation',
+      diagnostic: null,
+      replyCode: null,
+      feedbackType: null,
+    };
+    return { kind: 'autoreply', results: [auto], originalHeaders };
+  }
+  return { kind: 'none', results: [], originalHeaders };
+}
+
+/**
+ * Classifies a raw bounce (RFC 3464 DSN or a non-standard one), complaint (RFC 5965 ARF) or
+ * auto-reply (RFC 3834). Pure and synchronous; never throws: input beyond the limits (size, MIME
+ * depth, number of parts) is ignored, and anything unreadable yields kind `none`.
+ */
+export function classifyMessage(raw: Buffer, limits: MimeLimits = DEFAULT_LIMITS): BounceReading {
+  try {
+    return classifyTree(parseMime(raw, limits));
+  } catch {
+    return { kind: 'none', results: [], originalHeaders: {} };
+  }
+}

@@ -1,0 +1,1 @@
+export { createHttpService, type HttpService, type HttpDeps } from './server.js';

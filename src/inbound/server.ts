@@ -1,0 +1,144 @@
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { ListenAddress } from '../config/index.js';
+import type { Logger } from '../logging/index.js';
+import { PetrelError, smtpError } from '../shared/index.js';
+import type { Spool } from '../spool/index.js';
+import type { TlsMaterial } from '../tls/index.js';
+import type { Verp } from '../verp/index.js';
+import { handleInbound, type InboundTarget, type ReportDeps } from './reports.js';
+
+export interface InboundSettings {
+  readonly listen: readonly ListenAddress[];
+  readonly bounceDomain: string;
+  readonly fblAddress: string;
+  readonly maxMessageSize: number;
+  readonly maxConnectionsPerIp: number;
+}
+
+export interface InboundDeps extends ReportDeps {
+  readonly settings: InboundSettings;
+  readonly hostname: string;
+  readonly tls: TlsMaterial;
+  readonly spool: Spool;
+  readonly verp: Verp;
+  readonly logger: Logger;
+}
+
+export interface InboundService {
+  start(): Promise<{ host: string; port: number }[]>;
+  close(): Promise<void>;
+}
+
+const UNSUB = /^unsub-([A-Za-z0-9_-]{24})@(.+)$/i;
+
+/**
+ * The listener for bounces, feedback-loop reports and unsubscribe mail (port 25). It accepts
+ * RCPT only for valid VERP tokens, the feedback address and unsubscribe tokens: never a relay.
+ */
+export function createInboundService(deps: InboundDeps): InboundService {
+  const { settings, logger, spool, verp } = deps;
+  const targets = new Map<string, InboundTarget[]>();
+  const perIp = new Map<string, number>();
+  const servers: SMTPServer[] = [];
+
+  const server = (): SMTPServer =>
+    new SMTPServer({
+      name: deps.hostname,
+      banner: 'Petrel',
+      key: deps.tls.key,
+      cert: deps.tls.cert,
+      size: settings.maxMessageSize,
+      disableReverseLookup: true,
+      authOptional: true,
+      disabledCommands: ['AUTH'],
+      maxRecipients: 20,
+      socketTimeout: 60_000,
+      closeTimeout: 5_000,
+      logger: false,
+      onConnect(session, cb) {
+        const n = perIp.get(session.remoteAddress) ?? 0;
+        if (n >= settings.maxConnectionsPerIp) return cb(smtpError(421, '4.7.0', 'Too many connections'));
+        perIp.set(session.remoteAddress, n + 1);
+        cb();
+      },
+      onClose(session) {
+        const n = (perIp.get(session.remoteAddress) ?? 1) - 1;
+        if (n <= 0) perIp.delete(session.remoteAddress);
+        else perIp.set(session.remoteAddress, n);
+        targets.delete(session.id);
+      },
+      onMailFrom(_address, session, cb) {
+        targets.set(session.id, []);
+        cb();
+      },
+      onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb) {
+        void resolveTarget(address.address)
+          .then((target) => {
+            if (!target) return cb(smtpError(550, '5.1.1', 'No such recipient here'));
+            targets.get(session.id)?.push(target);
+            cb();
+          })
+          .catch((err: unknown) => {
+            logger.error({ err, sessionId: session.id }, 'inbound RCPT check failed');
+            cb(smtpError(451, '4.3.0', 'Temporary local problem'));
+          });
+      },
+      onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb) {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        stream.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size <= settings.maxMessageSize) chunks.push(c);
+        });
+        stream.once('end', () => {
+          if (stream.sizeExceeded || size > settings.maxMessageSize) {
+            return cb(smtpError(552, '5.3.4', 'Message too big'));
+          }
+          const accepted = targets.get(session.id) ?? [];
+          targets.set(session.id, []);
+          handleInbound(Buffer.concat(chunks), accepted, deps)
+            .then(() => cb(null, '2.0.0 Report received'))
+            .catch((err: unknown) => {
+              logger.error({ err, sessionId: session.id }, 'inbound report failed');
+              cb(smtpError(451, '4.3.0', 'Temporary local problem'));
+            });
+        });
+      },
+    });
+
+  const resolveTarget = async (address: string): Promise<InboundTarget | null> => {
+    const lower = address.toLowerCase();
+    if (lower === settings.fblAddress.toLowerCase()) return { kind: 'fbl' };
+    const id = verp.parse(lower);
+    if (id !== null) return { kind: 'bounce', recipientId: id };
+    const m = UNSUB.exec(address);
+    if (m && m[2]!.toLowerCase() === settings.bounceDomain.toLowerCase()) {
+      const found = await spool.suppressions.resolveUnsubscribeToken(m[1]!);
+      if (found) return { kind: 'unsubscribe', accountId: found.accountId, address: found.address };
+    }
+    return null;
+  };
+
+  return {
+    async start() {
+      const bound: { host: string; port: number }[] = [];
+      for (const at of settings.listen) {
+        const s = server();
+        s.on('error', (err) => logger.warn({ err }, 'inbound listener error'));
+        await new Promise<void>((resolve, reject) => {
+          s.server.once('error', (err: Error) =>
+            reject(new PetrelError('PETREL_LISTEN_FAILED', `inbound: cannot listen on ${at.host}:${at.port}: ${err.message}`)),
+          );
+          s.listen(at.port, at.host, () => resolve());
+        });
+        servers.push(s);
+        const addr = s.server.address();
+        bound.push({ host: at.host, port: typeof addr === 'object' && addr ? addr.port : at.port });
+      }
+      return bound;
+    },
+    async close() {
+      await Promise.allSettled(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+    },
+  };
+}

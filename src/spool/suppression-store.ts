@@ -1,0 +1,163 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { canonicalAddress, type Clock } from '../shared/index.js';
+import type { Db } from './db.js';
+
+/** `all`: no mail at all (bounces, complaints, manual); `marketing`: no marketing mail (unsubscribes). */
+export type SuppressionScope = 'all' | 'marketing';
+
+export interface SuppressionRecord {
+  readonly accountId: number | null;
+  /** Null once the address was erased: only its keyed hash remains. */
+  readonly address: string | null;
+  readonly addressHash: string;
+  readonly scope: SuppressionScope;
+  readonly reason: string;
+  readonly source: string;
+  readonly createdAt: number;
+}
+
+export interface BounceRecordInput {
+  readonly accountId: number | null;
+  readonly recipientId: number | null;
+  readonly messageId: string | null;
+  readonly address: string;
+  readonly kind: string;
+  readonly category: string;
+  readonly reason: string;
+  readonly status: string | null;
+  readonly diagnostic: string | null;
+  readonly source: string;
+}
+
+export interface SuppressionStore {
+  /** The keyed hash (HMAC, per-install secret) an address is matched by, even after erasure. */
+  addressKey(address: string): string;
+  /** False when an equal entry existed. Throws on a non-address. */
+  add(entry: {
+    accountId: number | null;
+    address: string;
+    scope: SuppressionScope;
+    reason: string;
+    source: string;
+  }): Promise<boolean>;
+  /** Removes the entries for the address in that list (account, or null: global); returns how many. */
+  remove(accountId: number | null, address: string): Promise<number>;
+  /** Entries that stop mail from `accountId` to `address`: the account's list plus the global one. */
+  find(accountId: number | null, address: string): Promise<SuppressionRecord[]>;
+  list(filter: { accountId?: number | null; limit?: number }): Promise<SuppressionRecord[]>;
+  recordBounce(input: BounceRecordInput): Promise<void>;
+  /** Soft bounces for the address (in the account) since `since`. */
+  softBouncesSince(accountId: number | null, address: string, since: number): Promise<number>;
+  /** A signed one-click unsubscribe token for (account, address), reused while valid. */
+  unsubscribeToken(accountId: number | null, address: string, ttlMs: number): Promise<string>;
+  /** The (account, address) of a valid, unexpired token; null otherwise. */
+  resolveUnsubscribeToken(token: string): Promise<{ accountId: number | null; address: string } | null>;
+}
+
+interface Row {
+  account_id: number | null;
+  address: string | null;
+  address_hash: string;
+  scope: SuppressionScope;
+  reason: string;
+  source: string;
+  created_at: number;
+}
+
+const toRecord = (r: Row): SuppressionRecord => ({
+  accountId: r.account_id,
+  address: r.address,
+  addressHash: r.address_hash,
+  scope: r.scope,
+  reason: r.reason,
+  source: r.source,
+  createdAt: r.created_at,
+});
+
+export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock): SuppressionStore {
+  const hashKey = createHmac('sha256', secret).update('petrel address key v1').digest();
+  const tokenKey = createHmac('sha256', secret).update('petrel unsubscribe token v1').digest();
+  const addressKey = (address: string): string => {
+    const canonical = canonicalAddress(address) ?? address.trim().toLowerCase();
+    return createHmac('sha256', hashKey).update(canonical).digest('hex');
+  };
+  const tokenMac = (id: string): string => createHmac('sha256', tokenKey).update(id).digest('base64url').slice(0, 12);
+
+  const insert = db.prepare(
+    `INSERT INTO suppressions (account_id, address_hash, address, scope, reason, source, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+  );
+  const del = db.prepare('DELETE FROM suppressions WHERE address_hash = ? AND account_id IS ?');
+  const find = db.prepare<[string, number | null], Row>(
+    'SELECT * FROM suppressions WHERE address_hash = ? AND (account_id IS NULL OR account_id IS ?) ORDER BY created_at',
+  );
+  const insertBounce = db.prepare(
+    `INSERT INTO bounces (at, account_id, recipient_id, message_id, address_hash, address, kind, category, reason, status, diagnostic, source)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const softSince = db.prepare<[string, number | null, number], { n: number }>(
+    `SELECT count(*) AS n FROM bounces WHERE address_hash = ? AND account_id IS ? AND category = 'soft' AND at >= ?`,
+  );
+  const tokenFind = db.prepare<[string, number | null, number], { token: string }>(
+    'SELECT token FROM unsubscribe_tokens WHERE address_hash = ? AND account_id IS ? AND expires_at > ? LIMIT 1',
+  );
+  const tokenInsert = db.prepare(
+    'INSERT INTO unsubscribe_tokens (token, account_id, address_hash, address, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
+  );
+  const tokenGet = db.prepare<[string, number], { account_id: number | null; address: string }>(
+    'SELECT account_id, address FROM unsubscribe_tokens WHERE token = ? AND expires_at > ?',
+  );
+
+  return {
+    addressKey,
+    async add(entry) {
+      const canonical = canonicalAddress(entry.address);
+      if (!canonical) throw new Error(`not an email address: ${entry.address}`);
+      return (
+        insert.run(entry.accountId, addressKey(canonical), canonical, entry.scope, entry.reason, entry.source, clock.now()).changes > 0
+      );
+    },
+    async remove(accountId, address) {
+      return del.run(addressKey(address), accountId).changes;
+    },
+    async find(accountId, address) {
+      return find.all(addressKey(address), accountId).map(toRecord);
+    },
+    async list(filter) {
+      const where = filter.accountId === undefined ? '' : 'WHERE account_id IS ?';
+      const params: (number | null)[] = filter.accountId === undefined ? [] : [filter.accountId];
+      return db
+        .prepare<(number | null)[], Row>(`SELECT * FROM suppressions ${where} ORDER BY created_at, id LIMIT ?`)
+        .all(...params, filter.limit ?? -1)
+        .map(toRecord);
+    },
+    async recordBounce(b) {
+      const canonical = canonicalAddress(b.address) ?? b.address;
+      insertBounce.run(
+        clock.now(), b.accountId, b.recipientId, b.messageId, addressKey(canonical), canonical,
+        b.kind, b.category, b.reason, b.status, b.diagnostic, b.source,
+      );
+    },
+    async softBouncesSince(accountId, address, since) {
+      return softSince.get(addressKey(address), accountId, since)!.n;
+    },
+    async unsubscribeToken(accountId, address, ttlMs) {
+      const canonical = canonicalAddress(address) ?? address;
+      const key = addressKey(canonical);
+      const now = clock.now();
+      // Reused while more than half its life remains, so one address does not mint a token per message.
+      const existing = tokenFind.get(key, accountId, now + ttlMs / 2);
+      if (existing) return existing.token;
+      const id = randomBytes(9).toString('base64url');
+      const token = `${id}${tokenMac(id)}`;
+      tokenInsert.run(token, accountId, key, canonical, now, now + ttlMs);
+      return token;
+    },
+    async resolveUnsubscribeToken(token) {
+      // The MAC is checked before any lookup, so guessing costs nothing and finds nothing.
+      if (!/^[A-Za-z0-9_-]{24}$/.test(token) || tokenMac(token.slice(0, 12)) !== token.slice(12)) return null;
+      const row = tokenGet.get(token, clock.now());
+      return row ? { accountId: row.account_id, address: row.address } : null;
+    },
+  };
+}

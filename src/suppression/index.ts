@@ -1,0 +1,1 @@
+export { blockingEntry, type Stream } from './policy.js';

@@ -1,0 +1,1 @@
+export { createVerp, type Verp, type VerpOptions } from './verp.js';
