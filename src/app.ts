@@ -8,6 +8,14 @@ import { createMxResolver, openSession, type DestinationResolver, type MxHost } 
 import { readFileSync } from 'node:fs';
 import { ConfigError, errorMessage, systemClock, type Clock } from './shared/index.js';
 import { createKeyCache, createKeyRing, createSigner, type DkimKey, type KeyRing } from './dkim/index.js';
+import { classifyReply } from './bounce/index.js';
+import { createHttpService, type HttpService } from './http/index.js';
+import { createInboundService, type InboundService } from './inbound/index.js';
+import { createMetrics, type Metrics } from './metrics/index.js';
+import { blockingEntry } from './suppression/index.js';
+import { createVerp } from './verp/index.js';
+import type { Outcome } from './queue/index.js';
+import type { RecipientUpdate } from './spool/index.js';
 
 export interface AppDeps {
   readonly logger: Logger;
@@ -55,7 +63,17 @@ export interface App {
   /** Idempotent: stops listeners (open sessions finish or get 421), then closes the spool. */
   close(): Promise<void>;
   readonly spool: Spool | null;
+  readonly metrics: Metrics | null;
 }
+
+const OUTCOME_OF_STATE: Record<string, string> = {
+  delivered: 'delivered',
+  queued: 'deferred',
+  bounced: 'bounced',
+  expired: 'expired',
+  suppressed: 'suppressed',
+  cancelled: 'cancelled',
+};
 
 export function createApp(config: Config, deps: AppDeps): App {
   const logger = deps.logger;
@@ -65,15 +83,26 @@ export function createApp(config: Config, deps: AppDeps): App {
   let scheduler: Scheduler | null = null;
   let keyring: KeyRing | null = null;
   let watcher: NodeJS.Timeout | null = null;
+  let inbound: InboundService | null = null;
+  let http: HttpService | null = null;
+  let metrics: Metrics | null = null;
+  let listening = false;
   let closing: Promise<void> | null = null;
 
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      listening = false;
       if (watcher) clearInterval(watcher);
       // Intake stops first; deliveries drain meanwhile; the spool closes last, since a session
-      // finishing its DATA and a delivery recording its outcome both still need it.
-      const results = await Promise.allSettled([submission?.close(), scheduler?.stop(config.delivery.drain_timeout)]);
+      // finishing its DATA and a delivery recording its outcome both still need it. HTTP goes
+      // after the spool so that /readyz reports the shutdown until the end.
+      const results = await Promise.allSettled([
+        submission?.close(),
+        inbound?.close(),
+        scheduler?.stop(config.delivery.drain_timeout),
+      ]);
       results.push(...(await Promise.allSettled([spool?.close()])));
+      results.push(...(await Promise.allSettled([http?.close()])));
       for (const r of results) if (r.status === 'rejected') logger.error({ err: r.reason }, 'error while closing');
     })();
     return closing;
@@ -82,6 +111,9 @@ export function createApp(config: Config, deps: AppDeps): App {
   return {
     get spool() {
       return spool;
+    },
+    get metrics() {
+      return metrics;
     },
     async start() {
       try {
@@ -92,6 +124,51 @@ export function createApp(config: Config, deps: AppDeps): App {
             deps.onFatal?.(err);
           },
         });
+        const store = spool;
+        const m = createMetrics({
+          queueDepth: async () => {
+            const now = clock.now();
+            return (await store.queue.stats()).map((d) => ({
+              domain: d.domain,
+              recipients: d.queued + d.inflight,
+              oldestSeconds: Math.max(0, (now - d.oldestReceivedAt) / 1000),
+            }));
+          },
+          spoolBytes: () => store.fileBytes(),
+        });
+        metrics = m;
+        const verp = createVerp({
+          secret: store.secret,
+          bounceDomain: config.inbound.bounce_domain,
+          clock,
+          maxAgeMs: config.inbound.verp_max_age,
+        });
+        const onTransition = (u: RecipientUpdate, outcome: Outcome | null): void => {
+          const label = OUTCOME_OF_STATE[u.state];
+          if (label) m.recipientOutcomes.inc({ outcome: label });
+          if (u.state === 'bounced' && outcome) {
+            syncBounce(u, outcome).catch((err: unknown) => logger.error({ err }, 'recording a bounce failed'));
+          }
+        };
+        // A 5xx during delivery is a bounce as much as a DSN is: same classifier, same policy.
+        const syncBounce = async (u: RecipientUpdate, outcome: Outcome): Promise<void> => {
+          if (outcome.reply.code < 500 || outcome.mx === null) return;
+          const rcpt = await store.queue.recipient(u.recipientId);
+          if (!rcpt) return;
+          const c = classifyReply(outcome.reply.code, outcome.reply.enhanced || null, outcome.reply.text);
+          await store.suppressions.recordBounce({
+            accountId: rcpt.accountId, recipientId: rcpt.id, messageId: rcpt.messageId, address: rcpt.address,
+            kind: 'smtp', category: c.category, reason: c.reason, status: c.status,
+            diagnostic: `${outcome.reply.code} ${outcome.reply.enhanced} ${outcome.reply.text}`, source: 'smtp',
+          });
+          m.bounces.inc({ category: c.category, reason: c.reason });
+          const soft = c.category === 'soft'
+            ? await store.suppressions.softBouncesSince(rcpt.accountId, rcpt.address, clock.now() - config.suppression.soft_bounce_window)
+            : 0;
+          if (c.category === 'hard' || soft >= config.suppression.soft_bounce_limit) {
+            await store.suppressions.add({ accountId: rcpt.accountId, address: rcpt.address, scope: 'all', reason: `${c.category}:${c.reason}`, source: 'smtp' });
+          }
+        };
         const resolver =
           deps.resolver ??
           createMxResolver({ servers: config.dns.servers, routes: config.routes, port: config.delivery.mx_port });
@@ -103,17 +180,23 @@ export function createApp(config: Config, deps: AppDeps): App {
           logger: logger.child({ component: 'queue' }),
           clock,
           pollIntervalMs: config.delivery.poll_interval,
+          returnPath: (id) => verp.returnPath(id),
+          suppressed: async (accountId, address, stream) =>
+            (await blockingEntry(store.suppressions, accountId, address, stream))?.reason ?? null,
+          onAttempt: (seconds) => m.deliveryAttemptSeconds.observe(seconds),
+          onTransition,
         });
         await scheduler.start();
         const ring = createKeyRing(() => spool!.dkimKeys.active(), createKeyCache());
         keyring = ring;
         for (const f of await ring.refresh()) logger.error({ path: f.path, err: f.error }, 'cannot load DKIM key');
         const signer = createSigner({ clock });
-        const sign = async (message: Buffer, fromDomain: string): Promise<Buffer | null> => {
+        const sign = async (message: Buffer, fromDomain: string): Promise<{ header: Buffer; aligned: boolean } | null> => {
           const own = ring.keysFor(fromDomain);
-          if (own.length === 0) return null;
           const extra: readonly DkimKey[] = config.dkim.also_sign_as ? ring.keysFor(config.dkim.also_sign_as) : [];
-          return signer.sign(message, [...own, ...extra.filter((k) => !own.some((o) => o.domain === k.domain))]);
+          // The platform signature alone is still better than none for a domain without a key.
+          const keys = [...own, ...extra.filter((k) => !own.some((o) => o.domain === k.domain))];
+          return keys.length === 0 ? null : { header: await signer.sign(message, keys), aligned: own.length > 0 };
         };
         // The CLI changes keys, accounts and suspensions in the database; data_version tells
         // this connection when another one committed, so new keys are used within a second.
@@ -128,8 +211,49 @@ export function createApp(config: Config, deps: AppDeps): App {
           })().catch((err: unknown) => logger.error({ err }, 'database watch failed'));
         }, 1000);
         watcher.unref();
+        http = createHttpService({
+          listen: config.http.listen,
+          spool: store,
+          logger: logger.child({ component: 'http' }),
+          metrics: () => m.render(),
+          metricsToken: config.http.metrics_token,
+          ready: async () => listening && (await store.writable()),
+          onUnsubscribe: () => m.unsubscribes.inc({ source: 'one-click' }),
+        });
+        const web = await http.start();
+        logger.info({ listener: 'http', address: `${web.host}:${web.port}` }, 'listening');
         const tls = await loadTlsMaterial(config.tls, config.data_dir, config.hostname);
         if (tls.origin === 'self-signed') logger.warn('using a self-signed TLS certificate; set [tls] cert and key');
+        inbound = createInboundService({
+          settings: {
+            listen: config.inbound.listen,
+            bounceDomain: config.inbound.bounce_domain,
+            fblAddress: config.inbound.fbl_address,
+            maxMessageSize: config.inbound.max_message_size,
+            maxConnectionsPerIp: config.inbound.max_connections_per_ip,
+          },
+          hostname: config.hostname,
+          tls,
+          spool: store,
+          verp,
+          logger: logger.child({ component: 'inbound' }),
+          softBounceLimit: config.suppression.soft_bounce_limit,
+          softBounceWindowMs: config.suppression.soft_bounce_window,
+          now: () => clock.now(),
+          onReport: (category, reason) => {
+            if (category === 'unsubscribe') m.unsubscribes.inc({ source: 'mailto' });
+            else m.bounces.inc({ category, reason });
+          },
+        });
+        for (const b of await inbound.start()) logger.info({ listener: 'inbound', address: `${b.host}:${b.port}` }, 'listening');
+        const publicUrl = config.http.public_url.replace(/\/$/, '');
+        const unsubscribeHeaders = async (accountId: number, address: string): Promise<string[]> => {
+          const token = await store.suppressions.unsubscribeToken(accountId, address, config.http.unsubscribe_ttl);
+          return [
+            `List-Unsubscribe: <${publicUrl}/u/${token}>,\r\n <mailto:unsub-${token}@${config.inbound.bounce_domain}?subject=unsubscribe>\r\n`,
+            'List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n',
+          ];
+        };
         submission = createSubmissionService({
           config: config.submission,
           hostname: config.hostname,
@@ -137,12 +261,18 @@ export function createApp(config: Config, deps: AppDeps): App {
           spool,
           logger: logger.child({ component: 'submission' }),
           clock,
-          onQueued: () => scheduler?.wake(),
+          onQueued: (listener, seconds) => {
+            m.messagesReceived.inc({ listener });
+            m.submissionSeconds.observe(seconds);
+            scheduler?.wake();
+          },
           sign,
           requireSignature: config.dkim.require,
+          unsubscribeHeaders,
         });
         const bound = await submission.start();
         for (const b of bound) logger.info({ listener: b.name, address: `${b.host}:${b.port}` }, 'listening');
+        listening = true;
         return bound;
       } catch (err) {
         await close();

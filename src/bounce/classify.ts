@@ -2,7 +2,7 @@
 import { addressesIn, embeddedOriginal, readArf } from './arf.js';
 import { autoReplyAuthor, isAutoReply } from './autoreply.js';
 import { addressOfField, normaliseStatus, parseDsnFields, type DsnRecipientFields } from './dsn.js';
-import { DEFAULT_LIMITS, flatten, parseMime, partText, type MimeLimits, type MimePart } from './mime.js';
+import { DEFAULT_LIMITS, flatten, header, parseMime, partText, type MimeLimits, type MimePart } from './mime.js';
 import { categoryOf, findReason, type BounceCategory, type BounceReason } from './reason.js';
 import { readSesNotification, type SesNotification } from './ses.js';
 import { inlineOriginalHeaders, looksLikeBounce, replyLines, reportText, textRecipients } from './text.js';
@@ -92,6 +92,8 @@ interface Evidence {
   readonly segment: string;
   /** The whole report text, consulted last. */
   readonly context: string;
+  /** A reason the report's format settles on its own (e.g. a mailing list refusing a post). */
+  readonly reason?: BounceReason | null;
 }
 
 const FAILED_TEXT =
@@ -99,22 +101,46 @@ const FAILED_TEXT =
 const DELAYED_TEXT =
   /has been delayed|delivery (?:is |has been )?delayed|will (?:be retried|continue to try|keep trying|try again)|warning message only|do not need to resend|still trying|not yet been delivered|temporarily deferred/i;
 
+/**
+ * Chooses between a DSN's Status field and the code quoted in the remote reply (after Sisimai's
+ * rules): the one whose class agrees with the reply code; otherwise the reply's code where the
+ * field is generic (`X.0.0`, `X.Y.0`) or ambiguous (4.4.7, 4.7.0, 5.3.x, X.5.x protocol codes).
+ */
+export function preferStatus(field: string | null, quoted: string | null, replyCode: number | null): string | null {
+  if (!field) return quoted;
+  if (!quoted || field === quoted) return field;
+  const reply = replyCode === null ? '' : String(replyCode)[0];
+  if (reply && field[0] !== quoted[0]) {
+    if (reply === field[0]) return field;
+    if (reply === quoted[0]) return quoted;
+  }
+  const fieldZero = /\.0\.0$/.test(field);
+  const quotedZero = /\.0\.0$/.test(quoted);
+  if (fieldZero) return quotedZero ? field : quoted;
+  const fieldPartZero = /\.0(?:\.|$)/.test(field.slice(1));
+  const quotedPartZero = /\.0(?:\.|$)/.test(quoted.slice(1));
+  if (fieldPartZero && !quotedPartZero) return quoted;
+  if (quotedZero) return field;
+  if (field === '4.4.7' || field === '4.7.0' || field.startsWith('5.3.') || /^\d\.5\.[1245]$/.test(field))
+    return quoted;
+  if (field === '5.1.1') return quotedPartZero || quoted.startsWith('5.5.') ? field : quoted;
+  if (field === '5.1.3' && quoted.startsWith('5.7.')) return quoted;
+  return field;
+}
+
 function result(e: Evidence): BounceResult {
   const replyCode = replyCodeIn(e.diagnostic) ?? replyCodeIn(replyLines(e.segment));
   const quoted =
     normaliseStatus(e.diagnostic) ?? normaliseStatus(replyLines(e.segment)) ?? normaliseStatus(e.segment);
-  // A DSN's generic X.0.0 yields to the specific code the remote server gave in its reply.
-  const status =
-    e.status && !(/^\d\.0\.0$/.test(e.status) && quoted?.[0] === e.status[0])
-      ? e.status
-      : (quoted ?? e.status);
+  const status = preferStatus(e.status, quoted, replyCode);
   const texts = [e.diagnostic ?? '', replyLines(e.segment), e.segment, e.context];
   const action =
     e.action ??
     textAction(e.context) ??
     actionFor(status, null) ??
     (replyCode !== null && replyCode < 500 ? 'delayed' : 'failed');
-  const reason = findReason({ status, texts, action, replyCode, diagnosticType: e.diagnosticType ?? null });
+  const reason =
+    e.reason ?? findReason({ status, texts, action, replyCode, diagnosticType: e.diagnosticType ?? null });
   return {
     kind: 'dsn',
     recipient: e.recipient,
@@ -192,6 +218,22 @@ function complaint(recipient: string | null, feedbackType: string): BounceResult
   };
 }
 
+/**
+ * A reason implied by the report's format rather than by an SMTP reply: Google Groups' refusal of a
+ * post (the "group may not exist, or you may not have permission to post" notice, in any language,
+ * always with its four bulleted explanations) is a rejection of the sender.
+ */
+function formatReason(root: MimePart, text: string): BounceReason | null {
+  if (
+    header(root, 'x-google-smtp-source') &&
+    header(root, 'x-failed-recipients') &&
+    text.includes('Google Groups') &&
+    (text.match(/\n ?\* /g) ?? []).length === 4
+  )
+    return 'rejected';
+  return null;
+}
+
 /** Reads an already parsed MIME tree; see {@link classifyMessage}. */
 export function classifyTree(root: MimePart): BounceReading {
   const original = embeddedOriginal(root);
@@ -224,6 +266,7 @@ export function classifyTree(root: MimePart): BounceReading {
               diagnostic: null,
               segment: t.segment,
               context: text,
+              reason: formatReason(root, text),
             }),
           );
     if (results.length > 0) return { kind: 'dsn', results, originalHeaders };

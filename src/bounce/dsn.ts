@@ -43,6 +43,11 @@ export function addressOfField(value: string | null | undefined): string | null 
   return /^[^@\s]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.?$/i.test(addr) ? addr.replace(/\.$/, '') : null;
 }
 
+/** Whether a (lowercased) string is a plausible mailbox: a local part, "@", and a dotted-or-not domain. */
+export function isAddress(value: string): boolean {
+  return /^[^@\s<>"]{1,256}@[a-z0-9-]{1,63}(?:\.[a-z0-9-]{1,63})*$/i.test(value);
+}
+
 /** Normalises an RFC 3463 status (`5.1.1`), or null when the value is not one (e.g. `550`). */
 export function normaliseStatus(value: string | null | undefined): string | null {
   if (!value) return null;

@@ -64,6 +64,11 @@ export function parseHeaderBlock(head: string): Map<string, string[]> {
       continue;
     }
     const m = /^([!-9;-~]{1,76})[ \t]*:(.*)$/.exec(line);
+    // A parameter wrapped onto an unindented line (`boundary="…"`) still belongs to its header.
+    if (!m && name !== null && /^[\w*.-]+=\S/.test(line)) {
+      value += ` ${line.trim()}`;
+      continue;
+    }
     flush();
     name = m ? m[1]!.toLowerCase() : null;
     value = m ? m[2]! : '';
@@ -117,7 +122,7 @@ function walk(raw: string, depth: number, state: WalkState, headersOnly = false)
   if (type.startsWith('multipart/') && room()) {
     let chunks = splitMultipart(body, params.get('boundary') ?? '', state.limits.maxParts);
     // Some MTAs declare one boundary and use another; fall back to the first delimiter-like line.
-    const guessed = chunks.length === 0 ? /^--([^\s-][^\s]{5,69})[ \t]*\r?$/m.exec(body)?.[1] : undefined;
+    const guessed = chunks.length === 0 ? /^--(-*[^\s-]\S{5,69})[ \t]*\r?$/m.exec(body)?.[1] : undefined;
     if (guessed) chunks = splitMultipart(body, guessed, state.limits.maxParts);
     for (const chunk of chunks) {
       if (!room()) break;

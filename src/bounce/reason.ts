@@ -212,6 +212,15 @@ const WEAK_STATUS_REASONS: ReadonlySet<BounceReason> = new Set([
   'notaccept',
 ]);
 
+/** Reasons a local delivery program (Diagnostic-Type X-UNIX) can state in its own error text. */
+const LOCAL_REASONS: ReadonlySet<BounceReason> = new Set([
+  'mailboxfull',
+  'systemfull',
+  'suspend',
+  'virusdetected',
+  'spamdetected',
+]);
+
 /** The reason an RFC 3463 status code names on its own, if any. */
 export function statusReason(status: string | null): BounceReason | null {
   return status ? (STATUS_REASON[status] ?? null) : null;
@@ -231,18 +240,19 @@ export interface ReasonInput {
 
 export type SmtpCommand = 'RCPT' | 'DATA' | 'MAIL' | 'CONN';
 
+const COMMAND_TESTS: readonly (readonly [SmtpCommand, RegExp])[] = [
+  [
+    'DATA',
+    /(?:in reply to|after|>>>|while sending|command) ?(?:end of )?data\b|\bdata command|after end of data|after data/i,
+  ],
+  ['RCPT', /rcpt[ _]to|in reply to rcpt|>>> rcpt|after rcpt|does not like recipient|rcpt command/i],
+  ['MAIL', /mail from:? ?(?:command|<)|in reply to mail|>>> mail from|after mail from/i],
+  ['CONN', /after initial connection|(?:in reply to|after) (?:ehlo|helo)|greeting/i],
+];
+
 /** The SMTP command a failure answered, when the text says so (`in reply to RCPT TO command`). */
 export function smtpCommand(text: string): SmtpCommand | null {
-  if (
-    /(?:in reply to|after|>>>|while sending|command) ?(?:end of )?data\b|\bdata command|after end of data|after data/i.test(
-      text,
-    )
-  )
-    return 'DATA';
-  if (/rcpt[ _]to|in reply to rcpt|>>> rcpt|after rcpt|does not like recipient|rcpt command/i.test(text))
-    return 'RCPT';
-  if (/mail from:? ?(?:command|<)|in reply to mail|>>> mail from|after mail from/i.test(text)) return 'MAIL';
-  if (/after initial connection|(?:in reply to|after) (?:ehlo|helo)|greeting/i.test(text)) return 'CONN';
+  for (const [command, re] of COMMAND_TESTS) if (re.test(text)) return command;
   return null;
 }
 
@@ -251,33 +261,66 @@ export function flatText(text: string): string {
   return text.replace(/\s+/g, ' ').trim();
 }
 
+/** What the rules make of one text: the first rule it matches and the SMTP commands it names. */
+interface Analysis {
+  readonly flat: string;
+  /** Index of the first matching rule, or -1. */
+  readonly first: number;
+  readonly commands: ReadonlySet<SmtpCommand>;
+}
+
+/**
+ * Analyses of recently seen texts, per rule list. A multi-recipient bounce passes the same report
+ * text (and often the same reply) for every recipient; each is matched against the rules once.
+ */
+const ANALYSES = new WeakMap<readonly BounceRule[], Map<string, Analysis>>();
+const MAX_CACHED_TEXTS = 512;
+
+function analyse(text: string, rules: readonly BounceRule[]): Analysis {
+  let cache = ANALYSES.get(rules);
+  if (!cache) ANALYSES.set(rules, (cache = new Map()));
+  const hit = cache.get(text);
+  if (hit) return hit;
+  const flat = flatText(text);
+  const first = flat === '' ? -1 : rules.findIndex((r) => r.pattern.test(flat));
+  const commands = new Set<SmtpCommand>();
+  for (const [command, re] of COMMAND_TESTS) if (re.test(text)) commands.add(command);
+  const analysis: Analysis = { flat, first, commands };
+  if (cache.size >= MAX_CACHED_TEXTS) cache.clear();
+  cache.set(text, analysis);
+  return analysis;
+}
+
 /** Picks the Sisimai reason for a failure from its status code, diagnostic text and DSN action. */
 export function findReason(input: ReasonInput, rules: readonly BounceRule[] = RULES): BounceReason {
   const { status, action } = input;
   if (status?.startsWith('2.') || action === 'delivered' || action === 'relayed' || action === 'expanded')
     return 'delivered';
-  const texts = input.texts.map(flatText);
+  const analyses = input.texts.map((t) => analyse(t, rules));
   const named = statusReason(status);
-  if (/^X-UNIX/i.test(input.diagnosticType ?? '') && (!named || WEAK_STATUS_REASONS.has(named)))
-    return 'mailererror';
-  for (const [layer, text] of texts.length > 0 ? texts.entries() : [[0, ''] as const]) {
-    for (const rule of rules) {
-      if (layer === 0 && named === rule.reason && !WEAK_STATUS_REASONS.has(named)) return named;
-      if (text !== '' && rule.pattern.test(text))
-        return refine(
-          rule.reason,
-          named,
-          input.command ?? smtpCommand(texts.join(' ')),
-          input.replyCode ?? null,
-        );
-    }
+  if (/^X-UNIX/i.test(input.diagnosticType ?? '') && (!named || WEAK_STATUS_REASONS.has(named))) {
+    // A local delivery program's error: only its own words about the mailbox or the system count.
+    const own = analyses[0] ? rules[analyses[0].first] : undefined;
+    return own && LOCAL_REASONS.has(own.reason) ? own.reason : 'mailererror';
+  }
+  // A status naming a reason outright wins over any text matched by a later rule.
+  if (named && !WEAK_STATUS_REASONS.has(named)) {
+    const namedAt = rules.findIndex((r) => r.reason === named);
+    const first = analyses[0]?.first ?? -1;
+    if (namedAt >= 0 && (first < 0 || namedAt <= first)) return named;
+  }
+  for (const a of analyses) {
+    if (a.first < 0) continue;
+    const command =
+      input.command ?? COMMAND_TESTS.map(([c]) => c).find((c) => analyses.some((x) => x.commands.has(c))) ?? null;
+    return refine(rules[a.first]!.reason, named, command, input.replyCode ?? null);
   }
   if (named) return named;
   if (status && /^[45]\.6\./.test(status)) return 'contenterror';
   if (status && /^[45]\.7\./.test(status)) return 'securityerror';
   if (action === 'delayed') return 'expired';
   if (input.replyCode === 525) return 'suspend';
-  return texts.some((t) => t !== '') ? 'onhold' : 'undefined';
+  return analyses.some((a) => a.flat !== '') ? 'onhold' : 'undefined';
 }
 
 /**
@@ -290,6 +333,8 @@ function refine(
   command: SmtpCommand | null,
   replyCode: number | null,
 ): BounceReason {
+  // Refused at MAIL FROM, whatever the words: the envelope sender was rejected.
+  if (command === 'MAIL' && (reason === 'userunknown' || reason === 'hostunknown')) return 'rejected';
   if (reason !== 'userunknown' || named === 'userunknown') return reason;
   if (command === 'DATA') return 'filtered';
   if (command !== null) return reason;
@@ -306,6 +351,9 @@ export function categoryOf(
   if (reason === 'delivered' || reason === 'vacation') return 'none';
   if (reason === 'feedback') return 'complaint';
   if (!HARD_REASONS.has(reason)) return 'soft';
-  if (status?.startsWith('4.') || action === 'delayed') return 'soft';
+  if (action === 'delayed') return 'soft';
+  // A bounce that gave up on a 4.x.x "no such user" still names a bad address (Sisimai's reading);
+  // a 4.x.x without a final action, and a temporary "accepts no mail", stay soft.
+  if (status?.startsWith('4.') && (action !== 'failed' || reason === 'notaccept')) return 'soft';
   return 'hard';
 }

@@ -2,6 +2,7 @@
  * Amazon SES event notifications (delivered by SNS as mail): a JSON document instead of a DSN.
  * Only the fields needed for a per-recipient reading are taken; anything unexpected yields null.
  */
+import { isAddress } from './dsn.js';
 
 export interface SesRecipient {
   readonly recipient: string;
@@ -48,7 +49,7 @@ export function readSesNotification(text: string): SesNotification | null {
       .filter(isObject)
       .flatMap((r) => {
         const recipient = str(r['emailAddress'])?.toLowerCase();
-        if (!recipient) return [];
+        if (!recipient || !isAddress(recipient)) return [];
         const action = str(r['action']) ?? (transient ? 'delayed' : 'failed');
         const diagnostic = str(r['diagnosticCode'])?.replace(/^smtp;\s*/i, '') ?? null;
         return [{ recipient, status: str(r['status']), action, diagnostic }];
@@ -59,7 +60,10 @@ export function readSesNotification(text: string): SesNotification | null {
     const complaint = doc['complaint'];
     const recipients = list(complaint['complainedRecipients'])
       .filter(isObject)
-      .flatMap((r) => (str(r['emailAddress']) ? [str(r['emailAddress'])!.toLowerCase()] : []));
+      .flatMap((r) => {
+        const address = str(r['emailAddress'])?.toLowerCase();
+        return address && isAddress(address) ? [address] : [];
+      });
     return {
       type: 'complaint',
       feedbackType: str(complaint['complaintFeedbackType']) ?? 'abuse',
@@ -69,9 +73,12 @@ export function readSesNotification(text: string): SesNotification | null {
   if (type === 'delivery' && isObject(doc['delivery'])) {
     const delivery = doc['delivery'];
     const diagnostic = str(delivery['smtpResponse']);
-    const recipients = list(delivery['recipients']).flatMap((r) =>
-      str(r) ? [{ recipient: str(r)!.toLowerCase(), status: null, action: 'delivered', diagnostic }] : [],
-    );
+    const recipients = list(delivery['recipients']).flatMap((r) => {
+      const address = str(r)?.toLowerCase();
+      return address && isAddress(address)
+        ? [{ recipient: address, status: null, action: 'delivered', diagnostic }]
+        : [];
+    });
     return { type: 'delivery', recipients };
   }
   return null;

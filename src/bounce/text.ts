@@ -3,6 +3,7 @@
  * transcripts, Exchange, webmail providers) put the failed address and the remote reply in prose.
  */
 import { addressesIn, embeddedOriginal } from './arf.js';
+import { isAddress } from './dsn.js';
 import { decodeWords, flatten, header, parseHeaderBlock, partText, type MimePart } from './mime.js';
 
 /** Where the copy of the original message starts in a single-part bounce. */
@@ -113,7 +114,7 @@ export function textRecipients(
   const declared = (header(root, 'x-failed-recipients') ?? '')
     .split(/[,\s]+/)
     .map((a) => a.replace(/^<|>$/g, '').toLowerCase())
-    .filter((a) => a.includes('@'));
+    .filter(isAddress);
   const own = ownAddresses(root, originalHeaders);
   const hits: { addr: string; index: number }[] = [];
   for (const m of text.matchAll(ADDRESS)) {
@@ -122,9 +123,9 @@ export function textRecipients(
     hits.push({ addr, index: m.index });
   }
   // An address given as RCPT TO in a transcript or summary is the recipient, whatever else is quoted.
-  const rcpt = [...text.matchAll(/rcpt to:\s*<?([^\s<>]+@[^\s<>]+?)>?(?:\s|$)/gi)].map((m) =>
-    m[1]!.toLowerCase(),
-  );
+  const rcpt = [...text.matchAll(/rcpt to:\s*<?([^\s<>]+@[^\s<>]+?)>?(?:\s|$)/gi)]
+    .map((m) => m[1]!.toLowerCase())
+    .filter(isAddress);
   const candidates = rcpt.length > 0 ? rcpt : hits.map((h) => h.addr);
   let names =
     declared.length > 0
@@ -137,7 +138,9 @@ export function textRecipients(
     names = fallback.slice(0, 1);
   }
   names = names.slice(0, 100);
-  return names.map((recipient) => ({ recipient, segment: segmentFor(recipient, names, hits, text) }));
+  const nameSet = new Set(names);
+  const named = hits.filter((h) => nameSet.has(h.addr));
+  return names.map((recipient) => ({ recipient, segment: segmentFor(recipient, names.length, named, text) }));
 }
 
 function ownSender(
@@ -152,27 +155,37 @@ function ownSender(
   return senders.includes(addr);
 }
 
-/** The text after each mention of `recipient`, up to the next mention of another recipient. */
+/**
+ * The text after each mention of `recipient`, up to the next mention of another recipient.
+ * `named` holds the mentions of all recipients, in text order.
+ */
 function segmentFor(
   recipient: string,
-  names: readonly string[],
-  hits: readonly { addr: string; index: number }[],
+  count: number,
+  named: readonly { addr: string; index: number }[],
   text: string,
 ): string {
-  const own = hits.filter((h) => h.addr === recipient);
-  if (names.length === 1)
-    return own.length > 0 ? text.slice(Math.max(0, lineStart(text, own[0]!.index))) : text;
-  const others = hits.filter((h) => h.addr !== recipient && names.includes(h.addr));
+  if (count === 1) {
+    const first = named.find((h) => h.addr === recipient);
+    return first ? text.slice(lineStart(text, first.index)) : text;
+  }
   const parts: string[] = [];
-  for (const h of own) {
-    const next = others.find((o) => o.index > h.index);
+  named.forEach((h, i) => {
+    if (h.addr !== recipient) return;
+    let next: { index: number } | undefined;
+    for (let j = i + 1; j < named.length; j++) {
+      if (named[j]!.addr !== recipient) {
+        next = named[j];
+        break;
+      }
+    }
     parts.push(
       text.slice(
         lineStart(text, h.index),
         next ? lineStart(text, next.index) : Math.min(text.length, h.index + 2000),
       ),
     );
-  }
+  });
   return parts.join('\n');
 }
 

@@ -5,6 +5,7 @@ import { register as registerConfig } from './commands/config.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerDkim } from './commands/dkim.js';
 import { register as registerQueue } from './commands/queue.js';
+import { register as registerSuppression } from './commands/suppression.js';
 import { register as registerUser } from './commands/user.js';
 import { register as registerBounce } from './commands/bounce.js';
 import { CliError } from './context.js';
@@ -21,6 +22,7 @@ function buildProgram(): Command {
   registerConfig(program);
   registerUser(program);
   registerQueue(program);
+  registerSuppression(program);
   registerDkim(program);
   registerBounce(program);
   for (const cmd of program.commands) cmd.exitOverride();

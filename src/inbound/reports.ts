@@ -20,10 +20,16 @@ export interface ReportDeps {
   readonly onReport?: (category: string, reason: string) => void;
 }
 
-/** The result for the recipient a token names: the matching one, or the only one. */
+/**
+ * The result for the recipient a token names: the one naming that address, or a lone result
+ * that names nobody (a mangled DSN). A report naming someone else changes nothing.
+ */
 function resultFor(reading: BounceReading, address: string): BounceResult | null {
   const lower = address.toLowerCase();
-  return reading.results.find((r) => r.recipient === lower) ?? (reading.results.length === 1 ? reading.results[0]! : null);
+  const exact = reading.results.find((r) => r.recipient === lower);
+  if (exact) return exact;
+  const only = reading.results.length === 1 ? reading.results[0]! : null;
+  return only && only.recipient === null ? only : null;
 }
 
 /**

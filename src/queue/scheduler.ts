@@ -50,6 +50,8 @@ export interface SchedulerDeps {
   readonly returnPath?: (recipientId: number) => string;
   /** Why mail to this recipient must not go out now (suppression), or null. */
   readonly suppressed?: (accountId: number | null, address: string, stream: 'transactional' | 'marketing') => Promise<string | null>;
+  /** Called with the duration of each delivery attempt (seconds). */
+  readonly onAttempt?: (seconds: number) => void;
   /** Called after each applied state transition (metrics). */
   readonly onTransition?: (update: RecipientUpdate, outcome: Outcome | null) => void;
 }
@@ -312,6 +314,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       );
     }
     logger.debug({ msgId: job.messageId, queue: job.domain, mx: session.mx, durationMs: clock.now() - started }, 'attempt finished');
+    deps.onAttempt?.((clock.now() - started) / 1000);
     // A session lost part-way leaves later recipients untried: they go back unchanged.
     const tried = { ...sendable, recipients: sendable.recipients.slice(0, outcomes.length) };
     const untried = sendable.recipients.slice(outcomes.length);

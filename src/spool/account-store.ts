@@ -7,12 +7,19 @@ export interface Account {
   readonly name: string;
   readonly passwordHash: string;
   readonly allowedDomains: readonly string[];
+  /** The stream of its mail when a message does not say (X-Petrel-Stream). */
+  readonly defaultStream: 'transactional' | 'marketing';
   readonly createdAt: number;
 }
 
 export interface AccountStore {
   /** Throws AccountError PETREL_ACCOUNT_EXISTS when the name is taken. */
-  add(name: string, passwordHash: string, allowedDomains: readonly string[]): Promise<Account>;
+  add(
+    name: string,
+    passwordHash: string,
+    allowedDomains: readonly string[],
+    defaultStream?: 'transactional' | 'marketing',
+  ): Promise<Account>;
   /** Looks the account up afresh on every call, so CLI changes apply at once. */
   get(name: string): Promise<Account | null>;
   list(): Promise<Account[]>;
@@ -27,6 +34,7 @@ interface AccountRow {
   name: string;
   password_hash: string;
   allowed_domains: string;
+  default_stream: 'transactional' | 'marketing';
   created_at: number;
 }
 
@@ -36,14 +44,15 @@ function toAccount(row: AccountRow): Account {
     name: row.name,
     passwordHash: row.password_hash,
     allowedDomains: JSON.parse(row.allowed_domains) as string[],
+    defaultStream: row.default_stream,
     createdAt: row.created_at,
   };
 }
 
 export function createAccountStore(db: Db, clock: Clock): AccountStore {
   const insert = db.prepare(
-    `INSERT INTO accounts (name, password_hash, allowed_domains, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING RETURNING *`,
+    `INSERT INTO accounts (name, password_hash, allowed_domains, default_stream, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING RETURNING *`,
   );
   const byName = db.prepare<[string], AccountRow>('SELECT * FROM accounts WHERE name = ?');
   const all = db.prepare<[], AccountRow>('SELECT * FROM accounts ORDER BY name');
@@ -51,9 +60,9 @@ export function createAccountStore(db: Db, clock: Clock): AccountStore {
   const setHash = db.prepare('UPDATE accounts SET password_hash = ?, updated_at = ? WHERE name = ?');
 
   return {
-    async add(name, passwordHash, allowedDomains) {
+    async add(name, passwordHash, allowedDomains, defaultStream = 'transactional') {
       const now = clock.now();
-      const row = insert.get(name, passwordHash, JSON.stringify(allowedDomains), now, now) as AccountRow | undefined;
+      const row = insert.get(name, passwordHash, JSON.stringify(allowedDomains), defaultStream, now, now) as AccountRow | undefined;
       if (!row) throw new AccountError('PETREL_ACCOUNT_EXISTS', `account ${name} already exists`);
       return toAccount(row);
     },

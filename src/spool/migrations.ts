@@ -120,5 +120,6 @@ export const MIGRATIONS: readonly string[] = [
     expires_at INTEGER NOT NULL
   );
   CREATE INDEX unsubscribe_tokens_address ON unsubscribe_tokens(address_hash, account_id);
+  ALTER TABLE accounts ADD COLUMN default_stream TEXT NOT NULL DEFAULT 'transactional';
   `,
 ];

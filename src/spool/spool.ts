@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../shared/index.js';
 import { createAccountStore, type AccountStore } from './account-store.js';
@@ -25,6 +26,10 @@ export interface Spool {
   dataVersion(): Promise<number>;
   /** Reads a PRAGMA for diagnostics and the durability tests. */
   pragma(name: 'synchronous' | 'secure_delete' | 'journal_mode'): Promise<string | number>;
+  /** True when a durable write succeeds now (readiness). */
+  writable(): Promise<boolean>;
+  /** Bytes of the database, WAL and shared-memory files. */
+  fileBytes(): number;
   /** Checkpoints the WAL into the main file and truncates it. */
   checkpoint(): Promise<void>;
   close(): Promise<void>;
@@ -62,6 +67,27 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     },
     async pragma(name) {
       return db.pragma(name, { simple: true }) as string | number;
+    },
+    async writable() {
+      try {
+        db.prepare("INSERT INTO settings (key, value) VALUES ('last_write_check', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(
+          Buffer.from(String(clock.now())),
+        );
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    fileBytes() {
+      let total = 0;
+      for (const suffix of ['', '-wal', '-shm']) {
+        try {
+          total += statSync(`${path}${suffix}`).size;
+        } catch {
+          // A missing -wal or -shm simply has no size.
+        }
+      }
+      return total;
     },
     async checkpoint() {
       db.pragma('wal_checkpoint(TRUNCATE)');

@@ -3,6 +3,7 @@ import type { SubmissionConfig } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
 import type { Spool } from '../spool/index.js';
 import { SpoolError, domainMatches, parseAddress, smtpError, type Clock } from '../shared/index.js';
+import { blockingEntry } from '../suppression/index.js';
 import {
   checkLineEndings,
   extractAddresses,
@@ -24,8 +25,10 @@ export interface AcceptInput {
   readonly spool: Spool;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly sign: ((message: Buffer, fromDomain: string) => Promise<Buffer | null>) | undefined;
+  readonly sign: ((message: Buffer, fromDomain: string) => Promise<{ header: Buffer; aligned: boolean } | null>) | undefined;
   readonly requireSignature: boolean;
+  /** List-Unsubscribe and List-Unsubscribe-Post fields for one marketing recipient. */
+  readonly unsubscribeHeaders: ((accountId: number, address: string) => Promise<string[]>) | undefined;
 }
 
 /**
@@ -62,35 +65,66 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
     fromDomains.push(domain);
   }
 
-  const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-  const recipients = session.envelope.rcptTo.map((r) => ({
-    address: r.address,
-    domain: parseAddress(r.address)!.domain,
-  }));
-  const id = spool.messages.newId();
-  const now = new Date(input.clock.now());
-  const normalized = normalizeMessage({
-    parsed,
-    receivedHeader: receivedHeader(session, input.hostname, id, now),
-    hostname: input.hostname,
-    queueId: id,
-    now,
-  });
-  const signature = input.sign ? await input.sign(normalized.data, fromDomains[0]!) : null;
-  if (!signature) {
-    if (input.requireSignature) throw smtpError(550, '5.7.1', 'No DKIM key for the From: domain, and signing is required');
-    logger.warn({ sessionId: session.id, msgId: id, domain: fromDomains[0] }, 'no DKIM key for the From: domain; sending unsigned');
+  const streamFields = parsed.headers.filter((h) => h.name === 'x-petrel-stream');
+  const streamValue = streamFields.length > 0 ? headerValue(streamFields[0]!).toLowerCase() : account.defaultStream;
+  if (streamValue !== 'transactional' && streamValue !== 'marketing') {
+    throw smtpError(554, '5.6.0', 'X-Petrel-Stream must be transactional or marketing');
   }
-  const stored = signature ? Buffer.concat([signature, normalized.data]) : normalized.data;
+  const messageStream: 'transactional' | 'marketing' = streamValue;
+
+  const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+  const recipients: { address: string; domain: string }[] = [];
+  let unsubscribed: string | null = null;
+  for (const r of session.envelope.rcptTo) {
+    // Unsubscribes stop marketing mail; RCPT could not know the stream of this message yet.
+    const entry = messageStream === 'marketing' ? await blockingEntry(spool.suppressions, account.id, r.address, 'marketing') : null;
+    if (entry) unsubscribed = entry.reason;
+    else recipients.push({ address: r.address, domain: parseAddress(r.address)!.domain });
+  }
+  if (recipients.length === 0) throw smtpError(550, '5.7.1', `All recipients are suppressed (${unsubscribed ?? 'suppressed'})`);
+  // Marketing mail carries a List-Unsubscribe link for its one recipient, so each recipient gets
+  // its own copy (and signature); the copies share one group commit.
+  const perRecipient =
+    messageStream === 'marketing' && input.unsubscribeHeaders !== undefined && !parsed.headers.some((h) => h.name === 'list-unsubscribe');
+  const units = perRecipient ? recipients.map((r) => [r]) : [recipients];
+  const now = new Date(input.clock.now());
+  const prepared = await Promise.all(
+    units.map(async (unitRecipients) => {
+      const id = spool.messages.newId();
+      const extraHeaders = perRecipient ? await input.unsubscribeHeaders!(account.id, unitRecipients[0]!.address) : [];
+      const normalized = normalizeMessage({
+        parsed,
+        receivedHeader: receivedHeader(session, input.hostname, id, now),
+        hostname: input.hostname,
+        queueId: id,
+        now,
+        extraHeaders,
+      });
+      const signature = input.sign ? await input.sign(normalized.data, fromDomains[0]!) : null;
+      if (!signature?.aligned && input.requireSignature) {
+        throw smtpError(550, '5.7.1', 'No DKIM key for the From: domain, and signing is required');
+      }
+      const stored = signature ? Buffer.concat([signature.header, normalized.data]) : normalized.data;
+      return { id, unitRecipients, normalized, stored, signed: signature?.aligned ?? false };
+    }),
+  );
+  if (input.sign && !prepared[0]!.signed) {
+    logger.warn({ sessionId: session.id, msgId: prepared[0]!.id, domain: fromDomains[0] }, 'no DKIM key for the From: domain; not signed as that domain');
+  }
   try {
-    await spool.messages.insert(id, {
-      accountId: account.id,
-      mailFrom,
-      recipients,
-      headerMessageId: normalized.messageId,
-      body: stored,
-      listener: input.listener,
-    });
+    await Promise.all(
+      prepared.map((p) =>
+        spool.messages.insert(p.id, {
+          accountId: account.id,
+          mailFrom,
+          recipients: p.unitRecipients,
+          headerMessageId: p.normalized.messageId,
+          body: p.stored,
+          listener: input.listener,
+          stream: messageStream,
+        }),
+      ),
+    );
   } catch (err) {
     logger.error({ sessionId: session.id, err }, 'spool write failed');
     if (err instanceof SpoolError && err.code === 'PETREL_SPOOL_FULL') {
@@ -98,21 +132,27 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
     }
     throw smtpError(451, '4.3.0', 'Temporary storage failure, try again later');
   }
-  logger.info(
-    {
-      event: 'reception',
-      msgId: id,
-      sessionId: session.id,
-      listener: input.listener,
-      account: account.name,
-      recipients: recipients.length,
-      size: stored.length,
-      signed: signature !== null,
-    },
-    'message queued',
-  );
-  return id;
+  for (const p of prepared) {
+    logger.info(
+      {
+        event: 'reception',
+        msgId: p.id,
+        sessionId: session.id,
+        listener: input.listener,
+        account: account.name,
+        stream: messageStream,
+        recipients: p.unitRecipients.length,
+        size: p.stored.length,
+        signed: p.signed,
+      },
+      'message queued',
+    );
+  }
+  const id = prepared[0]!.id;
+  const more = prepared.length - 1;
+  return more > 0 ? `${id} (+${more} more, one per recipient)` : id;
 }
+
 
 /**
  * Collects the DATA stream, keeping at most `limit` bytes. Resolves null when the message was

@@ -163,6 +163,8 @@ export interface NormalizeInput {
   readonly hostname: string;
   readonly queueId: string;
   readonly now: Date;
+  /** Complete header fields (CRLF-terminated) to add at the end of the header block. */
+  readonly extraHeaders?: readonly string[];
 }
 
 export interface Normalized {
@@ -171,12 +173,13 @@ export interface Normalized {
 }
 
 /**
- * The message as it will be stored and sent: a Received header on top, Bcc dropped, Message-ID
- * and Date added when missing. Everything else is kept byte for byte.
+ * The message as it will be stored and sent: a Received header on top, Bcc and X-Petrel-* dropped,
+ * Message-ID and Date added when missing, `extraHeaders` appended. Everything else is kept byte for byte.
  */
 export function normalizeMessage(input: NormalizeInput): Normalized {
   const { parsed } = input;
-  const kept = parsed.headers.filter((h) => h.name !== 'bcc');
+  // Bcc must not reveal hidden recipients; X-Petrel-* are instructions to Petrel, not content.
+  const kept = parsed.headers.filter((h) => h.name !== 'bcc' && !h.name.startsWith('x-petrel-'));
   const parts: Buffer[] = [Buffer.from(input.receivedHeader, 'utf8')];
   for (const h of kept) parts.push(h.raw);
   const existingId = kept.find((h) => h.name === 'message-id');
@@ -188,6 +191,7 @@ export function normalizeMessage(input: NormalizeInput): Normalized {
     parts.push(Buffer.from(`Message-ID: ${messageId}\r\n`));
   }
   if (!kept.some((h) => h.name === 'date')) parts.push(Buffer.from(`Date: ${rfc5322Date(input.now)}\r\n`));
+  for (const field of input.extraHeaders ?? []) parts.push(Buffer.from(field, 'utf8'));
   // The last header may lack its CRLF when the message had no body at all.
   const last = parts[parts.length - 1]!;
   if (!last.subarray(-2).equals(Buffer.from('\r\n'))) parts.push(Buffer.from('\r\n'));

@@ -25,6 +25,7 @@ import {
 } from '../shared/index.js';
 import { AuthGuard } from './auth-guard.js';
 import { acceptMessage } from './accept.js';
+import { blockingEntry } from '../suppression/index.js';
 
 export type ListenerName = 'submission' | 'submissions';
 
@@ -36,14 +37,16 @@ export interface SubmissionDeps {
   readonly logger: Logger;
   readonly clock: Clock;
   /**
-   * DKIM-signs a normalized message for its From: domain: the header fields to prepend, or
-   * null when there is no key for that domain.
+   * DKIM-signs a normalized message for its From: domain: the header fields to prepend and
+   * whether one signature is the From: domain's own (aligned); null when nothing could sign.
    */
-  readonly sign?: (message: Buffer, fromDomain: string) => Promise<Buffer | null>;
+  readonly sign?: (message: Buffer, fromDomain: string) => Promise<{ header: Buffer; aligned: boolean } | null>;
   /** Refuse mail that cannot be signed. */
   readonly requireSignature?: boolean;
-  /** Called after a message is durably queued, so delivery can start at once. */
-  readonly onQueued?: () => void;
+  /** List-Unsubscribe fields for a marketing recipient (RFC 2369, RFC 8058). */
+  readonly unsubscribeHeaders?: (accountId: number, address: string) => Promise<string[]>;
+  /** Called after a message is durably queued (delivery can start at once), with the time DATA took to commit. */
+  readonly onQueued?: (listener: ListenerName, seconds: number) => void;
 }
 
 export interface BoundListener {
@@ -68,12 +71,19 @@ interface SessionUser {
   readonly account: string;
 }
 
+/** What RCPT needs of the sending account, fixed at MAIL FROM. */
+interface SenderState {
+  readonly accountId: number;
+  readonly defaultStream: 'transactional' | 'marketing';
+}
+
 export function createSubmissionService(deps: SubmissionDeps): SubmissionService {
   const { config, logger, spool, clock } = deps;
   const guard = new AuthGuard(config.auth_max_failures, config.auth_failure_window, clock);
   const perIp = new Map<string, number>();
   const counted = new Set<string>();
   const accountIds = new Map<string, number>();
+  const senders = new Map<string, SenderState>();
   const servers: { server: SMTPServer; name: ListenerName }[] = [];
 
   const isTrusted = (ip: string): boolean => ipInCidrs(ip, config.trusted_networks);
@@ -92,6 +102,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
   };
 
   const onClose = (session: SMTPServerSession): void => {
+    senders.delete(session.id);
     if (!counted.delete(session.id)) return;
     const ip = session.remoteAddress;
     const n = (perIp.get(ip) ?? 1) - 1;
@@ -154,6 +165,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
         return callback(smtpError(553, '5.7.1', 'Sender domain not allowed for this account'));
       }
       accountIds.set(account.name, account.id);
+      senders.set(session.id, { accountId: account.id, defaultStream: account.defaultStream });
       if (!user) session.user = { account: account.name } satisfies SessionUser;
       callback();
     })().catch((err: unknown) => failEdge(logger, session, err, callback));
@@ -168,7 +180,16 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       callback(smtpError(553, '5.1.3', 'Bad recipient address syntax'));
       return;
     }
-    callback();
+    const sender = senders.get(session.id);
+    // The message's own X-Petrel-Stream is not known yet: a marketing account's unsubscribes
+    // count here, others' only at the end of DATA.
+    const stream = sender?.defaultStream === 'marketing' ? 'marketing' : null;
+    blockingEntry(spool.suppressions, sender?.accountId ?? null, address.address, stream)
+      .then((entry) => {
+        if (entry) return callback(smtpError(550, '5.7.1', `Recipient is suppressed (${entry.reason})`));
+        callback();
+      })
+      .catch((err: unknown) => failEdge(logger, session, err, callback));
   };
 
   const makeOnData = (name: ListenerName, getServer: () => SMTPServer) =>
@@ -184,6 +205,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
         }
       }, config.data_timeout);
       deadline.unref();
+      const started = performance.now();
       const user = session.user as SessionUser | undefined;
       acceptMessage({
         stream,
@@ -198,10 +220,11 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
         logger,
         sign: deps.sign,
         requireSignature: deps.requireSignature ?? false,
+        unsubscribeHeaders: deps.unsubscribeHeaders,
       })
         .then((queueId) => {
           callback(null, `2.0.0 OK queued as ${queueId}`);
-          deps.onQueued?.();
+          deps.onQueued?.(name, (performance.now() - started) / 1000);
         })
         .catch((err: unknown) => failEdge(logger, session, err, callback))
         .finally(() => clearTimeout(deadline));

@@ -16,7 +16,7 @@ export interface Daemon {
   readonly dir: string;
   readonly dataDir: string;
   readonly configPath: string;
-  readonly ports: { submission: number; submissions?: number };
+  readonly ports: { submission: number; submissions?: number; inbound?: number; http?: number };
   readonly logs: LogLine[];
   readonly stdoutText: () => string;
   readonly child: ChildProcess;
@@ -48,6 +48,8 @@ listen = ["127.0.0.1:0"]
 tls_listen = ["127.0.0.1:0"]
 ${submission}
 ${extra.includes('[dns]') ? '' : '\n# No DNS leaves the machine: tests that deliver bring their own server.\n[dns]\nservers = ["127.0.0.1:9"]\n'}
+${extra.includes('[inbound]') ? '' : '\n[inbound]\nlisten = ["127.0.0.1:0"]\n'}
+${extra.includes('[http]') ? '' : '\n[http]\nlisten = "127.0.0.1:0"\n'}
 ${extra}
 `,
   );
@@ -64,7 +66,7 @@ export async function startDaemon(t: TestDir): Promise<Daemon> {
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  const ports: { submission: number; submissions?: number } = { submission: 0 };
+  const ports: { submission: number; submissions?: number; inbound?: number; http?: number } = { submission: 0 };
   await new Promise<void>((res, rej) => {
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
@@ -80,6 +82,8 @@ export async function startDaemon(t: TestDir): Promise<Daemon> {
         const port = Number(String(parsed['address']).split(':').pop());
         if (parsed['listener'] === 'submission') ports.submission = port;
         if (parsed['listener'] === 'submissions') ports.submissions = port;
+        if (parsed['listener'] === 'inbound') ports.inbound = port;
+        if (parsed['listener'] === 'http') ports.http = port;
       }
       if (parsed.msg === 'petrel started') res();
     });

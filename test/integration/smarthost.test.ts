@@ -75,7 +75,7 @@ auth_password_file = ${JSON.stringify(passwordFile)}
     c.close();
     const deadline = Date.now() + 10_000;
     while (relayed.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(relayed).toEqual([{ from: 'sender@example.com', to: ['someone@partner.test'], user: 'petrel', secure: true }]);
+    expect(relayed).toEqual([{ from: expect.stringMatching(/^b-.+@bounces\.localhost$/), to: ['someone@partner.test'], user: 'petrel', secure: true }]);
     expect(logins).toEqual(['petrel:relay secret']);
     expect(daemon.stdoutText()).not.toContain('relay secret');
   });

@@ -31,13 +31,16 @@ export function register(program: Command): void {
     .command('add <name>')
     .description('create an account; the password is read from stdin, or generated and printed once')
     .requiredOption('--allow-from <domains...>', 'sender domains the account may use (*.example.com for subdomains)')
-    .action(async (name: string, opts: { allowFrom: string[] }, cmd: Command) => {
+    .option('--stream <stream>', 'transactional or marketing: the stream of its mail unless X-Petrel-Stream says', 'transactional')
+    .action(async (name: string, opts: { allowFrom: string[]; stream: string }, cmd: Command) => {
       checkName(name);
+      if (opts.stream !== 'transactional' && opts.stream !== 'marketing') throw new CliError('--stream is transactional or marketing', 2);
+      const stream: 'transactional' | 'marketing' = opts.stream;
       const domains = checkDomains(opts.allowFrom);
       const { password, generated } = await passwordFromInput();
       const hash = await hashPassword(password);
       await withSpool(cmd, async (spool) => {
-        await spool.accounts.add(name, hash, domains);
+        await spool.accounts.add(name, hash, domains, stream);
       });
       if (globals(cmd).json) print(JSON.stringify({ name, allowedDomains: domains, ...(generated ? { password } : {}) }));
       else {

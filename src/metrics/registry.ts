@@ -1,0 +1,139 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Queue depth per destination, read from the spool at scrape time. */
+export interface QueueDepth {
+  readonly domain: string;
+  readonly recipients: number;
+  readonly oldestSeconds: number;
+}
+
+/** Petrel's metrics on a registry of its own (never prom-client's global one). */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly messagesReceived: Counter<'listener'>;
+  readonly recipientOutcomes: Counter<'outcome'>;
+  readonly submissionSeconds: Histogram;
+  readonly deliveryAttemptSeconds: Histogram;
+  readonly bounces: Counter<'category' | 'reason'>;
+  readonly privacyErasures: Counter;
+  readonly unsubscribes: Counter<'source'>;
+  /** Prometheus text exposition. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+export interface MetricsOptions {
+  /** Called at scrape time for the queue gauges. */
+  readonly queueDepth: () => Promise<readonly QueueDepth[]>;
+  /** Called at scrape time: bytes of the spool files. */
+  readonly spoolBytes: () => number;
+  /** Domains beyond this many (by depth) are summed under `other`, so label cardinality stays bounded. */
+  readonly topDomains?: number;
+}
+
+export function createMetrics(options: MetricsOptions): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'petrel_process_' });
+  const top = options.topDomains ?? 20;
+
+  const messagesReceived = new Counter({
+    name: 'petrel_messages_received_total',
+    help: 'Messages accepted (250) by listener.',
+    labelNames: ['listener'] as const,
+    registers: [registry],
+  });
+  const recipientOutcomes = new Counter({
+    name: 'petrel_recipient_outcomes_total',
+    help: 'Recipient state transitions by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [registry],
+  });
+  for (const outcome of ['delivered', 'deferred', 'bounced', 'expired', 'suppressed', 'cancelled']) recipientOutcomes.inc({ outcome }, 0);
+  const submissionSeconds = new Histogram({
+    name: 'petrel_submission_seconds',
+    help: 'Time from the end of DATA to the 250 reply (parse, sign, durable commit).',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const deliveryAttemptSeconds = new Histogram({
+    name: 'petrel_delivery_attempt_seconds',
+    help: 'Duration of one delivery attempt (one message over an open session).',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const bounces = new Counter({
+    name: 'petrel_bounces_total',
+    help: 'Bounces and complaints acted on, by category and reason.',
+    labelNames: ['category', 'reason'] as const,
+    registers: [registry],
+  });
+  const privacyErasures = new Counter({
+    name: 'petrel_privacy_erasures_total',
+    help: 'Completed privacy erasures.',
+    registers: [registry],
+  });
+  const unsubscribes = new Counter({
+    name: 'petrel_unsubscribes_total',
+    help: 'Unsubscribes by source (one-click, mailto).',
+    labelNames: ['source'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'petrel_spool_bytes',
+    help: 'Size of the spool database files.',
+    registers: [registry],
+    collect() {
+      this.set(options.spoolBytes());
+    },
+  });
+
+  let depth: readonly QueueDepth[] = [];
+  const queueRecipients = new Gauge({
+    name: 'petrel_queue_recipients',
+    help: 'Recipients waiting or in flight, by destination domain (top domains, the rest as other).',
+    labelNames: ['domain'] as const,
+    registers: [registry],
+  });
+  const queueOldest = new Gauge({
+    name: 'petrel_queue_oldest_seconds',
+    help: 'Age of the oldest waiting message, by destination domain (top domains, the rest as other).',
+    labelNames: ['domain'] as const,
+    registers: [registry],
+  });
+
+  const refreshQueue = async (): Promise<void> => {
+    depth = await options.queueDepth();
+    queueRecipients.reset();
+    queueOldest.reset();
+    const sorted = [...depth].sort((a, b) => b.recipients - a.recipients);
+    let otherCount = 0;
+    let otherOldest = 0;
+    sorted.forEach((d, i) => {
+      if (i < top) {
+        queueRecipients.set({ domain: d.domain }, d.recipients);
+        queueOldest.set({ domain: d.domain }, d.oldestSeconds);
+      } else {
+        otherCount += d.recipients;
+        otherOldest = Math.max(otherOldest, d.oldestSeconds);
+      }
+    });
+    if (sorted.length > top) {
+      queueRecipients.set({ domain: 'other' }, otherCount);
+      queueOldest.set({ domain: 'other' }, otherOldest);
+    }
+  };
+
+  return {
+    registry,
+    messagesReceived,
+    recipientOutcomes,
+    submissionSeconds,
+    deliveryAttemptSeconds,
+    bounces,
+    privacyErasures,
+    unsubscribes,
+    async render() {
+      await refreshQueue();
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}

@@ -1,0 +1,246 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSpool, type Spool } from '../../src/spool/index.js';
+import { addUser, cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { startSink, type ReceivedMessage, type Sink } from '../helpers/sink.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
+
+async function until<T>(fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function dsnFor(recipient: string, returnPath: string, status = '5.1.1', diagnostic = '550 5.1.1 <x>: Recipient address rejected: User unknown'): string {
+  const b = 'dsn-boundary-1';
+  return [
+    'From: MAILER-DAEMON@mx.dest.test',
+    `To: ${returnPath}`,
+    'Subject: Undelivered Mail Returned to Sender',
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=delivery-status; boundary="${b}"`,
+    '',
+    `--${b}`,
+    'Content-Type: text/plain',
+    '',
+    'I could not deliver your message.',
+    `--${b}`,
+    'Content-Type: message/delivery-status',
+    '',
+    'Reporting-MTA: dns; mx.dest.test',
+    '',
+    `Final-Recipient: rfc822; ${recipient}`,
+    'Action: failed',
+    `Status: ${status}`,
+    `Diagnostic-Code: smtp; ${diagnostic}`,
+    '',
+    `--${b}`,
+    'Content-Type: text/rfc822-headers',
+    '',
+    `Return-Path: <${returnPath}>`,
+    'From: sender@example.com',
+    `To: ${recipient}`,
+    'Subject: hello',
+    '',
+    `--${b}--`,
+    '',
+  ].join('\r\n');
+}
+
+function arfFor(recipient: string, returnPath: string): string {
+  const b = 'arf-boundary-1';
+  return [
+    'From: fbl@isp.test',
+    'To: fbl@bounces.localhost',
+    'Subject: complaint',
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=feedback-report; boundary="${b}"`,
+    '',
+    `--${b}`,
+    'Content-Type: text/plain',
+    '',
+    'This is an email abuse report.',
+    `--${b}`,
+    'Content-Type: message/feedback-report',
+    '',
+    'Feedback-Type: abuse',
+    'User-Agent: isp-fbl/1.0',
+    'Version: 1',
+    `Original-Rcpt-To: ${recipient}`,
+    '',
+    `--${b}`,
+    'Content-Type: message/rfc822',
+    '',
+    `Return-Path: <${returnPath}>`,
+    'From: sender@example.com',
+    `To: ${recipient}`,
+    'Subject: hello',
+    '',
+    'body',
+    `--${b}--`,
+    '',
+  ].join('\r\n');
+}
+
+describe('bounces, complaints and unsubscribes suppress through the whole pipeline', () => {
+  let sink: Sink;
+  let t: TestDir;
+  let daemon: Daemon;
+  let spool: Spool;
+
+  const send = async (to: string, subject: string, headers: string[] = []): Promise<{ code: number; text: string; rcpt: number }> => {
+    const c = await RawSmtp.connect(daemon.ports.submission);
+    await c.login('app', 'pw');
+    await c.command('MAIL FROM:<sender@example.com>');
+    const rcpt = await c.command(`RCPT TO:<${to}>`);
+    if (rcpt.code !== 250) {
+      c.close();
+      return { code: rcpt.code, text: rcpt.text, rcpt: rcpt.code };
+    }
+    const r = await c.data([`From: sender@example.com`, `To: ${to}`, `Subject: ${subject}`, ...headers, '', 'hello', ''].join('\r\n'));
+    c.close();
+    return { code: r.code, text: r.text, rcpt: rcpt.code };
+  };
+
+  const delivered = (subject: string): Promise<ReceivedMessage> =>
+    until(() => sink.messages.find((m) => m.body.includes(`Subject: ${subject}\r\n`)));
+
+  const report = async (rcptTo: string, message: string): Promise<number> => {
+    const c = await RawSmtp.connect(daemon.ports.inbound!);
+    await c.command('EHLO mx.dest.test');
+    await c.command('MAIL FROM:<>');
+    const rcpt = await c.command(`RCPT TO:<${rcptTo}>`);
+    if (rcpt.code !== 250) {
+      c.close();
+      return rcpt.code;
+    }
+    const r = await c.data(message);
+    c.close();
+    return r.code;
+  };
+
+  beforeAll(async () => {
+    sink = await startSink({ rcpt: (a) => (a.startsWith('gone@') ? { code: 550, text: '5.1.1 <gone@dest.test>: No such user here' } : undefined) });
+    t = makeTestDir(`
+[delivery]
+poll_interval = "200ms"
+
+[routes."dest.test"]
+host = "127.0.0.1"
+port = ${sink.port}
+
+[routes."example.com"]
+host = "127.0.0.1"
+port = ${sink.port}
+`);
+    addUser(t, 'app', ['example.com'], 'pw');
+    addUser(t, 'other', ['other.example'], 'pw2');
+    daemon = await startDaemon(t);
+    spool = openSpool(t.dataDir);
+  });
+
+  afterAll(async () => {
+    await spool?.close();
+    await daemon?.stop();
+    await sink?.close();
+    t?.cleanup();
+  });
+
+  it('suppresses a hard-bounced address for the account when a DSN comes back to its VERP address', async () => {
+    expect((await send('bob@dest.test', 'to bob')).code).toBe(250);
+    const msg = await delivered('to bob');
+    expect(msg.mailFrom).toMatch(/^b-.+@bounces\.localhost$/);
+    expect(await report(msg.mailFrom, dsnFor('bob@dest.test', msg.mailFrom))).toBe(250);
+    const again = await until(async () => {
+      const r = await send('bob@dest.test', 'bob again');
+      return r.rcpt === 550 && r;
+    });
+    expect(again.text).toMatch(/^550 5\.7\.1 Recipient is suppressed \(hard:userunknown\)/);
+    const list = JSON.parse(cli(t, ['suppression', 'list', '--json']).stdout.trim().split('\n')[0]!) as Record<string, unknown>;
+    expect(list).toMatchObject({ address: 'bob@dest.test', account: 'app', reason: 'hard:userunknown', source: 'dsn' });
+  });
+
+  it('ignores forged reports: a bad token is refused, and a valid token naming someone else changes nothing', async () => {
+    expect((await send('carol@dest.test', 'to carol')).code).toBe(250);
+    const msg = await delivered('to carol');
+    const forgedToken = msg.mailFrom.replace(/[0-9a-f]{4}@/, (m) => `${m[0] === 'a' ? 'b' : 'a'}${m.slice(1)}`);
+    expect(await report(forgedToken, dsnFor('victim@dest.test', forgedToken))).toBe(550);
+    expect(await report('anyone@bounces.localhost', dsnFor('victim@dest.test', 'x'))).toBe(550);
+    expect(await report('victim@elsewhere.test', dsnFor('victim@dest.test', 'x'))).toBe(550);
+    // A DSN for victim@ sent to carol's genuine return path must not suppress victim (nor carol).
+    expect(await report(msg.mailFrom, dsnFor('victim@dest.test', msg.mailFrom))).toBe(250);
+    expect((await send('victim@dest.test', 'to victim')).rcpt).toBe(250);
+    expect((await send('carol@dest.test', 'carol again')).rcpt).toBe(250);
+  });
+
+  it('suppresses an address after an ARF complaint that carries its return path', async () => {
+    expect((await send('ellen@dest.test', 'to ellen')).code).toBe(250);
+    const msg = await delivered('to ellen');
+    expect(await report('fbl@bounces.localhost', arfFor('ellen@dest.test', msg.mailFrom))).toBe(250);
+    const r = await until(async () => {
+      const x = await send('ellen@dest.test', 'ellen again');
+      return x.rcpt === 550 && x;
+    });
+    expect(r.text).toMatch(/suppressed \(complaint:abuse\)/);
+  });
+
+  it('keeps suppression per account: another account may still mail a suppressed address', async () => {
+    const c = await RawSmtp.connect(daemon.ports.submission);
+    await c.login('other', 'pw2');
+    await c.command('MAIL FROM:<news@other.example>');
+    expect((await c.command('RCPT TO:<bob@dest.test>')).code).toBe(250);
+    c.close();
+  });
+
+  it('adds List-Unsubscribe to marketing mail; a one-click POST stops marketing but not transactional mail', async () => {
+    expect((await send('frank@dest.test', 'promo 1', ['X-Petrel-Stream: marketing'])).code).toBe(250);
+    const msg = await delivered('promo 1');
+    const text = msg.body.toString();
+    expect(text).not.toMatch(/X-Petrel-Stream/i);
+    expect(text).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click\r$/m);
+    const url = /^List-Unsubscribe: <(http:\/\/127\.0\.0\.1:8025\/u\/[A-Za-z0-9_-]+)>,\r\n <mailto:unsub-[A-Za-z0-9_-]+@bounces\.localhost\?subject=unsubscribe>/m.exec(text)?.[1];
+    expect(url).toBeDefined();
+    const local = url!.replace('127.0.0.1:8025', `127.0.0.1:${daemon.ports.http!}`);
+    const page = await fetch(local);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<form method="post">');
+    // GET alone (a link scanner) unsubscribes nobody.
+    expect((await send('frank@dest.test', 'promo 2', ['X-Petrel-Stream: marketing'])).code).toBe(250);
+    await delivered('promo 2');
+    const post = await fetch(local, { method: 'POST', body: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(post.status).toBe(200);
+    const refused = await send('frank@dest.test', 'promo 3', ['X-Petrel-Stream: marketing']);
+    expect(refused.code).toBe(550);
+    expect(refused.text).toMatch(/5\.7\.1 .*\(unsubscribe\)/);
+    expect((await send('frank@dest.test', 'receipt', [])).code).toBe(250);
+    await delivered('receipt');
+    expect((await fetch(local.replace(/\/u\/.+$/, '/u/AAAAAAAAAAAAAAAAAAAAAAAA'))).status).toBe(404);
+  });
+
+  it('refuses an unsubscribed address at RCPT for an account whose mail is marketing', async () => {
+    expect(cli(t, ['user', 'add', 'promo', '--allow-from', 'example.com', '--stream', 'marketing'], 'pw3\n').status).toBe(0);
+    expect(cli(t, ['suppression', 'add', 'gina@dest.test', '--account', 'promo', '--reason', 'unsubscribe', '--scope', 'marketing']).status).toBe(0);
+    const c = await RawSmtp.connect(daemon.ports.submission);
+    await c.login('promo', 'pw3');
+    await c.command('MAIL FROM:<deals@example.com>');
+    const r = await c.command('RCPT TO:<gina@dest.test>');
+    c.close();
+    expect(r.code).toBe(550);
+    expect(r.text).toContain('(unsubscribe)');
+  });
+
+  it('suppresses on a synchronous 5.1.1 at RCPT during delivery, with one DSN to the sender', async () => {
+    const first = await send('gone@dest.test', 'to gone');
+    expect(first.code).toBe(250);
+    const id = /queued as (\S+)/.exec(first.text)![1]!;
+    await until(() => sink.messages.find((m) => m.mailFrom === '' && m.body.includes(id)));
+    const r = await until(async () => {
+      const x = await send('gone@dest.test', 'gone again');
+      return x.rcpt === 550 && x;
+    });
+    expect(r.text).toMatch(/suppressed \(hard:userunknown\)/);
+  });
+});
