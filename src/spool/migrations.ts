@@ -122,4 +122,22 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX unsubscribe_tokens_address ON unsubscribe_tokens(address_hash, account_id);
   ALTER TABLE accounts ADD COLUMN default_stream TEXT NOT NULL DEFAULT 'transactional';
   `,
+  `
+  CREATE TABLE privacy_audit (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL,
+    request_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    address_hash TEXT NOT NULL,
+    account_id INTEGER,
+    counts TEXT NOT NULL
+  );
+  CREATE TABLE webhook_cursors (
+    url_hash TEXT PRIMARY KEY,
+    last_event_id INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE INDEX recipients_rcpt ON recipients(rcpt_to COLLATE NOCASE);
+  CREATE INDEX messages_mail_from ON messages(mail_from COLLATE NOCASE);
+  `,
 ];
