@@ -14,6 +14,8 @@ import { createInboundService, type InboundService } from './inbound/index.js';
 import { createMetrics, type Metrics } from './metrics/index.js';
 import { blockingEntry } from './suppression/index.js';
 import { createVerp } from './verp/index.js';
+import { createWebhookDispatcher, loadWebhookTargets, type WebhookDispatcher } from './webhooks/index.js';
+import { startRetention } from './privacy/index.js';
 import type { Outcome } from './queue/index.js';
 import type { RecipientUpdate } from './spool/index.js';
 
@@ -86,13 +88,16 @@ export function createApp(config: Config, deps: AppDeps): App {
   let inbound: InboundService | null = null;
   let http: HttpService | null = null;
   let metrics: Metrics | null = null;
+  let webhooks: WebhookDispatcher | null = null;
   let listening = false;
+  let stopRetention: (() => void) | null = null;
   let closing: Promise<void> | null = null;
 
   const close = (): Promise<void> => {
     closing ??= (async () => {
       listening = false;
       if (watcher) clearInterval(watcher);
+      stopRetention?.();
       // Intake stops first; deliveries drain meanwhile; the spool closes last, since a session
       // finishing its DATA and a delivery recording its outcome both still need it. HTTP goes
       // after the spool so that /readyz reports the shutdown until the end.
@@ -100,6 +105,7 @@ export function createApp(config: Config, deps: AppDeps): App {
         submission?.close(),
         inbound?.close(),
         scheduler?.stop(config.delivery.drain_timeout),
+        webhooks?.stop(),
       ]);
       results.push(...(await Promise.allSettled([spool?.close()])));
       results.push(...(await Promise.allSettled([http?.close()])));
@@ -201,12 +207,23 @@ export function createApp(config: Config, deps: AppDeps): App {
         // The CLI changes keys, accounts and suspensions in the database; data_version tells
         // this connection when another one committed, so new keys are used within a second.
         let seen = await spool.dataVersion();
+        let erasures = await store.privacy.erasures();
+        m.privacyErasures.inc(erasures);
+        stopRetention = startRetention(store, config.retention, logger.child({ component: 'retention' }), (c) => {
+          m.retentionDeleted.inc({ kind: 'bodies' }, c.bodies);
+          m.retentionDeleted.inc({ kind: 'messages' }, c.messages);
+          m.retentionDeleted.inc({ kind: 'events' }, c.events);
+          m.retentionDeleted.inc({ kind: 'bounces' }, c.bounces);
+        });
         watcher = setInterval(() => {
           void (async () => {
             const now = await spool!.dataVersion();
             if (now === seen) return;
             seen = now;
             for (const f of await ring.refresh()) logger.error({ path: f.path, err: f.error }, 'cannot load DKIM key');
+            const total = await store.privacy.erasures();
+            if (total > erasures) m.privacyErasures.inc(total - erasures);
+            erasures = total;
             scheduler?.wake();
           })().catch((err: unknown) => logger.error({ err }, 'database watch failed'));
         }, 1000);
@@ -221,6 +238,13 @@ export function createApp(config: Config, deps: AppDeps): App {
           onUnsubscribe: () => m.unsubscribes.inc({ source: 'one-click' }),
         });
         const web = await http.start();
+        webhooks = createWebhookDispatcher({
+          events: store.events,
+          targets: loadWebhookTargets(config.webhooks),
+          logger: logger.child({ component: 'webhooks' }),
+          clock,
+        });
+        await webhooks.start();
         logger.info({ listener: 'http', address: `${web.host}:${web.port}` }, 'listening');
         const tls = await loadTlsMaterial(config.tls, config.data_dir, config.hostname);
         if (tls.origin === 'self-signed') logger.warn('using a self-signed TLS certificate; set [tls] cert and key');

@@ -1,6 +1,6 @@
 import { createApp } from './app.js';
 import { loadConfig } from './config/index.js';
-import { createLogger } from './logging/index.js';
+import { createLogger, openRollingFile } from './logging/index.js';
 import { VERSION } from './version.js';
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
@@ -16,7 +16,15 @@ export interface ServeOptions {
  */
 export async function serve(options: ServeOptions): Promise<void> {
   const { config } = loadConfig(options.configPath, process.env);
-  const logger = createLogger({ level: options.logLevel ?? config.log_level, version: VERSION });
+  // With log_dir, lines go to rotating files; without, to stdout (journald, Docker).
+  const file = config.log_dir
+    ? await openRollingFile({ dir: config.log_dir, maxSize: config.log_max_size, maxFiles: config.log_max_files })
+    : undefined;
+  const logger = createLogger({
+    level: options.logLevel ?? config.log_level,
+    version: VERSION,
+    ...(file ? { destination: file } : {}),
+  });
   const app = createApp(config, {
     logger,
     onFatal: () => {

@@ -4,10 +4,13 @@ import { VERSION } from '../version.js';
 import { register as registerConfig } from './commands/config.js';
 import { register as registerServe } from './commands/serve.js';
 import { register as registerDkim } from './commands/dkim.js';
+import { register as registerEvents } from './commands/events.js';
+import { register as registerPrivacy } from './commands/privacy.js';
 import { register as registerQueue } from './commands/queue.js';
 import { register as registerSuppression } from './commands/suppression.js';
 import { register as registerUser } from './commands/user.js';
 import { register as registerBounce } from './commands/bounce.js';
+import { register as registerDoctor } from './commands/doctor.js';
 import { CliError } from './context.js';
 
 function buildProgram(): Command {
@@ -22,9 +25,12 @@ function buildProgram(): Command {
   registerConfig(program);
   registerUser(program);
   registerQueue(program);
+  registerEvents(program);
   registerSuppression(program);
+  registerPrivacy(program);
   registerDkim(program);
   registerBounce(program);
+  registerDoctor(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;
 }

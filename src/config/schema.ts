@@ -94,6 +94,10 @@ export const configSchema = z.strictObject({
   data_dir: z.string().min(1).default('./var'),
   /** Empty: logs go to stdout only. */
   log_dir: z.string().default(''),
+  /** With log_dir: the current file rolls over to a new one at this size. */
+  log_max_size: size.prefault('50MB'),
+  /** With log_dir: rolled-over files kept besides the current one; older ones are deleted. */
+  log_max_files: z.number().int().min(1).default(10),
   log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
   submission: submission.prefault({}),
   tls: z
@@ -135,6 +139,16 @@ export const configSchema = z.strictObject({
       soft_bounce_window: duration.prefault('7d'),
     })
     .prefault({}),
+  retention: z
+    .strictObject({
+      /** Bodies of finished messages (every recipient delivered, bounced, …) are dropped after this. */
+      bodies: duration.prefault('7d'),
+      /** Events, bounce records and finished messages' metadata are deleted after this. */
+      records: duration.prefault('90d'),
+      /** How often the sweep runs. */
+      interval: duration.prefault('1h'),
+    })
+    .prefault({}),
   dkim: z
     .strictObject({
       /** Refuse (550 5.7.1) mail whose From: domain has no key, instead of sending it unsigned. */
@@ -144,6 +158,31 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   dns: z.strictObject({ servers: z.array(z.string()).default([]) }).prefault({}),
+  /** Receivers of delivery events (`[[webhooks]]`): signed JSON batches, retried until acknowledged. */
+  webhooks: z
+    .array(
+      z.strictObject({
+        /** Where batches are POSTed; a 2xx acknowledges a batch. */
+        url: z.url({ protocol: /^https?$/ }),
+        /** File holding the HMAC-SHA256 secret (16 characters or more) that signs each body. */
+        secret_file: z.string().min(1),
+        /** Most events in one POST. */
+        batch_size: z.number().int().min(1).max(1000).default(100),
+        /** Event types to send; default: all of them. */
+        events: z
+          .array(z.enum(['delivered', 'deferred', 'bounced', 'complained', 'unsubscribed', 'suppressed']))
+          .min(1)
+          .default(['delivered', 'deferred', 'bounced', 'complained', 'unsubscribed', 'suppressed']),
+        /** A POST not answered within this time failed. */
+        timeout: duration.prefault('10s'),
+        /** Longest wait between retries; they back off exponentially from 1s. */
+        max_backoff: duration.prefault('5m'),
+        /** How often to look for new events. */
+        poll_interval: duration.prefault('1s'),
+      }),
+    )
+    .refine((list) => new Set(list.map((w) => w.url)).size === list.length, { message: 'each webhook url may appear once' })
+    .default([]),
   delivery: z
     .strictObject({
       default: z.strictObject(shaping).prefault({}),

@@ -55,7 +55,13 @@ export async function handleUnsubscribe(
       return;
     }
   }
-  await spool.suppressions.add({ accountId: found.accountId, address: found.address, scope: 'marketing', reason: 'unsubscribe', source: 'one-click' });
+  const added = await spool.suppressions.add({ accountId: found.accountId, address: found.address, scope: 'marketing', reason: 'unsubscribe', source: 'one-click' });
+  if (added) {
+    await spool.events.record({
+      type: 'unsubscribe', msgId: null, recipientId: null, accountId: found.accountId,
+      domain: found.address.split('@').pop()!.toLowerCase(), address: found.address, details: { source: 'one-click' },
+    });
+  }
   logger.info({ event: 'suppressed', reason: 'unsubscribe', source: 'one-click' }, 'unsubscribed');
   onUnsubscribe?.();
   send(res, 200, page('Unsubscribed', '<h1>You are unsubscribed</h1><p>You will get no more marketing mail from this sender.</p>'));

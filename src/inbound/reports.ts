@@ -44,7 +44,13 @@ export async function handleInbound(raw: Buffer, targets: readonly InboundTarget
 
   for (const target of targets) {
     if (target.kind === 'unsubscribe') {
-      await spool.suppressions.add({ accountId: target.accountId, address: target.address, scope: 'marketing', reason: 'unsubscribe', source: 'mailto' });
+      const added = await spool.suppressions.add({ accountId: target.accountId, address: target.address, scope: 'marketing', reason: 'unsubscribe', source: 'mailto' });
+      if (added) {
+        await spool.events.record({
+          type: 'unsubscribe', msgId: null, recipientId: null, accountId: target.accountId,
+          domain: target.address.split('@').pop()!.toLowerCase(), address: target.address, details: { source: 'mailto' },
+        });
+      }
       logger.info({ event: 'suppressed', reason: 'unsubscribe', source: 'mailto' }, 'unsubscribed by mail');
       deps.onReport?.('unsubscribe', 'unsubscribe');
       continue;
@@ -94,6 +100,10 @@ async function applyReport(reading: BounceReading, recipientId: number, source: 
     status: result?.status ?? null,
     diagnostic: result?.diagnostic ?? null,
     source,
+  });
+  await spool.events.record({
+    type: complaint ? 'feedback' : 'bounce', msgId: rcpt.messageId, recipientId: rcpt.id, accountId: rcpt.accountId, domain: rcpt.domain,
+    details: { source, category, reason, status: result?.status ?? null, ...(complaint ? { feedbackType: result?.feedbackType ?? null } : {}) },
   });
   deps.onReport?.(category, reason);
   let suppress = category === 'hard' || category === 'complaint';

@@ -1,1 +1,2 @@
 export { createLogger, silentLogger, type Logger, type LoggerOptions } from './logger.js';
+export { openRollingFile, type RollingFileOptions, type RollingFile } from './rolling-file.js';

@@ -17,6 +17,7 @@ export interface Metrics {
   readonly bounces: Counter<'category' | 'reason'>;
   readonly privacyErasures: Counter;
   readonly unsubscribes: Counter<'source'>;
+  readonly retentionDeleted: Counter<'kind'>;
   /** Prometheus text exposition. */
   render(): Promise<{ contentType: string; body: string }>;
 }
@@ -33,6 +34,9 @@ export interface MetricsOptions {
 export function createMetrics(options: MetricsOptions): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'petrel_process_' });
+  // prom-client names three gauges with a _total suffix, which promtool (and OpenMetrics) keep for
+  // counters; the same totals are sum() over the per-type gauges it also exports.
+  for (const what of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`petrel_process_nodejs_active_${what}_total`);
   const top = options.topDomains ?? 20;
 
   const messagesReceived = new Counter({
@@ -75,6 +79,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'petrel_unsubscribes_total',
     help: 'Unsubscribes by source (one-click, mailto).',
     labelNames: ['source'] as const,
+    registers: [registry],
+  });
+  const retentionDeleted = new Counter({
+    name: 'petrel_retention_deleted_total',
+    help: 'Rows and bodies removed by the retention sweep, by kind.',
+    labelNames: ['kind'] as const,
     registers: [registry],
   });
   new Gauge({
@@ -131,6 +141,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     bounces,
     privacyErasures,
     unsubscribes,
+    retentionDeleted,
     async render() {
       await refreshQueue();
       return { contentType: registry.contentType, body: await registry.metrics() };

@@ -215,7 +215,12 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
 
   const spawn = (pool: Pool): void => {
     while (!stopping && pool.sessions.size + pool.sessions.pending < Math.min(pool.shaping.maxConnections, pendingJobs(pool))) {
-      void pool.sessions.add(() => runSession(pool)).catch((err: unknown) => logger.error({ err, queue: pool.key }, 'session failed'));
+      // Re-checked when each session ends: jobs that arrived while every session was busy
+      // (or stuck, then aborted) must not be stranded.
+      void pool.sessions
+        .add(() => runSession(pool))
+        .catch((err: unknown) => logger.error({ err, queue: pool.key }, 'session failed'))
+        .finally(() => spawn(pool));
     }
   };
 
@@ -281,7 +286,6 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     } finally {
       await session.close();
     }
-    spawn(pool);
   };
 
   const deliverJob = async (session: OutboundSession, job: Job, pool: Pool): Promise<void> => {
@@ -296,22 +300,32 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     if (sendable.recipients.length === 0) return;
     await pace(pool);
     const started = clock.now();
+    // An erasure may fence these recipients mid-send: abort before the final dot if it does.
+    const stop = new AbortController();
+    const onShutdown = (): void => stop.abort();
+    abort.signal.addEventListener('abort', onShutdown, { once: true });
+    const ids2 = sendable.recipients.map((r) => r.id);
+    const fenceWatch = setInterval(() => {
+      spool.queue.stillLeased(ids2).then((ok) => ok || stop.abort(), () => undefined);
+    }, 250);
     let outcomes: Outcome[];
-    if (deps.returnPath && sendable.mailFrom !== '') {
-      outcomes = [];
-      for (const r of sendable.recipients) {
-        const [o] = await session.send(
-          { mailFrom: deps.returnPath(r.id), rcptTo: [r.address], message: body },
-          { signal: abort.signal },
+    try {
+      if (deps.returnPath && sendable.mailFrom !== '') {
+        outcomes = [];
+        for (const r of sendable.recipients) {
+          const [o] = await session.send({ mailFrom: deps.returnPath(r.id), rcptTo: [r.address], message: body }, { signal: stop.signal });
+          outcomes.push(o!);
+          if (!session.usable || stop.signal.aborted) break;
+        }
+      } else {
+        outcomes = await session.send(
+          { mailFrom: sendable.mailFrom, rcptTo: sendable.recipients.map((r) => r.address), message: body },
+          { signal: stop.signal },
         );
-        outcomes.push(o!);
-        if (!session.usable) break;
       }
-    } else {
-      outcomes = await session.send(
-        { mailFrom: sendable.mailFrom, rcptTo: sendable.recipients.map((r) => r.address), message: body },
-        { signal: abort.signal },
-      );
+    } finally {
+      clearInterval(fenceWatch);
+      abort.signal.removeEventListener('abort', onShutdown);
     }
     logger.debug({ msgId: job.messageId, queue: job.domain, mx: session.mx, durationMs: clock.now() - started }, 'attempt finished');
     deps.onAttempt?.((clock.now() - started) / 1000);

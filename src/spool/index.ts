@@ -15,3 +15,5 @@ export type {
 } from './queue-store.js';
 export type { DkimKeyStore, DkimKeyRecord } from './dkim-store.js';
 export type { SuppressionStore, SuppressionRecord, SuppressionScope, BounceRecordInput } from './suppression-store.js';
+export type { PrivacyStore, ErasureCounts, ErasureResult, RetentionCounts, ExportDocument } from './privacy-store.js';
+export type { EventStore, EventEntry, ReportEventInput, ReportEventType } from './event-store.js';

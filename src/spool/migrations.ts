@@ -140,4 +140,29 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX recipients_rcpt ON recipients(rcpt_to COLLATE NOCASE);
   CREATE INDEX messages_mail_from ON messages(mail_from COLLATE NOCASE);
   `,
+  `
+  ALTER TABLE recipients ADD COLUMN abort_requested INTEGER NOT NULL DEFAULT 0;
+  `,
+  `
+  CREATE TABLE events_v2 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    recipient_id INTEGER,
+    account_id INTEGER,
+    domain TEXT,
+    attempt INTEGER,
+    mx TEXT,
+    reply_code INTEGER,
+    reply_enhanced TEXT,
+    reply_text TEXT,
+    details TEXT
+  );
+  INSERT INTO events_v2 SELECT * FROM events;
+  DROP TABLE events;
+  ALTER TABLE events_v2 RENAME TO events;
+  CREATE INDEX events_message ON events(message_id);
+  CREATE INDEX events_at ON events(at);
+  `,
 ];

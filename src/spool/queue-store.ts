@@ -99,7 +99,7 @@ export interface QueueStore {
   complete(updates: readonly RecipientUpdate[], followUps?: FollowUps): Promise<RecipientUpdate[]>;
   /** Returns leased recipients to the queue untouched (shutdown before they were tried). */
   release(recipientIds: readonly number[]): Promise<void>;
-  /** True while the recipient is still leased (not cancelled or erased). */
+  /** True while every recipient is still leased and nobody asked to abort it (erasure). */
   stillLeased(recipientIds: readonly number[]): Promise<boolean>;
   list(filter: { domain?: string; state?: RecipientState; accountId?: number; limit: number }): Promise<QueueEntry[]>;
   events(messageId: string): Promise<EventRecord[]>;
@@ -126,7 +126,7 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
   );
   const selectDue = db.prepare<[number, number], { id: number }>(
     `SELECT r.id FROM recipients r
-     WHERE r.state = 'queued' AND r.next_attempt_at <= ?
+     WHERE r.state = 'queued' AND r.next_attempt_at <= ? AND r.abort_requested = 0
        AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
      ORDER BY r.next_attempt_at LIMIT ?`,
   );
@@ -152,7 +152,9 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
   const releaseOne = db.prepare(
     `UPDATE recipients SET state = 'queued', lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'inflight'`,
   );
-  const isLeased = db.prepare<[number], { state: string }>('SELECT state FROM recipients WHERE id = ?');
+  const isLeased = db.prepare<[number], { state: string; abort_requested: number }>(
+    'SELECT state, abort_requested FROM recipients WHERE id = ?',
+  );
   const retryMsg = db.prepare(
     `UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE message_id = ? AND state = 'queued'`,
   );
@@ -253,7 +255,10 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
       }).immediate();
     },
     async stillLeased(ids) {
-      return ids.every((id) => isLeased.get(id)?.state === 'inflight');
+      return ids.every((id) => {
+        const row = isLeased.get(id);
+        return row?.state === 'inflight' && row.abort_requested === 0;
+      });
     },
     async list(filter) {
       const where: string[] = [];

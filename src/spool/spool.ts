@@ -7,6 +7,8 @@ import { createMessageStore, type FatalHandler, type MessageStore } from './mess
 import { createQueueStore, type QueueStore } from './queue-store.js';
 import { createDkimKeyStore, type DkimKeyStore } from './dkim-store.js';
 import { createSuppressionStore, type SuppressionStore } from './suppression-store.js';
+import { createEventStore, type EventStore } from './event-store.js';
+import { createPrivacyStore, type PrivacyStore } from './privacy-store.js';
 
 /**
  * The single source of truth for Petrel's state. The daemon and the CLI each open their own
@@ -20,6 +22,9 @@ export interface Spool {
   readonly queue: QueueStore;
   readonly dkimKeys: DkimKeyStore;
   readonly suppressions: SuppressionStore;
+  /** The delivery log as a stream (CLI tail, webhooks) and the webhook cursors. */
+  readonly events: EventStore;
+  readonly privacy: PrivacyStore;
   /** The per-install secret; VERP tokens and keyed hashes derive their keys from it. */
   readonly secret: Buffer;
   /** Changes whenever another connection (the CLI) commits; cheap to poll. */
@@ -54,13 +59,16 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
   const clock = options.clock ?? systemClock;
   const secret = (db.prepare("SELECT value FROM settings WHERE key = 'install_secret'").get() as { value: Buffer }).value;
   let closed = false;
+  const suppressions = createSuppressionStore(db, secret, clock);
   return {
     path,
     messages: createMessageStore(db, clock, options.onFatal ?? (() => undefined)),
     accounts: createAccountStore(db, clock),
     queue: createQueueStore(db, clock),
     dkimKeys: createDkimKeyStore(db, clock),
-    suppressions: createSuppressionStore(db, secret, clock),
+    suppressions,
+    events: createEventStore(db, clock),
+    privacy: createPrivacyStore(db, suppressions, clock),
     secret,
     async dataVersion() {
       return db.pragma('data_version', { simple: true }) as number;

@@ -59,7 +59,7 @@ ${extra}
 /** Starts `petrel serve` as a child process and waits until it listens. */
 export async function startDaemon(t: TestDir): Promise<Daemon> {
   const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ["ignore", "pipe", "pipe"],
   });
   const logs: LogLine[] = [];
   let stdout = '';
@@ -114,6 +114,19 @@ export function cli(t: TestDir | null, args: string[], input = ''): CliResult {
   const full = t ? ['--config', t.configPath, ...args] : args;
   const r = spawnSync(process.execPath, [BIN, ...full], { input, encoding: 'utf8', timeout: 20_000 });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs the CLI without blocking this process (needed when a test's own servers must keep answering). */
+export function cliAsync(t: TestDir, args: string[], input = ''): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [BIN, '--config', t.configPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.end(input);
+    child.once('exit', (status) => resolve({ status, stdout, stderr }));
+  });
 }
 
 /** Creates an account through the CLI and returns its password. */

@@ -1,0 +1,10 @@
+export { runDoctor, exitCodeOf, formatResult, type DoctorOptions } from './run.js';
+export { checkConfig, checkCertificate } from './config-check.js';
+export { checkListeners, listenersOf, probeBind, type BindProbe } from './listeners.js';
+export { checkDkim, parseTags, type DoctorDkimKey } from './dkim.js';
+export { checkSpf, evaluateSpf, spfRecords, type SpfResult, type SpfVerdict } from './spf.js';
+export { checkDmarc } from './dmarc.js';
+export { checkReverseDns } from './reverse-dns.js';
+export { checkBounceMx } from './bounce-mx.js';
+export { createDoctorDns, type DoctorDns } from './dns.js';
+export type { CheckResult, CheckStatus, CheckName } from './types.js';

@@ -1,0 +1,217 @@
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser, cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { interopTool } from '../helpers/interop.js';
+import { startSink, type Sink } from '../helpers/sink.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
+
+const promtool = interopTool('/usr/bin/promtool', 'prometheus');
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | null | false>,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function submit(port: number, to: string, subject: string): Promise<string> {
+  const c = await RawSmtp.connect(port);
+  await c.login('app', 'pw');
+  await c.command('MAIL FROM:<sender@example.com>');
+  expect((await c.command(`RCPT TO:<${to}>`)).code).toBe(250);
+  const r = await c.data(`From: sender@example.com\r\nTo: ${to}\r\nSubject: ${subject}\r\n\r\nHello\r\n`);
+  c.close();
+  expect(r.code).toBe(250);
+  return /queued as (\S+)/.exec(r.text)![1]!;
+}
+
+/** Value of one sample in a Prometheus text exposition (0 when absent). */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  const want = Object.entries(labels).map(([k, v]) => `${k}="${v}"`);
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = m[2] ? m[2].split(',') : [];
+    if (want.every((w) => have.includes(w)) && have.length === want.length) return Number(m[3]);
+  }
+  return 0;
+}
+
+describe('metrics after real traffic', () => {
+  let sink: Sink;
+  let t: TestDir;
+  let daemon: Daemon;
+  const deferred = new Set<string>();
+  const ids = new Map<string, string>();
+
+  const scrape = async (): Promise<string> => {
+    const res = await fetch(`http://127.0.0.1:${daemon.ports.http}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    return res.text();
+  };
+
+  beforeAll(async () => {
+    sink = await startSink({
+      rcpt: (a) => {
+        if (a.startsWith('bad@'))
+          return { code: 550, text: '5.1.1 <bad@dest.test>: Recipient address rejected: User unknown' };
+        // Each slow-* recipient is deferred once, then accepted.
+        if (a.startsWith('slow-') && !deferred.has(a)) {
+          deferred.add(a);
+          return { code: 451, text: '4.7.1 Greylisted, try again later' };
+        }
+        return undefined;
+      },
+    });
+    t = makeTestDir(`
+[delivery]
+poll_interval = "100ms"
+
+[delivery.default]
+retry = ["300ms"]
+
+[routes."dest.test"]
+host = "127.0.0.1"
+port = ${sink.port}
+`);
+    addUser(t, 'app', ['example.com'], 'pw');
+    // The DSN for bad@ goes to sender@example.com; held here, it stays out of the counters.
+    expect(cli(t, ['queue', 'suspend', 'example.com']).status).toBe(0);
+    daemon = await startDaemon(t);
+  });
+
+  afterAll(async () => {
+    await daemon?.stop();
+    await sink?.close();
+    t?.cleanup();
+  });
+
+  it('counts exactly the traffic sent: 10 delivered (2 after a deferral), 2 deferred, 1 bounced', async () => {
+    const before = await scrape();
+    expect(sample(before, 'petrel_recipient_outcomes_total', { outcome: 'delivered' })).toBe(0);
+    const rcpts = [
+      ...Array.from({ length: 8 }, (_, i) => `ok-${i}@dest.test`),
+      'slow-1@dest.test',
+      'slow-2@dest.test',
+      'bad@dest.test',
+    ];
+    for (const r of rcpts) ids.set(r, await submit(daemon.ports.submission, r, `to ${r}`));
+    await until('10 deliveries', async () => sink.accepted().length >= 10);
+    const text = await until('outcomes recorded', async () => {
+      const s = await scrape();
+      return (
+        sample(s, 'petrel_recipient_outcomes_total', { outcome: 'delivered' }) >= 10 &&
+        sample(s, 'petrel_bounces_total', { category: 'hard', reason: 'userunknown' }) >= 1 &&
+        s
+      );
+    });
+    // Give a stray extra transition a chance to show before asserting exact values.
+    await new Promise((r) => setTimeout(r, 500));
+    const after = await scrape();
+    const at = (name: string, labels: Record<string, string> = {}): number => sample(after, name, labels);
+    expect(at('petrel_recipient_outcomes_total', { outcome: 'delivered' })).toBe(10);
+    expect(at('petrel_recipient_outcomes_total', { outcome: 'deferred' })).toBe(2);
+    expect(at('petrel_recipient_outcomes_total', { outcome: 'bounced' })).toBe(1);
+    for (const o of ['expired', 'suppressed', 'cancelled'])
+      expect(at('petrel_recipient_outcomes_total', { outcome: o })).toBe(0);
+    expect(at('petrel_messages_received_total', { listener: 'submission' })).toBe(11);
+    expect(at('petrel_bounces_total', { category: 'hard', reason: 'userunknown' })).toBe(1);
+    expect(at('petrel_submission_seconds_count')).toBe(11);
+    // 11 first attempts and 2 retries.
+    expect(at('petrel_delivery_attempt_seconds_count')).toBe(13);
+    // Only the held DSN is still queued.
+    expect(at('petrel_queue_recipients', { domain: 'example.com' })).toBe(1);
+    expect(at('petrel_queue_recipients', { domain: 'dest.test' })).toBe(0);
+    expect(at('petrel_spool_bytes')).toBeGreaterThan(0);
+    expect(text).toContain('petrel_process_');
+    // No address, nor anything that looks like one, in what Prometheus stores.
+    expect(after).not.toContain('@');
+  });
+
+  it.skipIf(!promtool.available)(
+    `passes promtool check metrics on the scrape (${promtool.available ? 'promtool' : promtool.reason})`,
+    async () => {
+      const text = await scrape();
+      const r = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      expect(r.stdout + r.stderr).toBe('');
+      expect(r.status).toBe(0);
+    },
+  );
+
+  it('shows the delivery log with events tail: addresses only in --json', () => {
+    const human = cli(t, ['events', 'tail', '--limit', '100']);
+    expect(human.status).toBe(0);
+    const lines = human.stdout.trim().split('\n');
+    expect(lines.length).toBeGreaterThanOrEqual(11 + 13);
+    expect(human.stdout).not.toContain('@');
+    expect(human.stdout).toMatch(
+      /delivery\s+rcpt#\d+ {2}dest\.test {2}attempt 1 {2}mx 127\.0\.0\.1 {2}250 2\.0\.0/,
+    );
+    expect(human.stdout).toMatch(
+      /bounce\s+rcpt#\d+ {2}dest\.test .*550 5\.1\.1 <\[address\]>: Recipient address rejected/,
+    );
+
+    const json = cli(t, ['--json', 'events', 'tail', '--message', ids.get('slow-1@dest.test')!]);
+    expect(json.status).toBe(0);
+    const events = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.map((e) => e['type'])).toEqual(['reception', 'transient_failure', 'delivery']);
+    expect(events[1]).toMatchObject({
+      recipient: 'slow-1@dest.test',
+      domain: 'dest.test',
+      attempt: 1,
+      reply: { code: 451, enhanced: '4.7.1' },
+    });
+    expect(events[2]).toMatchObject({
+      msgId: ids.get('slow-1@dest.test'),
+      recipient: 'slow-1@dest.test',
+      attempt: 2,
+      mx: '127.0.0.1',
+      reply: { code: 250 },
+    });
+    for (const e of events) expect(typeof e['id']).toBe('number');
+    expect(new Date(events[0]!['at'] as string).getTime()).toBeGreaterThan(0);
+  });
+
+  it('follows new events with events tail --follow until interrupted', async () => {
+    const { spawn } = await import('node:child_process');
+    const { BIN } = await import('../helpers/daemon.js');
+    const child = spawn(
+      process.execPath,
+      [BIN, '--config', t.configPath, '--json', 'events', 'tail', '--follow', '--limit', '0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    await new Promise((r) => setTimeout(r, 700));
+    const id = await submit(daemon.ports.submission, 'ok-late@dest.test', 'late');
+    const lines = await until('followed events', async () => {
+      const l = out
+        .trim()
+        .split('\n')
+        .filter(Boolean)
+        .map((x) => JSON.parse(x) as Record<string, unknown>);
+      return l.some((e) => e['type'] === 'delivery') && l;
+    });
+    expect(lines.map((e) => [e['msgId'], e['type']])).toEqual([
+      [id, 'reception'],
+      [id, 'delivery'],
+    ]);
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+  });
+});

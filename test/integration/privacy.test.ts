@@ -1,0 +1,206 @@
+import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openSpool } from '../../src/spool/index.js';
+import { addUser, cli, cliAsync, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { startSink, type Sink } from '../helpers/sink.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
+
+// A distinctive local part, so that a match anywhere can only come from this person's data.
+const ALICE = 'zqxalice7@dest.test';
+const LOCAL = 'zqxalice7';
+
+async function until<T>(fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function filesUnder(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    return statSync(p).isDirectory() ? filesUnder(p) : [p];
+  });
+}
+
+/** Files holding the bytes of `needle` in any letter case (ASCII). */
+function filesContaining(dirs: string[], needle: string): string[] {
+  const lower = needle.toLowerCase();
+  return dirs.flatMap(filesUnder).filter((f) => readFileSync(f).toString('latin1').toLowerCase().includes(lower));
+}
+
+describe('privacy erase and export', () => {
+  let sink: Sink;
+  let t: TestDir;
+  let daemon: Daemon;
+  let logDir: string;
+
+  const send = async (user: string, from: string, to: string, subject: string, headers: string[] = []): Promise<{ code: number; text: string }> => {
+    const c = await RawSmtp.connect(daemon.ports.submission);
+    await c.login(user, 'pw');
+    await c.command(`MAIL FROM:<${from}>`);
+    const rcpt = await c.command(`RCPT TO:<${to}>`);
+    if (rcpt.code !== 250) {
+      c.close();
+      return rcpt;
+    }
+    const r = await c.data([`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, ...headers, '', `hello ${subject}`, ''].join('\r\n'));
+    c.close();
+    return r;
+  };
+
+  beforeAll(async () => {
+    sink = await startSink({
+      data: (m) => {
+        const subject = /Subject: (\w+)/.exec(m.body.toString())?.[1];
+        if (subject === 'deferme') return { code: 451, text: '4.3.0 Try later' };
+        if (subject === 'bounceme') return { code: 550, text: `5.1.1 <${m.rcptTo[0]}>: mailbox unavailable` };
+        return undefined;
+      },
+    });
+    t = makeTestDir(`
+[delivery]
+poll_interval = "200ms"
+
+[delivery.default]
+retry = ["1h"]
+
+[routes."dest.test"]
+host = "127.0.0.1"
+port = ${sink.port}
+
+[routes."example.com"]
+host = "127.0.0.1"
+port = ${sink.port}
+
+[routes."else.test"]
+host = "127.0.0.1"
+port = ${sink.port}
+`);
+    logDir = join(t.dir, 'log');
+    mkdirSync(logDir);
+    addUser(t, 'app', ['example.com'], 'pw');
+    addUser(t, 'people', ['dest.test'], 'pw');
+    daemon = await startDaemon(t);
+  });
+
+  afterAll(async () => {
+    await daemon?.stop();
+    await sink?.close();
+    t?.cleanup();
+  });
+
+  it('exports everything before, erases every byte of the address, keeps it suppressed, and exports only the hash after', async () => {
+    // Delivered, deferred and bounced mail to the address, and mail from it.
+    expect((await send('app', 'sender@example.com', ALICE, 'delivered')).code).toBe(250);
+    expect((await send('app', 'sender@example.com', ALICE, 'deferme')).code).toBe(250);
+    expect((await send('app', 'sender@example.com', ALICE, 'promo', ['X-Petrel-Stream: marketing'])).code).toBe(250);
+    expect((await send('people', ALICE, 'bob@else.test', 'fromalice')).code).toBe(250);
+    // Last: its 5.1.1 suppresses the address for this account.
+    expect((await send('app', 'sender@example.com', ALICE, 'bounceme')).code).toBe(250);
+    const delivered = await until(() => sink.messages.find((m) => m.body.includes('Subject: delivered')));
+    await until(() => sink.messages.find((m) => m.mailFrom === '' && m.body.toString().includes(ALICE)));
+    const promo = await until(() => sink.messages.find((m) => m.body.includes('Subject: promo')));
+    // A complaint about the delivered message, and a one-click unsubscribe from the promotion.
+    const arf = [
+      'From: fbl@isp.test', 'To: fbl@bounces.localhost', 'Subject: complaint', 'MIME-Version: 1.0',
+      'Content-Type: multipart/report; report-type=feedback-report; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'abuse report',
+      '--b', 'Content-Type: message/feedback-report', '', 'Feedback-Type: abuse', 'Version: 1', `Original-Rcpt-To: ${ALICE}`, '',
+      '--b', 'Content-Type: message/rfc822', '', `Return-Path: <${delivered.mailFrom}>`, 'From: sender@example.com', `To: ${ALICE}`, 'Subject: delivered', '', 'x', '--b--', '',
+    ].join('\r\n');
+    const c = await RawSmtp.connect(daemon.ports.inbound!);
+    await c.command('EHLO isp.test');
+    await c.command('MAIL FROM:<>');
+    expect((await c.command('RCPT TO:<fbl@bounces.localhost>')).code).toBe(250);
+    expect((await c.data(arf)).code).toBe(250);
+    c.close();
+    const url = /List-Unsubscribe: <http:\/\/127\.0\.0\.1:8025(\/u\/[A-Za-z0-9_-]+)>/.exec(promo.body.toString())![1]!;
+    expect((await fetch(`http://127.0.0.1:${daemon.ports.http!}${url}`, { method: 'POST', body: 'List-Unsubscribe=One-Click' })).status).toBe(200);
+    await until(async () => (await send('app', 'sender@example.com', ALICE, 'probe')).code === 550);
+
+    const before = JSON.parse(cli(t, ['privacy', 'export', ALICE]).stdout) as Record<string, unknown[]>;
+    const subjects = (before['messages'] as { body: string | null }[]).map((m) => /Subject: (\w+)/.exec(m.body ?? '')?.[1]).sort();
+    expect(subjects).toEqual(expect.arrayContaining(['bounceme', 'deferme', 'delivered', 'fromalice', 'promo']));
+    expect(before['events']!.length).toBeGreaterThanOrEqual(8);
+    expect(before['bounces']!.length).toBeGreaterThanOrEqual(2);
+    expect(before['suppressions']!.length).toBeGreaterThanOrEqual(2);
+
+    writeFileSync(join(logDir, 'petrel.log'), daemon.stdoutText());
+    const erase = cli(t, ['--json', 'privacy', 'erase', ALICE.toUpperCase()]);
+    expect(erase.status, erase.stderr).toBe(0);
+    const report = JSON.parse(erase.stdout) as { requestId: string; counts: Record<string, number> };
+    expect(report.counts['messages']).toBeGreaterThanOrEqual(6);
+    expect(report.counts['suppressionsKeptAsHash']).toBeGreaterThanOrEqual(2);
+
+    // Still refused at RCPT: the suppression is matched by its keyed hash.
+    const again = await send('app', 'sender@example.com', ALICE, 'after');
+    expect(again.code).toBe(550);
+    writeFileSync(join(logDir, 'petrel.log'), daemon.stdoutText());
+
+    expect(filesContaining([t.dataDir, logDir], ALICE), String(filesContaining([t.dataDir, logDir], ALICE).map((f) => readFileSync(f).toString('latin1').toLowerCase().split(ALICE)[0]!.slice(-300)))).toEqual([]);
+    expect(filesContaining([t.dataDir, logDir], LOCAL)).toEqual([]);
+
+    const after = JSON.parse(cli(t, ['privacy', 'export', ALICE]).stdout) as Record<string, unknown[]>;
+    expect(after['messages']).toEqual([]);
+    expect(after['events']).toEqual([]);
+    expect(after['bounces']).toEqual([]);
+    expect(after['unsubscribeTokens']).toEqual([]);
+    expect(after['suppressions']!.length).toBeGreaterThanOrEqual(2);
+    for (const s of after['suppressions'] as { address: unknown; address_hash: string }[]) {
+      expect(s.address).toBeNull();
+      expect(s.address_hash).toMatch(/^[0-9a-f]{64}$/);
+    }
+    const metrics = await (await fetch(`http://127.0.0.1:${daemon.ports.http!}/metrics`)).text();
+    await until(async () => /petrel_privacy_erasures_total 1/.test(await (await fetch(`http://127.0.0.1:${daemon.ports.http!}/metrics`)).text()));
+    expect(metrics).not.toContain('@');
+  }, 60_000);
+
+  it('aborts or finishes a delivery in flight and makes no later attempt', async () => {
+    const slowSink = await startSink({ dataStart: () => undefined, data: () => 'hang' });
+    const t2 = makeTestDir(`
+[delivery]
+poll_interval = "200ms"
+
+[routes."slow.test"]
+host = "127.0.0.1"
+port = ${slowSink.port}
+`);
+    addUser(t2, 'app', ['example.com'], 'pw');
+    const d2 = await startDaemon(t2);
+    try {
+      const c = await RawSmtp.connect(d2.ports.submission);
+      await c.login('app', 'pw');
+      for (const subject of ['inflight', 'queued']) {
+        await c.command('MAIL FROM:<sender@example.com>');
+        await c.command('RCPT TO:<victim@slow.test>');
+        await c.command('RCPT TO:<other@slow.test>');
+        expect((await c.data(`From: sender@example.com\r\nSubject: ${subject}\r\n\r\nx\r\n`)).code).toBe(250);
+      }
+      c.close();
+      // The receiver never answers the final dot: the first delivery hangs in flight.
+      await until(() => slowSink.messages.length > 0);
+      // Not spawnSync: the slow receiver lives in this process and must keep answering.
+      const erase = await cliAsync(t2, ['--json', 'privacy', 'erase', 'victim@slow.test', '--wait', '15']);
+      expect(erase.status, `${erase.stderr}${erase.stdout}${d2.stdoutText()}`).toBe(0);
+      const seen = slowSink.messages.length;
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(slowSink.messages.filter((m) => m.rcptTo.includes('victim@slow.test')).length).toBe(
+        slowSink.messages.slice(0, seen).filter((m) => m.rcptTo.includes('victim@slow.test')).length,
+      );
+      const spool = openSpool(t2.dataDir);
+      expect(await spool.messages.count()).toBe(0);
+      await spool.close();
+      const report = JSON.parse(erase.stdout) as { counts: Record<string, number>; quiesced: boolean };
+      expect(report.quiesced).toBe(true);
+      expect(report.counts['otherRecipientsCancelled']).toBeGreaterThanOrEqual(1);
+    } finally {
+      await d2.stop();
+      await slowSink.close();
+      t2.cleanup();
+    }
+  }, 60_000);
+});
