@@ -85,6 +85,8 @@ const submission = z.strictObject({
   reverse_lookup: z.boolean().default(false),
   /** How long open sessions may finish after shutdown starts before they get 421. */
   close_timeout: duration.prefault('10s'),
+  /** Pause 100 ms before the banner to catch early talkers (a port-25 defence; it costs submission throughput). */
+  greeting_delay: z.boolean().default(false),
 });
 
 export const configSchema = z.strictObject({

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { SpoolError, errorMessage, type Clock } from '../shared/index.js';
-import { isStorageFailure, isStorageFull, type Db } from './db.js';
+import type { Clock } from '../shared/index.js';
+import type { Committer } from './committer.js';
+import type { Db } from './db.js';
 
 /** A message as accepted at submission, ready to be made durable. */
 export interface NewMessage {
@@ -53,15 +54,6 @@ export interface MessageStore {
   count(): Promise<number>;
 }
 
-interface Pending {
-  readonly id: string;
-  readonly message: NewMessage;
-  readonly resolve: () => void;
-  readonly reject: (err: Error) => void;
-}
-
-const MAX_BATCH = 256;
-
 interface MessageRow {
   id: string;
   account_id: number | null;
@@ -83,9 +75,6 @@ interface RecipientRow {
   next_attempt_at: number;
   last_reply: string | null;
 }
-
-/** Storage failures (EIO on fsync) leave the handle in an unknown state: stop using it. */
-export type FatalHandler = (err: Error) => void;
 
 /**
  * Prepared statements that write one message, its recipients (due at once) and its reception
@@ -113,7 +102,7 @@ export function prepareMessageInsert(db: Db): (id: string, message: NewMessage, 
   };
 }
 
-export function createMessageStore(db: Db, clock: Clock, onFatal: FatalHandler): MessageStore {
+export function createMessageStore(db: Db, clock: Clock, committer: Committer): MessageStore {
   const insertRows = prepareMessageInsert(db);
   const selectMessage = db.prepare<[string], MessageRow>('SELECT * FROM messages WHERE id = ?');
   const selectRecipients = db.prepare<[string], RecipientRow>(
@@ -122,59 +111,12 @@ export function createMessageStore(db: Db, clock: Clock, onFatal: FatalHandler):
   );
   const countMessages = db.prepare<[], { n: number }>('SELECT count(*) AS n FROM messages');
 
-  const writeBatch = db.transaction((batch: readonly Pending[]) => {
-    const now = clock.now();
-    for (const { id, message } of batch) insertRows(id, message, now);
-  });
-
-  const pending: Pending[] = [];
-  let scheduled = false;
-  let broken: Error | null = null;
-
-  // Everything that arrived while the previous commit held the event loop goes into the next
-  // transaction: one fsync for the whole group, and each caller still waits for its own commit.
-  const flush = (): void => {
-    scheduled = false;
-    while (pending.length > 0) {
-      const batch = pending.length > MAX_BATCH ? pending.splice(0, MAX_BATCH) : pending.splice(0);
-      if (broken) {
-        for (const p of batch) p.reject(broken);
-        continue;
-      }
-      try {
-        writeBatch.immediate(batch);
-      } catch (err) {
-        const code = isStorageFull(err) ? 'PETREL_SPOOL_FULL' : 'PETREL_SPOOL_WRITE';
-        const failure = new SpoolError(code, `spool write failed: ${errorMessage(err)}`, {
-          cause: err,
-        });
-        if (!isStorageFull(err) && isStorageFailure(err)) {
-          broken = failure;
-          onFatal(failure);
-        }
-        for (const p of batch) p.reject(failure);
-        continue;
-      }
-      for (const p of batch) p.resolve();
-    }
-  };
-
   return {
     newId(): string {
       return clock.now().toString(36).toUpperCase().padStart(9, '0') + randomBytes(5).toString('hex').toUpperCase();
     },
     insert(id, message) {
-      return new Promise<void>((resolve, reject) => {
-        if (broken) {
-          reject(broken);
-          return;
-        }
-        pending.push({ id, message, resolve, reject });
-        if (!scheduled) {
-          scheduled = true;
-          setImmediate(flush);
-        }
-      });
+      return committer.run(() => insertRows(id, message, clock.now()));
     },
     async get(id) {
       const row = selectMessage.get(id);

@@ -165,4 +165,8 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_message ON events(message_id);
   CREATE INDEX events_at ON events(at);
   `,
+  `
+  DROP INDEX recipients_domain_state;
+  CREATE INDEX recipients_domain_state ON recipients(domain, state, message_id);
+  `,
 ];

@@ -1,4 +1,5 @@
 import type { Clock } from '../shared/index.js';
+import type { Committer } from './committer.js';
 import type { Db } from './db.js';
 import { prepareMessageInsert, type NewMessage } from './message-store.js';
 
@@ -119,7 +120,7 @@ export interface QueueStore {
 
 const LEASE_MS = 15 * 60_000;
 
-export function createQueueStore(db: Db, clock: Clock): QueueStore {
+export function createQueueStore(db: Db, clock: Clock, committer: Committer): QueueStore {
   const recover = db.prepare(
     `UPDATE recipients SET state = 'queued', lease_until = NULL, next_attempt_at = ?, updated_at = ?
      WHERE state = 'inflight'`,
@@ -172,11 +173,11 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
   );
   const deleteSuspension = db.prepare('DELETE FROM domain_suspensions WHERE domain = ?');
   const selectSuspended = db.prepare<[], { domain: string }>('SELECT domain FROM domain_suspensions ORDER BY domain');
-  const selectStats = db.prepare<[], DomainStats>(
-    `SELECT r.domain AS domain, sum(r.state = 'queued') AS queued, sum(r.state = 'inflight') AS inflight,
-            min(m.received_at) AS oldestReceivedAt
-     FROM recipients r JOIN messages m ON m.id = r.message_id
-     WHERE r.state IN ('queued', 'inflight') GROUP BY r.domain ORDER BY count(*) DESC`,
+  // Covered by the (domain, state, message_id) index; queue ids start with their time, so the
+  // smallest id is the oldest message and no join with messages is needed.
+  const selectStats = db.prepare<[], { domain: string; queued: number; inflight: number; oldest: string }>(
+    `SELECT domain, sum(state = 'queued') AS queued, sum(state = 'inflight') AS inflight, min(message_id) AS oldest
+     FROM recipients WHERE state IN ('queued', 'inflight') GROUP BY domain ORDER BY count(*) DESC`,
   );
   const selectCounts = db.prepare<[], { state: RecipientState; n: number }>(
     'SELECT state, count(*) AS n FROM recipients GROUP BY state',
@@ -199,7 +200,7 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
     return out;
   });
 
-  const completeTx = db.transaction((updates: readonly RecipientUpdate[], followUps: FollowUps | undefined) => {
+  const applyComplete = (updates: readonly RecipientUpdate[], followUps: FollowUps | undefined): RecipientUpdate[] => {
     const now = clock.now();
     const applied: RecipientUpdate[] = [];
     for (const u of updates) {
@@ -222,7 +223,7 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
     }
     if (followUps && applied.length > 0) for (const f of followUps(applied)) insertMessage(f.id, f.message, now);
     return applied;
-  });
+  };
 
   const cancelTx = db.transaction((messageId: string) => {
     const now = clock.now();
@@ -245,8 +246,9 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
     async body(messageId) {
       return selectBody.get(messageId)?.body ?? null;
     },
-    async complete(updates, followUps) {
-      return completeTx.immediate(updates, followUps);
+    complete(updates, followUps) {
+      // Outcomes of concurrent deliveries share one commit with each other and with new mail.
+      return committer.run(() => applyComplete(updates, followUps));
     },
     async release(ids) {
       const now = clock.now();
@@ -326,7 +328,12 @@ export function createQueueStore(db: Db, clock: Clock): QueueStore {
       return selectSuspended.all().map((r) => r.domain);
     },
     async stats() {
-      return selectStats.all();
+      return selectStats.all().map((r) => ({
+        domain: r.domain,
+        queued: r.queued,
+        inflight: r.inflight,
+        oldestReceivedAt: parseInt(r.oldest.slice(0, 9), 36) || 0,
+      }));
     },
     async counts() {
       const out: Record<RecipientState, number> = {

@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../shared/index.js';
 import { createAccountStore, type AccountStore } from './account-store.js';
 import { openDatabase, type Db } from './db.js';
-import { createMessageStore, type FatalHandler, type MessageStore } from './message-store.js';
+import { createCommitter, type FatalHandler } from './committer.js';
+import { createMessageStore, type MessageStore } from './message-store.js';
 import { createQueueStore, type QueueStore } from './queue-store.js';
 import { createDkimKeyStore, type DkimKeyStore } from './dkim-store.js';
 import { createSuppressionStore, type SuppressionStore } from './suppression-store.js';
@@ -60,11 +61,12 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
   const secret = (db.prepare("SELECT value FROM settings WHERE key = 'install_secret'").get() as { value: Buffer }).value;
   let closed = false;
   const suppressions = createSuppressionStore(db, secret, clock);
+  const committer = createCommitter(db, options.onFatal ?? (() => undefined));
   return {
     path,
-    messages: createMessageStore(db, clock, options.onFatal ?? (() => undefined)),
+    messages: createMessageStore(db, clock, committer),
     accounts: createAccountStore(db, clock),
-    queue: createQueueStore(db, clock),
+    queue: createQueueStore(db, clock, committer),
     dkimKeys: createDkimKeyStore(db, clock),
     suppressions,
     events: createEventStore(db, clock),

@@ -24,6 +24,7 @@ import {
   type Clock,
 } from '../shared/index.js';
 import { AuthGuard } from './auth-guard.js';
+import { PromptSMTPServer } from './greeting.js';
 import { acceptMessage } from './accept.js';
 import { blockingEntry } from '../suppression/index.js';
 
@@ -232,7 +233,8 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
 
   const build = (name: ListenerName): SMTPServer => {
     let server: SMTPServer | null = null;
-    server = new SMTPServer({
+    const Server = config.greeting_delay ? SMTPServer : PromptSMTPServer;
+    server = new Server({
       name: deps.hostname,
       banner: 'Petrel',
       secure: name === 'submissions',
