@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
+import { SMTPServer } from 'smtp-server';
 import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 interface ConnectionInternals {
@@ -18,10 +18,6 @@ interface ConnectionInternals {
  * back to the stock behaviour rather than break.
  */
 export class PromptSMTPServer extends SMTPServer {
-  constructor(options: SMTPServerOptions) {
-    super(options);
-  }
-
   override connect(socket: Socket, socketOptions?: ConstructorParameters<typeof SMTPConnection>[2]): void {
     const connection = new SMTPConnection(this, socket, socketOptions) as unknown as ConnectionInternals & SMTPConnection;
     this.connections.add(connection);
