@@ -60,8 +60,12 @@ function createTransport(config: Config, resolver: DestinationResolver): Transpo
 export interface App {
   /** Opens the spool, then binds listeners; on failure closes what started and rethrows. */
   start(): Promise<BoundListener[]>;
-  /** Re-reads DKIM keys and key files (SIGHUP); a bad file keeps the key in use. */
-  reload(): Promise<void>;
+  /**
+   * SIGHUP: applies a new configuration's hot parts (shaping, DKIM policy, suppression thresholds,
+   * TLS certificate) and re-reads DKIM keys. Listeners and the data directory need a restart. A
+   * certificate that does not load keeps the old one; `next` absent reloads keys only.
+   */
+  reload(next?: Config): Promise<void>;
   /** Idempotent: stops listeners (open sessions finish or get 421), then closes the spool. */
   close(): Promise<void>;
   readonly spool: Spool | null;
@@ -92,6 +96,8 @@ export function createApp(config: Config, deps: AppDeps): App {
   let listening = false;
   let stopRetention: (() => void) | null = null;
   let closing: Promise<void> | null = null;
+  // The parts of the configuration that SIGHUP may change read from here.
+  let live = config;
 
   const close = (): Promise<void> => {
     closing ??= (async () => {
@@ -169,9 +175,9 @@ export function createApp(config: Config, deps: AppDeps): App {
           });
           m.bounces.inc({ category: c.category, reason: c.reason });
           const soft = c.category === 'soft'
-            ? await store.suppressions.softBouncesSince(rcpt.accountId, rcpt.address, clock.now() - config.suppression.soft_bounce_window)
+            ? await store.suppressions.softBouncesSince(rcpt.accountId, rcpt.address, clock.now() - live.suppression.soft_bounce_window)
             : 0;
-          if (c.category === 'hard' || soft >= config.suppression.soft_bounce_limit) {
+          if (c.category === 'hard' || soft >= live.suppression.soft_bounce_limit) {
             await store.suppressions.add({ accountId: rcpt.accountId, address: rcpt.address, scope: 'all', reason: `${c.category}:${c.reason}`, source: 'smtp' });
           }
         };
@@ -199,7 +205,7 @@ export function createApp(config: Config, deps: AppDeps): App {
         const signer = createSigner({ clock });
         const sign = async (message: Buffer, fromDomain: string): Promise<{ header: Buffer; aligned: boolean } | null> => {
           const own = ring.keysFor(fromDomain);
-          const extra: readonly DkimKey[] = config.dkim.also_sign_as ? ring.keysFor(config.dkim.also_sign_as) : [];
+          const extra: readonly DkimKey[] = live.dkim.also_sign_as ? ring.keysFor(live.dkim.also_sign_as) : [];
           // The platform signature alone is still better than none for a domain without a key.
           const keys = [...own, ...extra.filter((k) => !own.some((o) => o.domain === k.domain))];
           return keys.length === 0 ? null : { header: await signer.sign(message, keys), aligned: own.length > 0 };
@@ -291,7 +297,7 @@ export function createApp(config: Config, deps: AppDeps): App {
             scheduler?.wake();
           },
           sign,
-          requireSignature: config.dkim.require,
+          requireSignature: () => live.dkim.require,
           unsubscribeHeaders,
         });
         const bound = await submission.start();
@@ -304,7 +310,24 @@ export function createApp(config: Config, deps: AppDeps): App {
       }
     },
     close,
-    async reload() {
+    async reload(next) {
+      if (next) {
+        const restartOnly = ['hostname', 'data_dir', 'log_dir', 'submission', 'inbound', 'http', 'dns', 'routes'] as const;
+        const changed = restartOnly.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(live[k]));
+        if (changed.length > 0) logger.warn({ keys: changed }, 'these settings change only at restart');
+        if (JSON.stringify(next.tls) !== JSON.stringify(live.tls) || next.tls.cert) {
+          try {
+            const tls = await loadTlsMaterial(next.tls, live.data_dir, live.hostname);
+            submission?.updateTls(tls);
+            inbound?.updateTls(tls);
+          } catch (err) {
+            logger.error({ err }, 'TLS certificate reload failed; keeping the one in use');
+          }
+        }
+        scheduler?.setDelivery(next.delivery);
+        live = next;
+        logger.info('configuration reloaded');
+      }
       if (!keyring) return;
       for (const f of await keyring.reload()) logger.error({ path: f.path, err: f.error }, 'cannot reload DKIM key');
       logger.info('reloaded DKIM keys');

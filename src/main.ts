@@ -55,7 +55,14 @@ export async function serve(options: ServeOptions): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
   process.on('SIGHUP', () => {
     logger.info('SIGHUP: reloading');
-    app.reload().catch((err: unknown) => logger.error({ err }, 'reload failed'));
+    let next;
+    try {
+      next = loadConfig(options.configPath, process.env).config;
+    } catch (err) {
+      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload refused; keeping the running configuration');
+      next = undefined;
+    }
+    app.reload(next).catch((err: unknown) => logger.error({ err }, 'reload failed'));
   });
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'uncaught exception');

@@ -27,6 +27,8 @@ export interface InboundDeps extends ReportDeps {
 export interface InboundService {
   start(): Promise<{ host: string; port: number }[]>;
   close(): Promise<void>;
+  /** New certificate for new STARTTLS sessions. */
+  updateTls(material: TlsMaterial): void;
 }
 
 const UNSUB = /^unsub-([A-Za-z0-9_-]{24})@(.+)$/i;
@@ -139,6 +141,9 @@ export function createInboundService(deps: InboundDeps): InboundService {
     },
     async close() {
       await Promise.allSettled(servers.splice(0).map((s) => new Promise<void>((r) => s.close(() => r()))));
+    },
+    updateTls(material) {
+      for (const s of servers) s.updateSecureContext({ key: material.key, cert: material.cert });
     },
   };
 }

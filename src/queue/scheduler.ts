@@ -68,12 +68,15 @@ export interface Scheduler {
   stop(drainMs: number): Promise<void>;
   /** Recipients leased right now. */
   inflight(): number;
+  /** New shaping (SIGHUP): applies to pools from now on, their connection limits included. */
+  setDelivery(delivery: Config['delivery']): void;
 }
 
 const ROUTE_TTL_MS = 60_000;
 
 export function createScheduler(deps: SchedulerDeps): Scheduler {
   const { spool, transport, logger, clock } = deps;
+  let delivery = deps.delivery;
   const pollIntervalMs = deps.pollIntervalMs ?? 1000;
   const maxInflight = deps.maxInflight ?? 2000;
   const pools = new Map<string, Pool>();
@@ -176,11 +179,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         if (stopping) return releaseJobs(jobs);
         if (!resolved.ok) {
           routes.delete(domain);
-          const { shaping } = resolveShaping(deps.delivery, domain, []);
+          const { shaping } = resolveShaping(delivery, domain, []);
           for (const job of jobs) await record(job, job.recipients.map(() => resolved.outcome), shaping);
           return;
         }
-        const { shaping, poolKey } = resolveShaping(deps.delivery, domain, resolved.hosts.map((h) => h.name));
+        const { shaping, poolKey } = resolveShaping(delivery, domain, resolved.hosts.map((h) => h.name));
         const pool = poolFor(poolKey, shaping);
         const list = pool.jobs.get(domain) ?? [];
         list.push(...jobs);
@@ -193,6 +196,10 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
 
   const poolFor = (key: string, shaping: Shaping): Pool => {
     let pool = pools.get(key);
+    if (pool && pool.shaping !== shaping) {
+      pool.shaping = shaping;
+      pool.sessions.concurrency = shaping.maxConnections;
+    }
     if (!pool) {
       pool = {
         key,
@@ -432,6 +439,16 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     },
     wake: wakeSoon,
     inflight: () => leased,
+    setDelivery(next) {
+      delivery = next;
+      // Pools re-read their shaping when a job next arrives; limits change at once.
+      for (const pool of pools.values()) {
+        const domain = pool.key.startsWith('domain:') ? pool.key.slice(7) : '';
+        const suffix = pool.key.startsWith('mx:') ? [pool.key.slice(3)] : [];
+        pool.shaping = resolveShaping(next, domain, suffix).shaping;
+        pool.sessions.concurrency = pool.shaping.maxConnections;
+      }
+    },
     stop(drainMs) {
       stopping ??= (async () => {
         if (timer) clearTimeout(timer);

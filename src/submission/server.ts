@@ -42,8 +42,8 @@ export interface SubmissionDeps {
    * whether one signature is the From: domain's own (aligned); null when nothing could sign.
    */
   readonly sign?: (message: Buffer, fromDomain: string) => Promise<{ header: Buffer; aligned: boolean } | null>;
-  /** Refuse mail that cannot be signed. */
-  readonly requireSignature?: boolean;
+  /** Refuse mail that cannot be signed (read per message: SIGHUP may change it). */
+  readonly requireSignature?: () => boolean;
   /** List-Unsubscribe fields for a marketing recipient (RFC 2369, RFC 8058). */
   readonly unsubscribeHeaders?: (accountId: number, address: string) => Promise<string[]>;
   /** Called after a message is durably queued (delivery can start at once), with the time DATA took to commit. */
@@ -65,6 +65,8 @@ export interface SubmissionService {
    * Messages whose 250 was sent are already durable.
    */
   close(): Promise<void>;
+  /** New certificate for new TLS sessions; open sessions keep theirs. */
+  updateTls(material: TlsMaterial): void;
 }
 
 /** Who a session sends as, fixed at AUTH or, for trusted networks, at MAIL FROM. */
@@ -220,7 +222,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
         clock,
         logger,
         sign: deps.sign,
-        requireSignature: deps.requireSignature ?? false,
+        requireSignature: deps.requireSignature?.() ?? false,
         unsubscribeHeaders: deps.unsubscribeHeaders,
       })
         .then((queueId) => {
@@ -299,6 +301,9 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       return bound;
     },
     close: closeAll,
+    updateTls(material) {
+      for (const { server } of servers) server.updateSecureContext({ key: material.key, cert: material.cert });
+    },
   };
 }
 
