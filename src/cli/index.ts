@@ -9,6 +9,7 @@ import { register as registerPrivacy } from './commands/privacy.js';
 import { register as registerQueue } from './commands/queue.js';
 import { register as registerSuppression } from './commands/suppression.js';
 import { register as registerUser } from './commands/user.js';
+import { register as registerBackup } from './commands/backup.js';
 import { register as registerBounce } from './commands/bounce.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { CliError } from './context.js';
@@ -30,6 +31,7 @@ function buildProgram(): Command {
   registerPrivacy(program);
   registerDkim(program);
   registerBounce(program);
+  registerBackup(program);
   registerDoctor(program);
   for (const cmd of program.commands) cmd.exitOverride();
   return program;

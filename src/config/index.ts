@@ -2,3 +2,4 @@ export { configSchema, type Config, type SubmissionConfig, type TlsConfig } from
 export { loadConfig, parseConfig, type LoadedConfig, type ConfigSource } from './load.js';
 export { parseDuration, parseSize, parseListen, parseCidr, ipInCidrs } from './units.js';
 export type { ListenAddress, Cidr } from './units.js';
+export { configReference } from './reference.js';

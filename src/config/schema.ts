@@ -43,174 +43,132 @@ const rate = z.string().refine((s) => s === 'unlimited' || /^\d+\/(s|sec|m|min|h
 });
 
 const shaping = {
-  max_connections: z.number().int().positive().optional(),
-  messages_per_connection: z.number().int().positive().optional(),
-  rate: rate.optional(),
-  retry: z.array(duration).min(1).optional(),
-  max_age: duration.optional(),
-  tls: z.enum(['may', 'encrypt', 'verify']).optional(),
+  max_connections: z.number().int().positive().optional().describe('Concurrent connections to the destination (default 10).'),
+  messages_per_connection: z.number().int().positive().optional().describe('Messages sent over one connection before it is closed (default 100).'),
+  rate: rate.optional().describe('Most messages per time, "unlimited" (default) or like "600/min", "20/s".'),
+  retry: z.array(duration).min(1).optional().describe('Delays after the 1st, 2nd, … failed attempt; the last repeats (default ["1m", "5m", "15m", "1h", "4h"]).'),
+  max_age: duration.optional().describe('A recipient not delivered after this expires with a DSN (default "3d").'),
+  tls: z.enum(['may', 'encrypt', 'verify']).optional().describe('may: STARTTLS when offered (default); encrypt: TLS required; verify: TLS with a valid certificate.'),
 };
 
 const submission = z.strictObject({
-  /** STARTTLS listeners (587); AUTH is offered only after TLS. */
-  listen: z.array(listen).prefault(['127.0.0.1:2587']),
-  /** Implicit-TLS listeners (465). */
-  tls_listen: z.array(listen).prefault([]),
-  /** Largest message accepted, advertised with SIZE. */
-  max_message_size: size.prefault('25MB'),
-  /** Recipients per message; RFC 5321 requires at least 100. */
-  max_recipients: z.number().int().min(1).default(100),
-  /** Longest line in a message, in bytes without CRLF (RFC 5322: 998). */
-  max_line_length: z.number().int().min(78).default(998),
-  /** Largest header block. */
-  max_header_size: size.prefault('1MB'),
-  /** More Received headers than this means a mail loop: 554 5.4.6. */
-  max_received_headers: z.number().int().min(1).default(100),
-  /** Clients in these networks may submit without AUTH or TLS, as trusted_account. */
-  trusted_networks: z.array(cidr).prefault([]),
-  /** The account whose sender domains bind trusted-network clients. */
-  trusted_account: z.string().default(''),
-  /** Concurrent connections over all clients. */
-  max_connections: z.number().int().positive().default(1000),
-  /** Concurrent connections from one IP address. */
-  max_connections_per_ip: z.number().int().positive().default(50),
-  /** A connection idle this long is closed. */
-  idle_timeout: duration.prefault('5m'),
-  /** DATA must finish within this time, however slowly the bytes drip. */
-  data_timeout: duration.prefault('10m'),
-  /** AUTH failures from one IP within auth_failure_window before it is refused. */
-  auth_max_failures: z.number().int().positive().default(10),
-  auth_failure_window: duration.prefault('15m'),
-  /** Look up clients' reverse DNS for the Received header (slow where DNS is slow). */
-  reverse_lookup: z.boolean().default(false),
-  /** How long open sessions may finish after shutdown starts before they get 421. */
-  close_timeout: duration.prefault('10s'),
-  /** Pause 100 ms before the banner to catch early talkers (a port-25 defence; it costs submission throughput). */
-  greeting_delay: z.boolean().default(false),
+  listen: z.array(listen).prefault(['127.0.0.1:2587']).describe('STARTTLS listeners (587); AUTH is offered only after TLS.'),
+  tls_listen: z.array(listen).prefault([]).describe('Implicit-TLS listeners (465).'),
+  max_message_size: size.prefault('25MB').describe('Largest message accepted, advertised with SIZE.'),
+  max_recipients: z.number().int().min(1).default(100).describe('Recipients per message; RFC 5321 requires at least 100.'),
+  max_line_length: z.number().int().min(78).default(998).describe('Longest line in a message, in bytes without CRLF (RFC 5322: 998).'),
+  max_header_size: size.prefault('1MB').describe('Largest header block.'),
+  max_received_headers: z.number().int().min(1).default(100).describe('More Received headers than this means a mail loop: 554 5.4.6.'),
+  trusted_networks: z.array(cidr).prefault([]).describe('Clients in these networks may submit without AUTH or TLS, as trusted_account.'),
+  trusted_account: z.string().default('').describe('The account whose sender domains bind trusted-network clients.'),
+  max_connections: z.number().int().positive().default(1000).describe('Concurrent connections over all clients.'),
+  max_connections_per_ip: z.number().int().positive().default(50).describe('Concurrent connections from one IP address.'),
+  idle_timeout: duration.prefault('5m').describe('A connection idle this long is closed.'),
+  data_timeout: duration.prefault('10m').describe('DATA must finish within this time, however slowly the bytes drip.'),
+  auth_max_failures: z.number().int().positive().default(10).describe('AUTH failures from one IP within auth_failure_window before it is refused.'),
+  auth_failure_window: duration.prefault('15m').describe('The window over which AUTH failures are counted.'),
+  reverse_lookup: z.boolean().default(false).describe('Look up clients\' reverse DNS for the Received header (slow where DNS is slow).'),
+  close_timeout: duration.prefault('10s').describe('How long open sessions may finish after shutdown starts before they get 421.'),
+  greeting_delay: z.boolean().default(false).describe('Pause 100 ms before the banner to catch early talkers (a port-25 defence; it costs submission throughput).'),
 });
 
 export const configSchema = z.strictObject({
-  /** Name used in EHLO, the banner and Received headers. */
-  hostname: z.string().min(1).default(osHostname()),
-  /** SQLite spool, generated certificate and keys. */
-  data_dir: z.string().min(1).default('./var'),
-  /** Empty: logs go to stdout only. */
-  log_dir: z.string().default(''),
-  /** With log_dir: the current file rolls over to a new one at this size. */
-  log_max_size: size.prefault('50MB'),
-  /** With log_dir: rolled-over files kept besides the current one; older ones are deleted. */
-  log_max_files: z.number().int().min(1).default(10),
-  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+  hostname: z.string().min(1).default(osHostname()).describe('Name used in EHLO, the banner and Received headers.'),
+  data_dir: z.string().min(1).default('./var').describe('SQLite spool, generated certificate and keys.'),
+  log_dir: z.string().default('').describe('Empty: logs go to stdout only.'),
+  log_max_size: size.prefault('50MB').describe('With log_dir: the current file rolls over to a new one at this size.'),
+  log_max_files: z.number().int().min(1).default(10).describe('With log_dir: rolled-over files kept besides the current one; older ones are deleted.'),
+  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Least severe level logged.'),
   submission: submission.prefault({}),
   tls: z
     .strictObject({
-      /** PEM certificate chain; empty: a self-signed one made in data_dir. */
-      cert: z.string().default(''),
-      /** PEM private key. */
-      key: z.string().default(''),
+      cert: z.string().default('').describe('PEM certificate chain; empty: a self-signed one made in data_dir.'),
+      key: z.string().default('').describe('PEM private key.'),
     })
     .prefault({}),
   inbound: z
     .strictObject({
-      listen: z.array(listen).prefault(['127.0.0.1:2525']),
-      /** VERP return paths live here; its MX must point at this listener. */
-      bounce_domain: z.string().default('bounces.localhost'),
-      /** Where feedback-loop (ARF) reports are sent. */
-      fbl_address: z.string().default('fbl@bounces.localhost'),
-      /** Largest report accepted. */
-      max_message_size: size.prefault('10MB'),
-      max_connections_per_ip: z.number().int().positive().default(20),
-      /** Return paths older than this are refused (a replayed old bounce changes nothing). */
-      verp_max_age: duration.prefault('30d'),
+      listen: z.array(listen).prefault(['127.0.0.1:2525']).describe('Listeners for bounces, feedback reports and unsubscribe mail (port 25 in production).'),
+      bounce_domain: z.string().default('bounces.localhost').describe('VERP return paths live here; its MX must point at this listener.'),
+      fbl_address: z.string().default('fbl@bounces.localhost').describe('Where feedback-loop (ARF) reports are sent.'),
+      max_message_size: size.prefault('10MB').describe('Largest report accepted.'),
+      max_connections_per_ip: z.number().int().positive().default(20).describe('Concurrent connections from one IP address.'),
+      verp_max_age: duration.prefault('30d').describe('Return paths older than this are refused (a replayed old bounce changes nothing).'),
     })
     .prefault({}),
   http: z
     .strictObject({
-      listen: listen.prefault('127.0.0.1:8025'),
-      public_url: z.url().default('http://127.0.0.1:8025'),
-      /** How long a List-Unsubscribe link stays valid. */
-      unsubscribe_ttl: duration.prefault('180d'),
-      /** Bearer token required for /metrics; empty: none (keep the listener on loopback then). */
-      metrics_token: z.string().default(''),
+      listen: listen.prefault('127.0.0.1:8025').describe('Listener for /metrics, /healthz, /readyz and unsubscribe links.'),
+      public_url: z.url().default('http://127.0.0.1:8025').describe('Base of List-Unsubscribe URLs, as recipients reach it.'),
+      unsubscribe_ttl: duration.prefault('180d').describe('How long a List-Unsubscribe link stays valid.'),
+      metrics_token: z.string().default('').describe('Bearer token required for /metrics; empty: none (keep the listener on loopback then).'),
     })
     .prefault({}),
   suppression: z
     .strictObject({
-      /** Soft bounces within soft_bounce_window that suppress an address. */
-      soft_bounce_limit: z.number().int().positive().default(3),
-      soft_bounce_window: duration.prefault('7d'),
+      soft_bounce_limit: z.number().int().positive().default(3).describe('Soft bounces within soft_bounce_window that suppress an address.'),
+      soft_bounce_window: duration.prefault('7d').describe('The window over which soft bounces are counted.'),
     })
     .prefault({}),
   retention: z
     .strictObject({
-      /** Bodies of finished messages (every recipient delivered, bounced, …) are dropped after this. */
-      bodies: duration.prefault('7d'),
-      /** Events, bounce records and finished messages' metadata are deleted after this. */
-      records: duration.prefault('90d'),
-      /** How often the sweep runs. */
-      interval: duration.prefault('1h'),
+      bodies: duration.prefault('7d').describe('Bodies of finished messages (every recipient delivered, bounced, …) are dropped after this.'),
+      records: duration.prefault('90d').describe('Events, bounce records and finished messages\' metadata are deleted after this.'),
+      interval: duration.prefault('1h').describe('How often the sweep runs.'),
     })
     .prefault({}),
   dkim: z
     .strictObject({
-      /** Refuse (550 5.7.1) mail whose From: domain has no key, instead of sending it unsigned. */
-      require: z.boolean().default(false),
-      /** Also sign every message with this domain's key (the platform's own domain). */
-      also_sign_as: z.string().default(''),
+      require: z.boolean().default(false).describe('Refuse (550 5.7.1) mail whose From: domain has no key, instead of sending it unsigned.'),
+      also_sign_as: z.string().default('').describe('Also sign every message with this domain\'s key (the platform\'s own domain).'),
     })
     .prefault({}),
-  dns: z.strictObject({ servers: z.array(z.string()).default([]) }).prefault({}),
-  /** Receivers of delivery events (`[[webhooks]]`): signed JSON batches, retried until acknowledged. */
+  dns: z
+    .strictObject({
+      servers: z.array(z.string()).default([]).describe('Resolvers as "ip" or "ip:port"; empty: the system\'s.'),
+    })
+    .prefault({}),
   webhooks: z
     .array(
       z.strictObject({
-        /** Where batches are POSTed; a 2xx acknowledges a batch. */
-        url: z.url({ protocol: /^https?$/ }),
-        /** File holding the HMAC-SHA256 secret (16 characters or more) that signs each body. */
-        secret_file: z.string().min(1),
-        /** Most events in one POST. */
-        batch_size: z.number().int().min(1).max(1000).default(100),
-        /** Event types to send; default: all of them. */
+        url: z.url({ protocol: /^https?$/ }).describe('Where batches are POSTed; a 2xx acknowledges a batch.'),
+        secret_file: z.string().min(1).describe('File holding the HMAC-SHA256 secret (16 characters or more) that signs each body.'),
+        batch_size: z.number().int().min(1).max(1000).default(100).describe('Most events in one POST.'),
         events: z
           .array(z.enum(['delivered', 'deferred', 'bounced', 'complained', 'unsubscribed', 'suppressed']))
           .min(1)
-          .default(['delivered', 'deferred', 'bounced', 'complained', 'unsubscribed', 'suppressed']),
-        /** A POST not answered within this time failed. */
-        timeout: duration.prefault('10s'),
-        /** Longest wait between retries; they back off exponentially from 1s. */
-        max_backoff: duration.prefault('5m'),
-        /** How often to look for new events. */
-        poll_interval: duration.prefault('1s'),
+          .default(['delivered', 'deferred', 'bounced', 'complained', 'unsubscribed', 'suppressed'])
+          .describe('Event types to send.'),
+        timeout: duration.prefault('10s').describe('A POST not answered within this time failed.'),
+        max_backoff: duration.prefault('5m').describe('Longest wait between retries; they back off exponentially from 1s.'),
+        poll_interval: duration.prefault('1s').describe('How often to look for new events.'),
       }),
     )
     .refine((list) => new Set(list.map((w) => w.url)).size === list.length, { message: 'each webhook url may appear once' })
-    .default([]),
+    .default([])
+    .describe('Receivers of delivery events: signed JSON batches, retried until acknowledged.'),
   delivery: z
     .strictObject({
-      default: z.strictObject(shaping).prefault({}),
-      /** TCP port of MX hosts; only test and lab setups change it. */
-      mx_port: z.number().int().min(1).max(65535).default(25),
-      /** On shutdown, how long deliveries in flight may finish before they are aborted. */
-      drain_timeout: duration.prefault('10s'),
-      /** How often the queue looks for due work when nothing wakes it. */
-      poll_interval: duration.prefault('1s'),
-      domain: z.record(z.string(), z.strictObject(shaping)).default({}),
-      mx: z.record(z.string(), z.strictObject(shaping)).default({}),
+      default: z.strictObject(shaping).prefault({}).describe('Shaping for every destination.'),
+      mx_port: z.number().int().min(1).max(65535).default(25).describe('TCP port of MX hosts; only test and lab setups change it.'),
+      drain_timeout: duration.prefault('10s').describe('On shutdown, how long deliveries in flight may finish before they are aborted.'),
+      poll_interval: duration.prefault('1s').describe('How often the queue looks for due work when nothing wakes it.'),
+      domain: z.record(z.string(), z.strictObject(shaping)).default({}).describe('Shaping for one destination domain, over the MX rules.'),
+      mx: z.record(z.string(), z.strictObject(shaping)).default({}).describe('Shaping for every domain whose MX host ends in this suffix; they share one limit.'),
     })
     .prefault({}),
   routes: z
     .record(
       z.string(),
       z.strictObject({
-        host: z.string().min(1),
-        port: z.number().int().min(1).max(65535).default(25),
-        /** AUTH user at the smarthost; empty: no AUTH. */
-        auth_user: z.string().default(''),
-        /** File holding the AUTH password (secrets never sit in the config itself). */
-        auth_password_file: z.string().default(''),
+        host: z.string().min(1).describe('Smarthost (IP or name) that mail for this domain goes to, skipping MX lookup.'),
+        port: z.number().int().min(1).max(65535).default(25).describe('Its port.'),
+        auth_user: z.string().default('').describe('AUTH user at the smarthost; empty: no AUTH.'),
+        auth_password_file: z.string().default('').describe('File holding the AUTH password (secrets never sit in the config itself).'),
       }),
     )
-    .default({}),
+    .default({})
+    .describe('Static routes: mail for a domain goes to a smarthost instead of its MX.'),
 });
 
 /** The whole validated configuration; durations in ms, sizes in bytes. */

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../shared/index.js';
 import { createAccountStore, type AccountStore } from './account-store.js';
@@ -38,6 +38,8 @@ export interface Spool {
   fileBytes(): number;
   /** Checkpoints the WAL into the main file and truncates it. */
   checkpoint(): Promise<void>;
+  /** A consistent copy of the database at `file` while it stays in use (SQLite's online backup). */
+  backup(file: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -98,6 +100,10 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
         }
       }
       return total;
+    },
+    async backup(file) {
+      await db.backup(file);
+      chmodSync(file, 0o600);
     },
     async checkpoint() {
       db.pragma('wal_checkpoint(TRUNCATE)');

@@ -43,3 +43,23 @@ describe('petrel user', () => {
     expect(again.stderr).toBe('petrel: no account named shop\n');
   });
 });
+
+describe('petrel backup', () => {
+  const t = makeTestDir();
+  afterAll(() => t.cleanup());
+
+  it('writes a consistent, owner-only copy that opens as a spool with the same accounts', async () => {
+    expect(cli(t, ['user', 'add', 'kept', '--allow-from', 'kept.example'], 'pw\n').status).toBe(0);
+    const file = `${t.dir}/copy.db`;
+    expect(cli(t, ['backup', file]).status).toBe(0);
+    expect(cli(t, ['backup', file]).status).toBe(1);
+    const { statSync, mkdirSync, copyFileSync } = await import('node:fs');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const restored = `${t.dir}/restored`;
+    mkdirSync(restored);
+    copyFileSync(file, `${restored}/petrel.db`);
+    const spool = openSpool(restored);
+    expect((await spool.accounts.list()).map((a) => a.name)).toEqual(['kept']);
+    await spool.close();
+  });
+});

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfig } from '../../config/index.js';
+import { configReference, loadConfig } from '../../config/index.js';
 import { loadTlsMaterial } from '../../tls/index.js';
 import { globals, print } from '../context.js';
 
@@ -15,5 +15,12 @@ export function register(program: Command): void {
         print('warning: submission.trusted_networks is set but trusted_account is empty; trusted clients cannot send');
       }
       print(`config ok: ${source.kind === 'file' ? source.path : 'embedded defaults'}`);
+    });
+
+  config
+    .command('reference')
+    .description('print every configuration key with its type, default and meaning (Markdown)')
+    .action(() => {
+      process.stdout.write(configReference());
     });
 }
