@@ -17,7 +17,7 @@ import {
 import { startSink, type Sink } from '../helpers/sink.js';
 
 /*
- * Issue 4, end to end: messages go over SMTP into the real daemon, out through its queue to a
+ * DKIM end to end: messages go over SMTP into the real daemon, out through its queue to a
  * sink, and the bytes the sink received are checked by two verifiers that are not Petrel's code
  * (mailauth and dkimpy), with DNS answered from what `petrel dkim dns DOMAIN --json` prints.
  */
