@@ -25,6 +25,17 @@ const USER = 'app';
 const PASS = 'live pw';
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** Waits until the daemon has re-read its keys after a change (it polls the database every second). */
+async function keysRefreshedAfter(daemon: Daemon, count: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (daemon.logs.filter((l) => l.msg === 'DKIM keys refreshed').length <= count) {
+    if (Date.now() > deadline) throw new Error('the daemon did not pick up the new key');
+    await sleep(50);
+  }
+}
+
+const refreshes = (daemon: Daemon): number => daemon.logs.filter((l) => l.msg === 'DKIM keys refreshed').length;
+
 // The tests below are one story, in order: no key, a first key, a rotated key, a reload.
 describe('DKIM keys changed while the daemon runs', () => {
   let t: TestDir;
@@ -70,13 +81,14 @@ port = ${sink.port}
     t?.cleanup();
   });
 
-  it('sends unsigned while the domain has no key, then signs with a key made by `petrel dkim keygen` 1.5 s later', async () => {
+  it('sends unsigned while the domain has no key, then signs with a key made by `petrel dkim keygen` as soon as the daemon has seen it', async () => {
     const unsigned = await send('before');
     expect(dkimSignatures(unsigned)).toEqual([]);
     expect(daemon.logs.some((l) => l.msg === 'no DKIM key for the From: domain; not signed as that domain')).toBe(true);
 
+    const seen = refreshes(daemon);
     await keygen(t, 'late.test', 'live1', 'rsa');
-    await sleep(1500);
+    await keysRefreshedAfter(daemon, seen);
     const signed = await send('after');
     expect(signers(signed)).toEqual(['late.test/live1/rsa-sha256']);
     expect(await verifyWithBoth(signed, await publishedRecords(t, 'late.test'))).toEqual({
@@ -86,8 +98,9 @@ port = ${sink.port}
   }, 30_000);
 
   it('signs with a rotated key (a second keygen) and keeps the old one published', async () => {
+    const seen = refreshes(daemon);
     await keygen(t, 'late.test', 'live2', 'rsa');
-    await sleep(1500);
+    await keysRefreshedAfter(daemon, seen);
     const signed = await send('rotated');
     expect(signers(signed)).toEqual(['late.test/live2/rsa-sha256']);
     records = await publishedRecords(t, 'late.test');

@@ -189,7 +189,7 @@ port = ${sink.port}
     const { BIN } = await import('../helpers/daemon.js');
     const child = spawn(
       process.execPath,
-      [BIN, '--config', t.configPath, '--json', 'events', 'tail', '--follow', '--limit', '0'],
+      [BIN, '--config', t.configPath, '--json', 'events', 'tail', '--follow', '--limit', '1'],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
@@ -197,14 +197,16 @@ port = ${sink.port}
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-    await new Promise((r) => setTimeout(r, 700));
+    // The latest existing event printed means the follower is running: no guess at its start-up time.
+    await until('the follower to start', async () => out.includes('\n'));
     const id = await submit(daemon.ports.submission, 'ok-late@dest.test', 'late');
     const lines = await until('followed events', async () => {
       const l = out
         .trim()
         .split('\n')
         .filter(Boolean)
-        .map((x) => JSON.parse(x) as Record<string, unknown>);
+        .map((x) => JSON.parse(x) as Record<string, unknown>)
+        .filter((e) => e['msgId'] === id);
       return l.some((e) => e['type'] === 'delivery') && l;
     });
     expect(lines.map((e) => [e['msgId'], e['type']])).toEqual([
