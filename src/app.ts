@@ -227,7 +227,7 @@ export function createApp(config: Config, deps: AppDeps): App {
             if (now === seen) return;
             seen = now;
             for (const f of await ring.refresh()) logger.error({ path: f.path, err: f.error }, 'cannot load DKIM key');
-            logger.debug('DKIM keys refreshed');
+            logger.debug({ keys: ring.loaded() }, 'DKIM keys refreshed');
             const total = await store.privacy.erasures();
             if (total > erasures) m.privacyErasures.inc(total - erasures);
             erasures = total;

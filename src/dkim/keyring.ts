@@ -20,6 +20,8 @@ export interface KeyRing {
   refresh(): Promise<readonly KeyReloadFailure[]>;
   /** Re-reads the key table and every key file (SIGHUP). */
   reload(): Promise<readonly KeyReloadFailure[]>;
+  /** The keys in use, as `domain/selector/algorithm` (for logs: no secrets). */
+  loaded(): string[];
 }
 
 export function createKeyRing(loadActive: () => Promise<readonly ActiveKeyRef[]>, cache: KeyCache): KeyRing {
@@ -59,6 +61,9 @@ export function createKeyRing(loadActive: () => Promise<readonly ActiveKeyRef[]>
       return [];
     },
     refresh,
+    loaded() {
+      return [...byDomain.values()].flat().map((k) => `${k.domain}/${k.selector}/${k.algorithm}`);
+    },
     async reload() {
       const failures = [...(await cache.reload())];
       return [...failures, ...(await refresh())];
