@@ -14,6 +14,7 @@ import {
 import { addUser, cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { startSink, type ReceivedMessage, type Sink } from '../helpers/sink.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
+import { arfFor } from '../helpers/reports.js';
 
 const SECRET = 'test-webhook-secret-0123456789';
 
@@ -70,41 +71,6 @@ class Receiver {
     s.closeAllConnections();
     await new Promise<void>((r) => s.close(() => r()));
   }
-}
-
-function arfFor(recipient: string, returnPath: string): string {
-  const b = 'arf-boundary-1';
-  return [
-    'From: fbl@isp.test',
-    'To: fbl@bounces.localhost',
-    'Subject: complaint',
-    'MIME-Version: 1.0',
-    `Content-Type: multipart/report; report-type=feedback-report; boundary="${b}"`,
-    '',
-    `--${b}`,
-    'Content-Type: text/plain',
-    '',
-    'This is an email abuse report.',
-    `--${b}`,
-    'Content-Type: message/feedback-report',
-    '',
-    'Feedback-Type: abuse',
-    'User-Agent: isp-fbl/1.0',
-    'Version: 1',
-    `Original-Rcpt-To: ${recipient}`,
-    '',
-    `--${b}`,
-    'Content-Type: message/rfc822',
-    '',
-    `Return-Path: <${returnPath}>`,
-    'From: sender@example.com',
-    `To: ${recipient}`,
-    'Subject: hello',
-    '',
-    'body',
-    `--${b}--`,
-    '',
-  ].join('\r\n');
 }
 
 describe('webhooks deliver the delivery log durably', () => {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
 import { addUser, cli, cliAsync, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { startSink, type Sink } from '../helpers/sink.js';
+import { arfFor } from '../helpers/reports.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
 // A distinctive local part, so that a match anywhere can only come from this person's data.
@@ -106,12 +107,7 @@ port = ${sink.port}
     await until(() => sink.messages.find((m) => m.mailFrom === '' && m.body.toString().includes(ALICE)));
     const promo = await until(() => sink.messages.find((m) => m.body.includes('Subject: promo')));
     // A complaint about the delivered message, and a one-click unsubscribe from the promotion.
-    const arf = [
-      'From: fbl@isp.test', 'To: fbl@bounces.localhost', 'Subject: complaint', 'MIME-Version: 1.0',
-      'Content-Type: multipart/report; report-type=feedback-report; boundary="b"', '', '--b', 'Content-Type: text/plain', '', 'abuse report',
-      '--b', 'Content-Type: message/feedback-report', '', 'Feedback-Type: abuse', 'Version: 1', `Original-Rcpt-To: ${ALICE}`, '',
-      '--b', 'Content-Type: message/rfc822', '', `Return-Path: <${delivered.mailFrom}>`, 'From: sender@example.com', `To: ${ALICE}`, 'Subject: delivered', '', 'x', '--b--', '',
-    ].join('\r\n');
+    const arf = arfFor(ALICE, delivered.mailFrom);
     const c = await RawSmtp.connect(daemon.ports.inbound!);
     await c.command('EHLO isp.test');
     await c.command('MAIL FROM:<>');

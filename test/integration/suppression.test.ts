@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSpool, type Spool } from '../../src/spool/index.js';
 import { addUser, cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { startSink, type ReceivedMessage, type Sink } from '../helpers/sink.js';
+import { arfFor, dsnFor } from '../helpers/reports.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
 async function until<T>(fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
@@ -12,77 +13,6 @@ async function until<T>(fn: () => T | undefined | null | false | Promise<T | und
     if (Date.now() > deadline) throw new Error('timed out');
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-function dsnFor(recipient: string, returnPath: string, status = '5.1.1', diagnostic = '550 5.1.1 <x>: Recipient address rejected: User unknown'): string {
-  const b = 'dsn-boundary-1';
-  return [
-    'From: MAILER-DAEMON@mx.dest.test',
-    `To: ${returnPath}`,
-    'Subject: Undelivered Mail Returned to Sender',
-    'MIME-Version: 1.0',
-    `Content-Type: multipart/report; report-type=delivery-status; boundary="${b}"`,
-    '',
-    `--${b}`,
-    'Content-Type: text/plain',
-    '',
-    'I could not deliver your message.',
-    `--${b}`,
-    'Content-Type: message/delivery-status',
-    '',
-    'Reporting-MTA: dns; mx.dest.test',
-    '',
-    `Final-Recipient: rfc822; ${recipient}`,
-    'Action: failed',
-    `Status: ${status}`,
-    `Diagnostic-Code: smtp; ${diagnostic}`,
-    '',
-    `--${b}`,
-    'Content-Type: text/rfc822-headers',
-    '',
-    `Return-Path: <${returnPath}>`,
-    'From: sender@example.com',
-    `To: ${recipient}`,
-    'Subject: hello',
-    '',
-    `--${b}--`,
-    '',
-  ].join('\r\n');
-}
-
-function arfFor(recipient: string, returnPath: string): string {
-  const b = 'arf-boundary-1';
-  return [
-    'From: fbl@isp.test',
-    'To: fbl@bounces.localhost',
-    'Subject: complaint',
-    'MIME-Version: 1.0',
-    `Content-Type: multipart/report; report-type=feedback-report; boundary="${b}"`,
-    '',
-    `--${b}`,
-    'Content-Type: text/plain',
-    '',
-    'This is an email abuse report.',
-    `--${b}`,
-    'Content-Type: message/feedback-report',
-    '',
-    'Feedback-Type: abuse',
-    'User-Agent: isp-fbl/1.0',
-    'Version: 1',
-    `Original-Rcpt-To: ${recipient}`,
-    '',
-    `--${b}`,
-    'Content-Type: message/rfc822',
-    '',
-    `Return-Path: <${returnPath}>`,
-    'From: sender@example.com',
-    `To: ${recipient}`,
-    'Subject: hello',
-    '',
-    'body',
-    `--${b}--`,
-    '',
-  ].join('\r\n');
 }
 
 describe('bounces, complaints and unsubscribes suppress through the whole pipeline', () => {
