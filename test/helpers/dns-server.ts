@@ -1,11 +1,18 @@
 import { createSocket, type RemoteInfo } from 'node:dgram';
-import type { AddressInfo } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 
-/** What the server knows about one name. A name absent from the zone answers NXDOMAIN. */
+/**
+ * What the server knows about one name. A name absent from the zone answers NXDOMAIN; a name
+ * present without records of the type asked answers NOERROR with no answers (NODATA).
+ */
 export interface DnsEntry {
   readonly mx?: readonly { readonly preference: number; readonly exchange: string }[];
   readonly a?: readonly string[];
   readonly aaaa?: readonly string[];
+  /** One TXT record per item: a string (split into 255-byte character-strings) or its strings. */
+  readonly txt?: readonly (string | readonly string[])[];
+  /** PTR targets; the entry's name is the reverse name (see {@link reverseName}). */
+  readonly ptr?: readonly string[];
   /** Answer every query for this name with this rcode instead. */
   readonly rcode?: 'SERVFAIL' | 'REFUSED' | 'NXDOMAIN';
   /** Never answer (the client times out). */
@@ -15,6 +22,7 @@ export interface DnsEntry {
 export interface DnsQuery {
   readonly name: string;
   readonly type: string;
+  readonly transport: 'udp' | 'tcp';
 }
 
 export interface TestDnsServer {
@@ -23,45 +31,95 @@ export interface TestDnsServer {
   readonly port: number;
   /** Every question received, in order. */
   readonly queries: DnsQuery[];
+  /** Adds or replaces a name's records while the server runs. */
+  set(name: string, entry: DnsEntry): void;
   close(): Promise<void>;
 }
 
-const TYPES: Record<number, string> = { 1: 'A', 15: 'MX', 28: 'AAAA' };
+const TYPES: Record<number, string> = { 1: 'A', 12: 'PTR', 15: 'MX', 16: 'TXT', 28: 'AAAA' };
 const RCODES = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, NOTIMP: 4, REFUSED: 5 } as const;
+/** Without EDNS a UDP answer holds 512 bytes; longer ones are truncated and retried over TCP. */
+const UDP_LIMIT = 512;
+
+/** "192.0.2.10" → "10.2.0.192.in-addr.arpa"; IPv6 → nibbles under ip6.arpa. */
+export function reverseName(ip: string): string {
+  if (ip.includes('.')) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`;
+  const nibbles = ipv6Bytes(ip).toString('hex').split('');
+  return `${nibbles.reverse().join('.')}.ip6.arpa`;
+}
 
 /**
- * A minimal authoritative DNS responder over UDP on 127.0.0.1 for MX, A and AAAA, enough to test
- * MX routing through a real `node:dns` Resolver without dnsmasq or the network.
+ * A minimal authoritative DNS responder on 127.0.0.1 (UDP, and TCP on the same port for answers
+ * too long for UDP) for A, AAAA, MX, TXT and PTR: enough to test `petrel doctor` and MX routing
+ * through a real `node:dns` Resolver without dnsmasq or the network.
  */
 export async function startDnsServer(zone: Readonly<Record<string, DnsEntry>>): Promise<TestDnsServer> {
   const entries = new Map(
     Object.entries(zone).map(([name, entry]) => [name.toLowerCase().replace(/\.$/, ''), entry]),
   );
   const queries: DnsQuery[] = [];
-  const socket = createSocket('udp4');
 
-  socket.on('message', (msg: Buffer, remote: RemoteInfo) => {
+  const answer = (msg: Buffer, transport: 'udp' | 'tcp'): Buffer | null => {
     const question = parseQuestion(msg);
-    if (!question) return;
-    const type = TYPES[question.qtype] ?? String(question.qtype);
-    queries.push({ name: question.name, type });
+    if (!question) return null;
+    queries.push({ name: question.name, type: TYPES[question.qtype] ?? String(question.qtype), transport });
     const entry = entries.get(question.name);
-    if (entry?.drop) return;
+    if (entry?.drop) return null;
     let rcode: number = RCODES.NOERROR;
     let answers: Buffer[] = [];
     if (!entry) rcode = RCODES.NXDOMAIN;
     else if (entry.rcode) rcode = RCODES[entry.rcode];
     else answers = answersFor(entry, question.qtype);
-    socket.send(buildResponse(msg, question.end, rcode, answers), remote.port, remote.address);
+    const full = buildResponse(msg, question.end, rcode, answers, false);
+    if (transport === 'udp' && full.length > UDP_LIMIT)
+      return buildResponse(msg, question.end, rcode, [], true);
+    return full;
+  };
+
+  const udp = createSocket('udp4');
+  udp.on('message', (msg: Buffer, remote: RemoteInfo) => {
+    const reply = answer(msg, 'udp');
+    if (reply) udp.send(reply, remote.port, remote.address);
+  });
+  await new Promise<void>((resolve) => udp.bind(0, '127.0.0.1', () => resolve()));
+  const port = (udp.address() as AddressInfo).port;
+
+  const sockets = new Set<Socket>();
+  const tcp = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    let buffered = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      while (buffered.length >= 2 && buffered.length >= 2 + buffered.readUInt16BE(0)) {
+        const len = buffered.readUInt16BE(0);
+        const reply = answer(buffered.subarray(2, 2 + len), 'tcp');
+        buffered = buffered.subarray(2 + len);
+        if (!reply) continue;
+        const head = Buffer.alloc(2);
+        head.writeUInt16BE(reply.length, 0);
+        socket.write(Buffer.concat([head, reply]));
+      }
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(port, '127.0.0.1', () => resolve());
   });
 
-  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', () => resolve()));
-  const port = (socket.address() as AddressInfo).port;
   return {
     server: `127.0.0.1:${port}`,
     port,
     queries,
-    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+    set: (name, entry) => void entries.set(name.toLowerCase().replace(/\.$/, ''), entry),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await Promise.all([
+        new Promise<void>((resolve) => udp.close(() => resolve())),
+        new Promise<void>((resolve) => tcp.close(() => resolve())),
+      ]);
+    },
   };
 }
 
@@ -102,6 +160,20 @@ function record(type: number, rdata: Buffer): Buffer {
   return Buffer.concat([head, rdata]);
 }
 
+function txtRdata(value: string | readonly string[]): Buffer {
+  const strings: string[] = [];
+  if (typeof value === 'string') {
+    for (let i = 0; i < value.length; i += 255) strings.push(value.slice(i, i + 255));
+    if (strings.length === 0) strings.push('');
+  } else strings.push(...value);
+  return Buffer.concat(
+    strings.map((s) => {
+      const bytes = Buffer.from(s, 'utf8');
+      return Buffer.concat([Buffer.from([bytes.length]), bytes]);
+    }),
+  );
+}
+
 function answersFor(entry: DnsEntry, qtype: number): Buffer[] {
   if (qtype === 15) {
     return (entry.mx ?? []).map((mx) => {
@@ -112,6 +184,8 @@ function answersFor(entry: DnsEntry, qtype: number): Buffer[] {
   }
   if (qtype === 1) return (entry.a ?? []).map((ip) => record(1, Buffer.from(ip.split('.').map(Number))));
   if (qtype === 28) return (entry.aaaa ?? []).map((ip) => record(28, ipv6Bytes(ip)));
+  if (qtype === 16) return (entry.txt ?? []).map((t) => record(16, txtRdata(t)));
+  if (qtype === 12) return (entry.ptr ?? []).map((name) => record(12, encodeName(name)));
   return [];
 }
 
@@ -125,11 +199,18 @@ function ipv6Bytes(ip: string): Buffer {
   return out;
 }
 
-function buildResponse(query: Buffer, questionEnd: number, rcode: number, answers: Buffer[]): Buffer {
+function buildResponse(
+  query: Buffer,
+  questionEnd: number,
+  rcode: number,
+  answers: Buffer[],
+  truncated: boolean,
+): Buffer {
   const header = Buffer.alloc(12);
   header.writeUInt16BE(query.readUInt16BE(0), 0);
   const rd = query.readUInt16BE(2) & 0x0100;
-  header.writeUInt16BE(0x8000 | 0x0400 | rd | 0x0080 | rcode, 2); // QR, AA, RD echoed, RA
+  // QR, AA, TC when cut short, RD echoed, RA
+  header.writeUInt16BE(0x8000 | 0x0400 | (truncated ? 0x0200 : 0) | rd | 0x0080 | rcode, 2);
   header.writeUInt16BE(1, 4);
   header.writeUInt16BE(answers.length, 6);
   return Buffer.concat([header, query.subarray(12, questionEnd), ...answers]);

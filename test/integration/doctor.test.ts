@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/index.js';
 import { createDoctorDns, runDoctor, type CheckResult } from '../../src/doctor/index.js';
 import { BIN } from '../helpers/daemon.js';
-import { reverseName, startDnsServer, type TestDnsServer } from '../helpers/dns-txt-server.js';
+import { reverseName, startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 
 interface Run {
   status: number | null;
