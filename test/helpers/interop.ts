@@ -32,7 +32,18 @@ export interface Dnsmasq {
  * upstream: names it does not know under `localZone` get NXDOMAIN.
  */
 export async function startDnsmasq(args: string[], localZone = 'test'): Promise<Dnsmasq> {
-  const port = await freeUdpPort();
+  // The port is free for UDP when probed, but dnsmasq binds TCP on it too and another test may
+  // take either in between: a bind failure tries a new port.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startDnsmasqOn(await freeUdpPort(), args, localZone);
+    } catch (err) {
+      if (attempt >= 5 || !/Address (already )?in use/i.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startDnsmasqOn(port: number, args: string[], localZone: string): Promise<Dnsmasq> {
   const child: ChildProcess = spawn(
     '/usr/sbin/dnsmasq',
     [
@@ -54,7 +65,10 @@ export async function startDnsmasq(args: string[], localZone = 'test'): Promise<
     r.setServers([`127.0.0.1:${port}`]);
     const ok = await r.resolve4(`ready-probe.${localZone}`).then(() => true, (e: { code?: string }) => e.code === 'ENOTFOUND' || e.code === 'ENODATA');
     if (ok) break;
-    if (Date.now() > deadline) throw new Error(`dnsmasq did not answer: ${stderr}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`dnsmasq did not answer: ${stderr}`);
+    }
     await new Promise((res) => setTimeout(res, 50));
   }
   return {
