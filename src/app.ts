@@ -131,6 +131,7 @@ export function createApp(config: Config, deps: AppDeps): App {
       try {
         spool = openSpool(config.data_dir, {
           clock,
+          writerThread: true,
           onFatal: (err) => {
             logger.fatal({ err }, 'spool storage failed; refusing new mail');
             deps.onFatal?.(err);

@@ -384,6 +384,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     const original = body ?? (updates.some((u) => u.state === 'bounced' || u.state === 'expired') ? await spool.queue.body(job.messageId) : null);
     let dsnQueued = false;
     const applied = await spool.queue.complete(updates, (done) => {
+      dsnQueued = false;
       const ended = done.filter((u) => u.state === 'bounced' || u.state === 'expired');
       if (ended.length === 0 || !original) return [];
       const dsn = buildDsn({

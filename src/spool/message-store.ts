@@ -1,21 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../shared/index.js';
-import type { Committer } from './committer.js';
 import type { Db } from './db.js';
+import type { NewMessage } from './records.js';
+import type { Writer } from './writer.js';
 
-/** A message as accepted at submission, ready to be made durable. */
-export interface NewMessage {
-  readonly accountId: number | null;
-  readonly mailFrom: string;
-  /** Envelope recipients with their ASCII domains (for per-domain queues). */
-  readonly recipients: readonly { readonly address: string; readonly domain: string }[];
-  readonly headerMessageId: string | null;
-  /** The message exactly as it will be sent. */
-  readonly body: Buffer;
-  readonly listener: string;
-  /** transactional (default) or marketing: unsubscribes stop only marketing mail. */
-  readonly stream?: 'transactional' | 'marketing';
-}
+export type { NewMessage } from './records.js';
+
 
 export interface StoredRecipient {
   readonly id: number;
@@ -76,34 +66,8 @@ interface RecipientRow {
   last_reply: string | null;
 }
 
-/**
- * Prepared statements that write one message, its recipients (due at once) and its reception
- * event. Must run inside a transaction.
- */
-export function prepareMessageInsert(db: Db): (id: string, message: NewMessage, now: number) => void {
-  const insertMessage = db.prepare(
-    `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at, stream)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const insertRecipient = db.prepare(
-    `INSERT INTO recipients (message_id, rcpt_to, domain, state, next_attempt_at, updated_at)
-     VALUES (?, ?, ?, 'queued', ?, ?)`,
-  );
-  const insertEvent = db.prepare(
-    `INSERT INTO events (at, type, message_id, account_id, details) VALUES (?, 'reception', ?, ?, ?)`,
-  );
-  return (id, message, now) => {
-    insertMessage.run(
-      id, message.accountId, message.mailFrom, message.headerMessageId, message.body.length, message.body,
-      message.listener, now, message.stream ?? 'transactional',
-    );
-    for (const r of message.recipients) insertRecipient.run(id, r.address, r.domain, now, now);
-    insertEvent.run(now, id, message.accountId, JSON.stringify({ listener: message.listener, recipients: message.recipients.length, size: message.body.length }));
-  };
-}
 
-export function createMessageStore(db: Db, clock: Clock, committer: Committer): MessageStore {
-  const insertRows = prepareMessageInsert(db);
+export function createMessageStore(db: Db, clock: Clock, writer: Writer): MessageStore {
   const selectMessage = db.prepare<[string], MessageRow>('SELECT * FROM messages WHERE id = ?');
   const selectRecipients = db.prepare<[string], RecipientRow>(
     `SELECT id, rcpt_to, domain, state, attempts, next_attempt_at, last_reply
@@ -116,7 +80,7 @@ export function createMessageStore(db: Db, clock: Clock, committer: Committer): 
       return clock.now().toString(36).toUpperCase().padStart(9, '0') + randomBytes(5).toString('hex').toUpperCase();
     },
     insert(id, message) {
-      return committer.run(() => insertRows(id, message, clock.now()));
+      return writer.run({ op: 'insert', id, message, now: clock.now() });
     },
     async get(id) {
       const row = selectMessage.get(id);

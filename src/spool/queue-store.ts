@@ -1,57 +1,21 @@
 import type { Clock } from '../shared/index.js';
-import type { Committer } from './committer.js';
 import type { Db } from './db.js';
-import { prepareMessageInsert, type NewMessage } from './message-store.js';
+import type { DueRecipient, EventType, NewMessage, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
+import type { Writer } from './writer.js';
 
-export type RecipientState = 'queued' | 'inflight' | 'delivered' | 'bounced' | 'expired' | 'suppressed' | 'cancelled';
+export type { DueRecipient, EventType, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
 
-/** One line of the delivery log (KumoMTA's record types). */
-export type EventType =
-  | 'reception'
-  | 'delivery'
-  | 'transient_failure'
-  | 'bounce'
-  | 'expiration'
-  | 'suppressed'
-  | 'cancelled'
-  | 'feedback';
 
-/** A recipient leased for delivery, with what the scheduler needs from its message (no body). */
-export interface DueRecipient {
-  readonly id: number;
-  readonly messageId: string;
-  readonly address: string;
-  readonly domain: string;
-  readonly attempts: number;
-  readonly accountId: number | null;
-  readonly mailFrom: string;
-  readonly receivedAt: number;
-  readonly stream: 'transactional' | 'marketing';
-}
 
-export interface ReplyRecord {
-  readonly code: number;
-  readonly enhanced: string;
-  readonly text: string;
-}
 
-/** The end of one delivery attempt for one recipient. */
-export interface RecipientUpdate {
-  readonly recipientId: number;
-  readonly messageId: string;
-  readonly accountId: number | null;
-  readonly domain: string;
-  readonly state: Exclude<RecipientState, 'inflight'>;
-  /** Only for state `queued`: when to try again. */
-  readonly nextAttemptAt?: number;
-  /** False when nothing was sent (suppressed, cancelled): the attempt count stays. */
-  readonly attempted: boolean;
-  readonly reply: ReplyRecord | null;
-  readonly mx: string | null;
-  readonly event: EventType;
-}
 
-/** Messages to queue in the same transaction as the updates that caused them (DSNs). */
+
+/**
+ * Messages to queue in the same transaction as the updates that caused them (DSNs). Called with
+ * every update before the commit; when some update then does not apply (its recipient was
+ * cancelled or erased meanwhile), called again with the applied ones, and only that call's
+ * messages are queued, in a commit of their own.
+ */
 export type FollowUps = (applied: readonly RecipientUpdate[]) => readonly { id: string; message: NewMessage }[];
 
 export interface QueueEntry {
@@ -118,41 +82,12 @@ export interface QueueStore {
   counts(): Promise<Record<RecipientState, number>>;
 }
 
-const LEASE_MS = 15 * 60_000;
-
-export function createQueueStore(db: Db, clock: Clock, committer: Committer): QueueStore {
+export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueStore {
   const recover = db.prepare(
     `UPDATE recipients SET state = 'queued', lease_until = NULL, next_attempt_at = ?, updated_at = ?
      WHERE state = 'inflight'`,
   );
-  const selectDue = db.prepare<[number, number], { id: number }>(
-    `SELECT r.id FROM recipients r
-     WHERE r.state = 'queued' AND r.next_attempt_at <= ? AND r.abort_requested = 0
-       AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
-     ORDER BY r.next_attempt_at LIMIT ?`,
-  );
-  const lease = db.prepare(`UPDATE recipients SET state = 'inflight', lease_until = ?, updated_at = ? WHERE id = ?`);
-  const dueRow = db.prepare<[number], Omit<DueRecipient, never> & Record<string, unknown>>(
-    `SELECT r.id AS id, r.message_id AS messageId, r.rcpt_to AS address, r.domain AS domain,
-            r.attempts AS attempts, m.account_id AS accountId, m.mail_from AS mailFrom, m.received_at AS receivedAt,
-            m.stream AS stream
-     FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?`,
-  );
   const selectBody = db.prepare<[string], { body: Buffer }>('SELECT body FROM messages WHERE id = ?');
-  const update = db.prepare(
-    `UPDATE recipients SET state = ?, attempts = attempts + ?, next_attempt_at = ?, last_attempt_at = ?,
-       last_reply = coalesce(?, last_reply), lease_until = NULL, updated_at = ?
-     WHERE id = ? AND state = 'inflight'`,
-  );
-  const attemptsOf = db.prepare<[number], { attempts: number }>('SELECT attempts FROM recipients WHERE id = ?');
-  const insertEvent = db.prepare(
-    `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const insertMessage = prepareMessageInsert(db);
-  const releaseOne = db.prepare(
-    `UPDATE recipients SET state = 'queued', lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'inflight'`,
-  );
   const isLeased = db.prepare<[number], { state: string; abort_requested: number }>(
     'SELECT state, abort_requested FROM recipients WHERE id = ?',
   );
@@ -166,6 +101,10 @@ export function createQueueStore(db: Db, clock: Clock, committer: Committer): Qu
   );
   const cancelOne = db.prepare(
     `UPDATE recipients SET state = 'cancelled', lease_until = NULL, updated_at = ? WHERE id = ?`,
+  );
+  const insertEvent = db.prepare(
+    `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertSuspension = db.prepare(
     `INSERT INTO domain_suspensions (domain, reason, created_at) VALUES (?, ?, ?)
@@ -190,41 +129,6 @@ export function createQueueStore(db: Db, clock: Clock, committer: Committer): Qu
     'SELECT * FROM events WHERE message_id = ? ORDER BY id',
   );
 
-  const leaseTx = db.transaction((limit: number) => {
-    const now = clock.now();
-    const out: DueRecipient[] = [];
-    for (const { id } of selectDue.all(now, limit)) {
-      lease.run(now + LEASE_MS, now, id);
-      out.push(dueRow.get(id) as unknown as DueRecipient);
-    }
-    return out;
-  });
-
-  const applyComplete = (updates: readonly RecipientUpdate[], followUps: FollowUps | undefined): RecipientUpdate[] => {
-    const now = clock.now();
-    const applied: RecipientUpdate[] = [];
-    for (const u of updates) {
-      const changed = update.run(
-        u.state,
-        u.attempted ? 1 : 0,
-        u.nextAttemptAt ?? now,
-        u.attempted ? now : null,
-        u.reply ? `${u.reply.code} ${u.reply.enhanced} ${u.reply.text}`.replace(/\s+/g, ' ').trim() : null,
-        now,
-        u.recipientId,
-      ).changes;
-      if (changed === 0) continue;
-      applied.push(u);
-      const attempt = attemptsOf.get(u.recipientId)?.attempts ?? null;
-      insertEvent.run(
-        now, u.event, u.messageId, u.recipientId, u.accountId, u.domain, attempt, u.mx,
-        u.reply?.code ?? null, u.reply?.enhanced ?? null, u.reply?.text ?? null,
-      );
-    }
-    if (followUps && applied.length > 0) for (const f of followUps(applied)) insertMessage(f.id, f.message, now);
-    return applied;
-  };
-
   const cancelTx = db.transaction((messageId: string) => {
     const now = clock.now();
     const rows = unfinished.all(messageId);
@@ -240,21 +144,24 @@ export function createQueueStore(db: Db, clock: Clock, committer: Committer): Qu
       const now = clock.now();
       return recover.run(now, now).changes;
     },
-    async leaseDue(limit) {
-      return leaseTx.immediate(limit);
+    leaseDue(limit) {
+      return writer.run({ op: 'lease', limit, now: clock.now() });
     },
     async body(messageId) {
       return selectBody.get(messageId)?.body ?? null;
     },
-    complete(updates, followUps) {
+    async complete(updates, followUps) {
       // Outcomes of concurrent deliveries share one commit with each other and with new mail.
-      return committer.run(() => applyComplete(updates, followUps));
-    },
-    async release(ids) {
       const now = clock.now();
-      db.transaction(() => {
-        for (const id of ids) releaseOne.run(now, id);
-      }).immediate();
+      const planned = followUps ? followUps(updates) : [];
+      const done = await writer.run({ op: 'complete', updates, followUps: planned, now });
+      if (!done.followUpsQueued && followUps) {
+        for (const f of followUps(done.applied)) await writer.run({ op: 'insert', id: f.id, message: f.message, now });
+      }
+      return done.applied;
+    },
+    release(ids) {
+      return writer.run({ op: 'release', ids, now: clock.now() });
     },
     async stillLeased(ids) {
       return ids.every((id) => {

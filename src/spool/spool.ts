@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../shared/index.js';
 import { createAccountStore, type AccountStore } from './account-store.js';
 import { openDatabase, type Db } from './db.js';
-import { createCommitter, type FatalHandler } from './committer.js';
+import type { FatalHandler } from './committer.js';
+import { inProcessWriter, threadWriter } from './writer.js';
 import { createMessageStore, type MessageStore } from './message-store.js';
 import { createQueueStore, type QueueStore } from './queue-store.js';
 import { createDkimKeyStore, type DkimKeyStore } from './dkim-store.js';
@@ -47,6 +48,11 @@ export interface SpoolOptions {
   readonly clock?: Clock;
   /** Called once when the storage fails in a way that makes further writes unsafe. */
   readonly onFatal?: FatalHandler;
+  /**
+   * Commit new mail, leases and delivery outcomes on a worker thread with its own connection
+   * (the daemon), rather than on the caller's thread (the CLI, which writes little).
+   */
+  readonly writerThread?: boolean;
 }
 
 export const SPOOL_FILE = 'petrel.db';
@@ -63,12 +69,13 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
   const secret = (db.prepare("SELECT value FROM settings WHERE key = 'install_secret'").get() as { value: Buffer }).value;
   let closed = false;
   const suppressions = createSuppressionStore(db, secret, clock);
-  const committer = createCommitter(db, options.onFatal ?? (() => undefined));
+  const onFatal = options.onFatal ?? (() => undefined);
+  const writer = options.writerThread ? threadWriter(path, onFatal) : inProcessWriter(db, onFatal);
   return {
     path,
-    messages: createMessageStore(db, clock, committer),
+    messages: createMessageStore(db, clock, writer),
     accounts: createAccountStore(db, clock),
-    queue: createQueueStore(db, clock, committer),
+    queue: createQueueStore(db, clock, writer),
     dkimKeys: createDkimKeyStore(db, clock),
     suppressions,
     events: createEventStore(db, clock),
@@ -111,8 +118,8 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     async close() {
       if (closed) return;
       closed = true;
-      // Let a group commit scheduled on this tick finish before the handle goes away.
-      await new Promise((resolve) => setImmediate(resolve));
+      // Writes under way finish before the handles go away.
+      await writer.close();
       try {
         db.pragma('wal_checkpoint(TRUNCATE)');
       } finally {

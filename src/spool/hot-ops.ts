@@ -1,0 +1,144 @@
+import type { Db } from './db.js';
+import type { DueRecipient, NewMessage, RecipientUpdate } from './records.js';
+
+/**
+ * The writes on the hot path (new mail, leases, delivery outcomes) as plain data, so that they
+ * can run on whichever thread owns the write connection. Every operation carries its own `now`:
+ * the caller's clock decides, not the writer's.
+ */
+export type HotOp =
+  | { readonly op: 'insert'; readonly id: string; readonly message: NewMessage; readonly now: number }
+  | {
+      readonly op: 'complete';
+      readonly updates: readonly RecipientUpdate[];
+      /** Queued only when every update applies; otherwise the caller rebuilds them (see queue-store). */
+      readonly followUps: readonly { readonly id: string; readonly message: NewMessage }[];
+      readonly now: number;
+    }
+  | { readonly op: 'lease'; readonly limit: number; readonly now: number }
+  | { readonly op: 'release'; readonly ids: readonly number[]; readonly now: number };
+
+export interface CompleteResult {
+  readonly applied: RecipientUpdate[];
+  /** False when some update did not apply, so the follow-ups given were not queued. */
+  readonly followUpsQueued: boolean;
+}
+
+export type HotResult<O extends HotOp['op']> = O extends 'complete'
+  ? CompleteResult
+  : O extends 'lease'
+    ? DueRecipient[]
+    : undefined;
+
+/** How long a lease lasts before a crashed attempt's recipient becomes due again. */
+export const LEASE_MS = 15 * 60_000;
+
+/** Prepared statements for the hot-path operations; each runs inside the caller's transaction. */
+export function prepareHotOps(db: Db): (op: HotOp) => unknown {
+  const insertMessage = prepareMessageInsert(db);
+  const selectDue = db.prepare<[number, number], { id: number }>(
+    `SELECT r.id FROM recipients r
+     WHERE r.state = 'queued' AND r.next_attempt_at <= ? AND r.abort_requested = 0
+       AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
+     ORDER BY r.next_attempt_at LIMIT ?`,
+  );
+  const lease = db.prepare(`UPDATE recipients SET state = 'inflight', lease_until = ?, updated_at = ? WHERE id = ?`);
+  const dueRow = db.prepare<[number], DueRecipient>(
+    `SELECT r.id AS id, r.message_id AS messageId, r.rcpt_to AS address, r.domain AS domain,
+            r.attempts AS attempts, m.account_id AS accountId, m.mail_from AS mailFrom, m.received_at AS receivedAt,
+            m.stream AS stream
+     FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?`,
+  );
+  const update = db.prepare(
+    `UPDATE recipients SET state = ?, attempts = attempts + ?, next_attempt_at = ?, last_attempt_at = ?,
+       last_reply = coalesce(?, last_reply), lease_until = NULL, updated_at = ?
+     WHERE id = ? AND state = 'inflight'`,
+  );
+  const attemptsOf = db.prepare<[number], { attempts: number }>('SELECT attempts FROM recipients WHERE id = ?');
+  const insertEvent = db.prepare(
+    `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const releaseOne = db.prepare(
+    `UPDATE recipients SET state = 'queued', lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'inflight'`,
+  );
+
+  const complete = (updates: readonly RecipientUpdate[], followUps: readonly { id: string; message: NewMessage }[], now: number): CompleteResult => {
+    const applied: RecipientUpdate[] = [];
+    for (const u of updates) {
+      const changed = update.run(
+        u.state,
+        u.attempted ? 1 : 0,
+        u.nextAttemptAt ?? now,
+        u.attempted ? now : null,
+        u.reply ? `${u.reply.code} ${u.reply.enhanced} ${u.reply.text}`.replace(/\s+/g, ' ').trim() : null,
+        now,
+        u.recipientId,
+      ).changes;
+      if (changed === 0) continue;
+      applied.push(u);
+      const attempt = attemptsOf.get(u.recipientId)?.attempts ?? null;
+      insertEvent.run(
+        now, u.event, u.messageId, u.recipientId, u.accountId, u.domain, attempt, u.mx,
+        u.reply?.code ?? null, u.reply?.enhanced ?? null, u.reply?.text ?? null,
+      );
+    }
+    const all = applied.length === updates.length;
+    if (all) for (const f of followUps) insertMessage(f.id, asBuffers(f.message), now);
+    return { applied, followUpsQueued: all };
+  };
+
+  return (op) => {
+    switch (op.op) {
+      case 'insert':
+        insertMessage(op.id, asBuffers(op.message), op.now);
+        return undefined;
+      case 'complete':
+        return complete(op.updates, op.followUps, op.now);
+      case 'lease': {
+        const out: DueRecipient[] = [];
+        for (const { id } of selectDue.all(op.now, op.limit)) {
+          lease.run(op.now + LEASE_MS, op.now, id);
+          out.push(dueRow.get(id)!);
+        }
+        return out;
+      }
+      case 'release':
+        for (const id of op.ids) releaseOne.run(op.now, id);
+        return undefined;
+    }
+  };
+}
+
+/** A body that crossed a thread arrives as a Uint8Array; SQLite binds Buffers as BLOBs. */
+function asBuffers(message: NewMessage): NewMessage {
+  if (Buffer.isBuffer(message.body)) return message;
+  const body = message.body as Uint8Array;
+  return { ...message, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
+}
+
+/**
+ * Prepared statements that write one message, its recipients (due at once) and its reception
+ * event. Must run inside a transaction.
+ */
+export function prepareMessageInsert(db: Db): (id: string, message: NewMessage, now: number) => void {
+  const insertMessage = db.prepare(
+    `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at, stream)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  );
+  const insertRecipient = db.prepare(
+    `INSERT INTO recipients (message_id, rcpt_to, domain, state, next_attempt_at, updated_at)
+     VALUES (?, ?, ?, 'queued', ?, ?)`,
+  );
+  const insertEvent = db.prepare(
+    `INSERT INTO events (at, type, message_id, account_id, details) VALUES (?, 'reception', ?, ?, ?)`,
+  );
+  return (id, message, now) => {
+    insertMessage.run(
+      id, message.accountId, message.mailFrom, message.headerMessageId, message.body.length, message.body,
+      message.listener, now, message.stream ?? 'transactional',
+    );
+    for (const r of message.recipients) insertRecipient.run(id, r.address, r.domain, now, now);
+    insertEvent.run(now, id, message.accountId, JSON.stringify({ listener: message.listener, recipients: message.recipients.length, size: message.body.length }));
+  };
+}

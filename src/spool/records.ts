@@ -1,0 +1,63 @@
+// The records the hot-path writes carry (see hot-ops.ts), shared by the stores.
+
+/** A message as accepted at submission, ready to be made durable. */
+export interface NewMessage {
+  readonly accountId: number | null;
+  readonly mailFrom: string;
+  /** Envelope recipients with their ASCII domains (for per-domain queues). */
+  readonly recipients: readonly { readonly address: string; readonly domain: string }[];
+  readonly headerMessageId: string | null;
+  /** The message exactly as it will be sent. */
+  readonly body: Buffer;
+  readonly listener: string;
+  /** transactional (default) or marketing: unsubscribes stop only marketing mail. */
+  readonly stream?: 'transactional' | 'marketing';
+}
+
+export type RecipientState = 'queued' | 'inflight' | 'delivered' | 'bounced' | 'expired' | 'suppressed' | 'cancelled';
+
+/** One line of the delivery log (KumoMTA's record types). */
+export type EventType =
+  | 'reception'
+  | 'delivery'
+  | 'transient_failure'
+  | 'bounce'
+  | 'expiration'
+  | 'suppressed'
+  | 'cancelled'
+  | 'feedback';
+
+/** A recipient leased for delivery, with what the scheduler needs from its message (no body). */
+export interface DueRecipient {
+  readonly id: number;
+  readonly messageId: string;
+  readonly address: string;
+  readonly domain: string;
+  readonly attempts: number;
+  readonly accountId: number | null;
+  readonly mailFrom: string;
+  readonly receivedAt: number;
+  readonly stream: 'transactional' | 'marketing';
+}
+
+export interface ReplyRecord {
+  readonly code: number;
+  readonly enhanced: string;
+  readonly text: string;
+}
+
+/** The end of one delivery attempt for one recipient. */
+export interface RecipientUpdate {
+  readonly recipientId: number;
+  readonly messageId: string;
+  readonly accountId: number | null;
+  readonly domain: string;
+  readonly state: Exclude<RecipientState, 'inflight'>;
+  /** Only for state `queued`: when to try again. */
+  readonly nextAttemptAt?: number;
+  /** False when nothing was sent (suppressed, cancelled): the attempt count stays. */
+  readonly attempted: boolean;
+  readonly reply: ReplyRecord | null;
+  readonly mx: string | null;
+  readonly event: EventType;
+}

@@ -1,0 +1,90 @@
+import { Worker } from 'node:worker_threads';
+import { SpoolError, errorMessage, type PetrelErrorCode } from '../shared/index.js';
+import { createCommitter, type FatalHandler } from './committer.js';
+import type { Db } from './db.js';
+import { prepareHotOps, type HotOp, type HotResult } from './hot-ops.js';
+
+/** Runs hot-path writes with group commit; each promise settles after its own fsync'd commit. */
+export interface Writer {
+  run<O extends HotOp>(op: O): Promise<HotResult<O['op']>>;
+  /** Waits for the writes under way, then lets go of the write connection. */
+  close(): Promise<void>;
+}
+
+/** Commits on the calling thread, on the spool's own connection (the CLI, tests). */
+export function inProcessWriter(db: Db, onFatal: FatalHandler): Writer {
+  const committer = createCommitter(db, onFatal);
+  const exec = prepareHotOps(db);
+  return {
+    run: <O extends HotOp>(op: O) => committer.run(() => exec(op) as HotResult<O['op']>),
+    close: () => new Promise((resolve) => setImmediate(resolve)),
+  };
+}
+
+/** What the writer thread posts back (see writer-worker.ts). */
+export type WriterReply =
+  | { readonly type: 'reply'; readonly seq: number; readonly ok: true; readonly value: unknown }
+  | { readonly type: 'reply'; readonly seq: number; readonly ok: false; readonly code: PetrelErrorCode; readonly message: string }
+  | { readonly type: 'fatal'; readonly code: PetrelErrorCode; readonly message: string };
+
+/**
+ * Commits on a worker thread that owns a second write connection, so that SQLite's commit and
+ * its fsync never hold the event loop: submissions and deliveries go on while a group commits,
+ * and the next group gathers meanwhile. Other writes (admin commands, privacy, suppressions) stay
+ * on the spool's connection and take SQLite's write lock in turn.
+ */
+export function threadWriter(path: string, onFatal: FatalHandler): Writer {
+  const worker = new Worker(new URL('./writer-worker.js', import.meta.url), { workerData: { path } });
+  const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
+  let seq = 0;
+  let broken: SpoolError | null = null;
+  let closing = false;
+  let idle: (() => void) | null = null;
+
+  const fail = (err: SpoolError): void => {
+    if (!broken) {
+      broken = err;
+      onFatal(err);
+    }
+    for (const w of waiting.values()) w.reject(err);
+    waiting.clear();
+    idle?.();
+  };
+
+  worker.on('message', (m: WriterReply) => {
+    if (m.type === 'fatal') {
+      fail(new SpoolError(m.code, m.message));
+      return;
+    }
+    const w = waiting.get(m.seq);
+    if (!w) return;
+    waiting.delete(m.seq);
+    if (m.ok) w.resolve(m.value);
+    else w.reject(new SpoolError(m.code, m.message));
+    if (waiting.size === 0) idle?.();
+  });
+  worker.on('error', (err) => fail(new SpoolError('PETREL_SPOOL_WRITE', `spool writer thread failed: ${errorMessage(err)}`, { cause: err })));
+  worker.on('exit', (code) => {
+    if (!closing) fail(new SpoolError('PETREL_SPOOL_WRITE', `spool writer thread exited (code ${code})`));
+  });
+
+  return {
+    run<O extends HotOp>(op: O): Promise<HotResult<O['op']>> {
+      if (broken) return Promise.reject(broken);
+      if (closing) return Promise.reject(new SpoolError('PETREL_SPOOL_WRITE', 'spool is closing'));
+      return new Promise((resolve, reject) => {
+        const id = ++seq;
+        waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        worker.postMessage({ seq: id, op });
+      });
+    },
+    async close() {
+      if (closing) return;
+      closing = true;
+      if (waiting.size > 0) await new Promise<void>((resolve) => (idle = resolve));
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage({ close: true });
+      await exited;
+    },
+  };
+}
