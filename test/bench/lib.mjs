@@ -259,6 +259,48 @@ export function smtpSource({ port, messages, sessions, size, persistent, from, t
   });
 }
 
+/**
+ * The authenticated path as an application drives it: a nodemailer pool of `sessions`
+ * connections, each upgraded with STARTTLS and logged in with `auth` when given, sending
+ * `messages` raw messages with `sessions` × 2 in flight. Resolves like smtpSource.
+ */
+export async function nodemailerSource({ port, messages, sessions, size, from, to, auth, timeoutMs }) {
+  const { default: nodemailer } = await import('nodemailer');
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port,
+    secure: false,
+    requireTLS: true,
+    tls: { rejectUnauthorized: false },
+    ...(auth ? { auth } : {}),
+    pool: true,
+    maxConnections: sessions,
+    maxMessages: Infinity,
+  });
+  const bodies = Array.from({ length: 16 }, (_, i) => makeMessage({ from, to, size, i }).subarray(0, -3));
+  const startedAt = now();
+  let next = 0;
+  let failed = null;
+  const deadline = startedAt + timeoutMs;
+  const worker = async () => {
+    while (next < messages && failed === null && now() < deadline) {
+      const i = next++;
+      try {
+        await transport.sendMail({ envelope: { from, to: [to] }, raw: bodies[i % bodies.length] });
+      } catch (err) {
+        failed = err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: sessions * 2 }, worker));
+  const endedAt = now();
+  transport.close();
+  if (failed) throw new Error(`nodemailer: ${failed.message}`);
+  if (next < messages) throw new Error(`nodemailer: timed out after ${next}/${messages}`);
+  const how = auth ? 'STARTTLS + AUTH' : 'STARTTLS';
+  return { startedAt, endedAt, command: `nodemailer pool, ${sessions} connections, ${how}, ${messages} messages` };
+}
+
 // ---------------------------------------------------------------------------------------------
 // A private Postfix instance
 
@@ -281,6 +323,10 @@ export async function startPostfix({ dir, port, relayPort }) {
     return { uid: Number(uid), gid: Number(gid) };
   })();
   chownSync(data, pf.uid, pf.gid);
+  execFileSync('openssl', [
+    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=postfix.bench.invalid',
+    '-keyout', join(etc, 'key.pem'), '-out', join(etc, 'cert.pem'),
+  ], { stdio: 'ignore' });
   writeFileSync(
     join(etc, 'main.cf'),
     [
@@ -299,6 +345,10 @@ export async function startPostfix({ dir, port, relayPort }) {
       'mynetworks = 127.0.0.0/8',
       `relayhost = [127.0.0.1]:${relayPort}`,
       'smtpd_relay_restrictions = permit_mynetworks, reject',
+      // STARTTLS as Petrel offers it, for the authenticated-path comparison (nodemailer).
+      'smtpd_tls_security_level = may',
+      `smtpd_tls_cert_file = ${join(etc, 'cert.pem')}`,
+      `smtpd_tls_key_file = ${join(etc, 'key.pem')}`,
       'biff = no',
       // Postfix logs every message like Petrel does (to a file here, as there is no syslog).
       `maillog_file = ${join(dir, 'maillog')}`,

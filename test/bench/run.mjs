@@ -13,7 +13,9 @@
 //   (Petrel: own data dir, route for the bench domain to the sink, trusted network + account,
 //   RSA-2048 DKIM key for the sender domain, production durability — synchronous=FULL is always on;
 //   Postfix: a private instance with its own queue directory, relayhost = the sink, no DKIM),
-//   a warm-up, then smtp-source injects N messages over C sessions. Reported:
+//   a warm-up, then smtp-source injects N messages over C sessions (the `authenticated` variant:
+//   a nodemailer pool of C connections, STARTTLS and AUTH to Petrel, STARTTLS to Postfix, which
+//   takes the bench client through mynetworks as there is no SASL here). Reported:
 //   accepted msg/s   N / smtp-source's run time (it exits after the last 250)
 //   delivered msg/s  N / (smtp-source start ≈ first 250 → the sink counting the last message)
 //   CPU ms/msg       the MTA's CPU time (Petrel: its process, all threads; Postfix: master and
@@ -34,6 +36,7 @@ import {
   freePort,
   latencyRun,
   median,
+  nodemailerSource,
   now,
   procStatus,
   run,
@@ -81,7 +84,7 @@ if (args.help) {
   --sessions C          concurrent smtp-source sessions (default 20)
   --size S              body bytes: 5120, 5k, 50k (default 5k)
   --pairs P             alternating Petrel/Postfix pairs (default 3)
-  --variants LIST       persistent,per-message (default both; --quick: persistent)
+  --variants LIST       persistent,per-message,authenticated (default all; --quick: persistent)
   --warmup N            messages sent (and delivered) before each measurement (default 500, quick 200)
   --skip-postfix | --skip-ceiling | --skip-latency
   --latency-rate R      msg/s offered in the time-to-250 phase (default: half of each MTA's peak)
@@ -108,12 +111,20 @@ function positive(name, text, fallback) {
 }
 
 const quick = args.quick;
+// How the load generator connects: smtp-source from a trusted network (persistent sessions or
+// one connection per message), or an application's nodemailer pool with STARTTLS and AUTH.
+const VARIANTS = {
+  persistent: 'persistent sessions (smtp-source -d, trusted network)',
+  'per-message': 'one connection per message (smtp-source, trusted network)',
+  authenticated: 'nodemailer pool: STARTTLS + AUTH to Petrel, STARTTLS from mynetworks to Postfix',
+};
+const BENCH_PASSWORD = 'bench-password-not-used';
 const opts = {
   messages: positive('messages', args.messages, quick ? 2000 : 20_000),
   sessions: positive('sessions', args.sessions, 20),
   size: args.size ? parseSize(args.size) : 5 * 1024,
   pairs: positive('pairs', args.pairs, quick ? 1 : 3),
-  variants: (args.variants ?? (quick ? 'persistent' : 'persistent,per-message')).split(',').map((s) => s.trim()),
+  variants: (args.variants ?? (quick ? 'persistent' : 'persistent,per-message,authenticated')).split(',').map((s) => s.trim()),
   warmup: args.warmup !== undefined ? Number(args.warmup) : quick ? 200 : 500,
   postfix: !args['skip-postfix'],
   ceiling: !args['skip-ceiling'],
@@ -126,7 +137,7 @@ const opts = {
   keep: args.keep,
 };
 for (const v of opts.variants) {
-  if (v !== 'persistent' && v !== 'per-message') throw new Error(`--variants: unknown "${v}" (persistent, per-message)`);
+  if (!VARIANTS[v]) throw new Error(`--variants: unknown "${v}" (${Object.keys(VARIANTS).join(', ')})`);
 }
 const isRoot = process.getuid?.() === 0;
 if (opts.postfix && !isRoot) {
@@ -192,7 +203,7 @@ host = "127.0.0.1"
 port = ${sinkPort}
 `,
   );
-  await petrel(['user', 'add', 'bench', '--allow-from', 'bench.test'], config, 'bench-password-not-used\n');
+  await petrel(['user', 'add', 'bench', '--allow-from', 'bench.test'], config, `${BENCH_PASSWORD}\n`);
   await petrel(['dkim', 'keygen', 'bench.test', '--selector', 'bench'], config);
   const logPath = join(dir, 'petrel.log');
   const log = openSync(logPath, 'a');
@@ -257,7 +268,12 @@ async function measure({ target, variant, pair }) {
   try {
     mta = target === 'petrel' ? await startPetrel({ sinkPort: sink.port, label }) : await startPostfixTarget({ sinkPort: sink.port });
     const source = (messages) =>
-      smtpSource({ port: mta.port, messages, sessions: opts.sessions, size: opts.size, persistent, from: FROM, to: TO, timeoutMs: runTimeoutMs });
+      variant === 'authenticated'
+        ? nodemailerSource({
+            port: mta.port, messages, sessions: opts.sessions, size: opts.size, from: FROM, to: TO, timeoutMs: runTimeoutMs,
+            auth: target === 'petrel' ? { user: 'bench', pass: BENCH_PASSWORD } : null,
+          })
+        : smtpSource({ port: mta.port, messages, sessions: opts.sessions, size: opts.size, persistent, from: FROM, to: TO, timeoutMs: runTimeoutMs });
     if (opts.warmup > 0) {
       await source(opts.warmup);
       if ((await sink.waitFor(opts.warmup, 60_000)) === null) throw new Error(`warm-up not delivered (${sink.count}/${opts.warmup})`);
@@ -419,7 +435,7 @@ function printTable(summary, latencies, info) {
   lines.push(`machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GB, Node ${info.node}, Postfix ${info.postfix ?? '—'}, spool on ${info.tmpFilesystem}`);
   for (const s of summary) {
     lines.push('');
-    lines.push(`${s.variant === 'persistent' ? 'persistent sessions (smtp-source -d)' : 'one connection per message'}`);
+    lines.push(VARIANTS[s.variant]);
     lines.push('  | what | accepted msg/s | delivered msg/s | CPU ms/msg | peak RSS MB |');
     lines.push('  |---|---|---|---|---|');
     lines.push(`  | Petrel (DKIM RSA-2048) | ${fmt(s.petrel.acceptedRate)} | ${fmt(s.petrel.deliveredRate)} | ${fmt(s.petrel.cpuMsPerMsg, 2)} | ${fmt(s.petrel.peakRssMb)} |`);
@@ -427,7 +443,7 @@ function printTable(summary, latencies, info) {
       lines.push(`  | Postfix (no DKIM) | ${fmt(s.postfix.acceptedRate)} | ${fmt(s.postfix.deliveredRate)} | ${fmt(s.postfix.cpuMsPerMsg, 2)} | ${fmt(s.postfix.peakRssMb)} |`);
       lines.push(`  | ratio Petrel/Postfix (median of pairs) | ${fmt(s.ratioAcceptedMedian, 2)} | ${fmt(s.ratioDeliveredMedian, 2)} | | |`);
     }
-    if (opts.ceiling) lines.push(`  | smtp-source → smtp-sink (ceiling) | ${fmt(s.ceilingRate)} | | | |`);
+    if (opts.ceiling && s.ceilingRate !== null) lines.push(`  | smtp-source → smtp-sink (ceiling) | ${fmt(s.ceilingRate)} | | | |`);
     if (s.ratios.length) lines.push(`  delivered ratio per pair: ${s.ratios.map((r) => `${r.pair}: ${fmt(r.delivered, 2)}`).join(', ')}`);
   }
   if (latencies.length) {
@@ -461,7 +477,8 @@ async function main() {
           ? `${target} ${variant} #${pair}: ERROR ${r.error}`
           : `${target} ${variant} #${pair}: accepted ${fmt(r.acceptedRate)} msg/s, delivered ${fmt(r.deliveredRate)} msg/s, CPU ${fmt(r.cpuMsPerMsg, 2)} ms/msg, peak RSS ${fmt(r.peakRssMb)} MB`);
       }
-      if (opts.ceiling) {
+      // smtp-sink offers no STARTTLS: the ceiling is smtp-source's alone.
+      if (opts.ceiling && variant !== 'authenticated') {
         const c = await ceiling({ variant, pair });
         ceilings.push(c);
         log(c.error ? `ceiling ${variant} #${pair}: ERROR ${c.error}` : `ceiling ${variant} #${pair}: ${fmt(c.rate)} msg/s`);
