@@ -1,7 +1,7 @@
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { SubmissionConfig } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
-import type { Spool } from '../spool/index.js';
+import type { Account, Spool } from '../spool/index.js';
 import { SpoolError, domainMatches, parseAddress, smtpError, type Clock } from '../shared/index.js';
 import { blockingEntry } from '../suppression/index.js';
 import {
@@ -18,8 +18,8 @@ export interface AcceptInput {
   readonly stream: SMTPServerDataStream;
   readonly session: SMTPServerSession;
   readonly listener: string;
-  readonly accountName: string;
-  readonly accountId: number | null;
+  /** The sending account as MAIL FROM found it; null when there was none. */
+  readonly account: Account | null;
   readonly config: SubmissionConfig;
   readonly hostname: string;
   readonly spool: Spool;
@@ -50,7 +50,7 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
   });
   if (isProblem(parsed)) throw smtpError(parsed.code, parsed.enhanced, parsed.text);
 
-  const account = await spool.accounts.get(input.accountName);
+  const { account } = input;
   if (!account) throw smtpError(451, '4.3.0', 'Sending account is not available');
   const fromFields = parsed.headers.filter((h) => h.name === 'from');
   if (fromFields.length !== 1) throw smtpError(554, '5.6.0', 'Message must have exactly one From header');

@@ -11,7 +11,7 @@ import type { SubmissionConfig } from '../config/index.js';
 import type { ListenAddress } from '../config/index.js';
 import { ipInCidrs } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
-import type { Spool } from '../spool/index.js';
+import type { Account, Spool } from '../spool/index.js';
 import type { TlsMaterial } from '../tls/index.js';
 import {
   DUMMY_PASSWORD_HASH,
@@ -75,9 +75,9 @@ interface SessionUser {
 }
 
 /** What RCPT needs of the sending account, fixed at MAIL FROM. */
+/** The account MAIL FROM checked, kept for RCPT and the end of DATA of the same transaction. */
 interface SenderState {
-  readonly accountId: number;
-  readonly defaultStream: 'transactional' | 'marketing';
+  readonly account: Account;
 }
 
 export function createSubmissionService(deps: SubmissionDeps): SubmissionService {
@@ -85,7 +85,6 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
   const guard = new AuthGuard(config.auth_max_failures, config.auth_failure_window, clock);
   const perIp = new Map<string, number>();
   const counted = new Set<string>();
-  const accountIds = new Map<string, number>();
   const senders = new Map<string, SenderState>();
   const servers: { server: SMTPServer; name: ListenerName }[] = [];
 
@@ -131,7 +130,6 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       const ok = await verifyPassword(auth.password ?? '', account?.passwordHash ?? DUMMY_PASSWORD_HASH);
       if (account && ok && !impersonating) {
         guard.recordSuccess(ip);
-        accountIds.set(account.name, account.id);
         logger.info({ sessionId: session.id, account: account.name, method: auth.method }, 'authenticated');
         return callback(null, { user: { account: account.name } satisfies SessionUser });
       }
@@ -167,8 +165,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       if (!account.allowedDomains.some((d) => domainMatches(parsed.domain, d))) {
         return callback(smtpError(553, '5.7.1', 'Sender domain not allowed for this account'));
       }
-      accountIds.set(account.name, account.id);
-      senders.set(session.id, { accountId: account.id, defaultStream: account.defaultStream });
+      senders.set(session.id, { account });
       if (!user) session.user = { account: account.name } satisfies SessionUser;
       callback();
     })().catch((err: unknown) => failEdge(logger, session, err, callback));
@@ -186,8 +183,8 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
     const sender = senders.get(session.id);
     // The message's own X-Petrel-Stream is not known yet: a marketing account's unsubscribes
     // count here, others' only at the end of DATA.
-    const stream = sender?.defaultStream === 'marketing' ? 'marketing' : null;
-    blockingEntry(spool.suppressions, sender?.accountId ?? null, address.address, stream)
+    const stream = sender?.account.defaultStream === 'marketing' ? 'marketing' : null;
+    blockingEntry(spool.suppressions, sender?.account.id ?? null, address.address, stream)
       .then((entry) => {
         if (entry) return callback(smtpError(550, '5.7.1', `Recipient is suppressed (${entry.reason})`));
         callback();
@@ -209,13 +206,11 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       }, config.data_timeout);
       deadline.unref();
       const started = performance.now();
-      const user = session.user as SessionUser | undefined;
       acceptMessage({
         stream,
         session,
         listener: name,
-        accountName: user?.account ?? '',
-        accountId: (user && accountIds.get(user.account)) ?? null,
+        account: senders.get(session.id)?.account ?? null,
         config,
         hostname: deps.hostname,
         spool,
