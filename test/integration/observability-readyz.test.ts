@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
-import { makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { addUser, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
 
 async function status(daemon: Daemon, path: string): Promise<number> {
   return (await fetch(`http://127.0.0.1:${daemon.ports.http!}${path}`)).status;
@@ -19,6 +20,18 @@ async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 10_00
 }
 
 /** Writes until the filesystem refuses (ENOSPC), in big chunks and then page-sized ones. */
+/** One message from a trusted address; the reply to its final dot. */
+async function submit(daemon: Daemon, n: number): Promise<number> {
+  const c = await RawSmtp.connect(daemon.ports.submission);
+  await c.command('EHLO client.test');
+  await c.command('MAIL FROM:<app@example.com>');
+  await c.command('RCPT TO:<rcpt@dest.test>');
+  await c.command('DATA');
+  const reply = await c.command(`From: app@example.com\r\nTo: rcpt@dest.test\r\nSubject: ${n}\r\n\r\nbody ${n}\r\n.`);
+  c.close();
+  return reply.code;
+}
+
 function fill(path: string): void {
   const fd = openSync(path, 'w');
   try {
@@ -67,7 +80,7 @@ describe('/readyz follows whether the database can be written', () => {
   it.skipIf(!mountable.ok)(
     `fails with 503 when the disk is full, and recovers when space returns${mountable.ok ? '' : ` (skipped: ${mountable.reason})`}`,
     async () => {
-      const t: TestDir = makeTestDir();
+      const t: TestDir = makeTestDir('', 'trusted_networks = ["127.0.0.0/8"]\ntrusted_account = "app"');
       cleanups.push(() => t.cleanup());
       mkdirSync(t.dataDir);
       // Root ignores file modes, so a full filesystem is the honest way to make writes fail.
@@ -75,7 +88,9 @@ describe('/readyz follows whether the database can be written', () => {
         0,
       );
       cleanups.push(() => void spawnSync('umount', ['-l', t.dataDir]));
+      addUser(t, 'app', ['example.com']);
       const daemon = await startDaemon(t);
+      expect(await submit(daemon, 1)).toBe(250);
       cleanups.push(async () => void (await daemon.stop()));
       expect(await status(daemon, '/readyz')).toBe(200);
 
@@ -88,10 +103,13 @@ describe('/readyz follows whether the database can be written', () => {
 
       await until('readyz 503', async () => (await status(daemon, '/readyz')) === 503);
       expect(await status(daemon, '/healthz')).toBe(200);
+      // The commit fails on the writer thread; the client is told to try again, nothing is lost.
+      expect(await submit(daemon, 2)).toBe(452);
       expect(daemon.child.exitCode).toBeNull();
 
       rmSync(filler);
       await until('readyz 200 again', async () => (await status(daemon, '/readyz')) === 200);
+      expect(await submit(daemon, 3)).toBe(250);
     },
   );
 
