@@ -360,8 +360,13 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       }
     }
     if (ended.length > 0) {
-      const applied = await spool.queue.complete(ended);
-      leased -= ended.length;
+      let applied: RecipientUpdate[];
+      try {
+        applied = await spool.queue.complete(ended);
+      } finally {
+        // Left in flight when the commit failed: the lease is recovered at the next start.
+        leased -= ended.length;
+      }
       for (const u of applied) {
         logger.info({ event: u.event, msgId: u.messageId, rcptId: u.recipientId, queue: u.domain }, u.event);
         deps.onTransition?.(u, null);
@@ -383,6 +388,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     });
     const original = body ?? (updates.some((u) => u.state === 'bounced' || u.state === 'expired') ? await spool.queue.body(job.messageId) : null);
     let dsnQueued = false;
+    // Left in flight when the commit fails: the lease is recovered at the next start.
     const applied = await spool.queue.complete(updates, (done) => {
       dsnQueued = false;
       const ended = done.filter((u) => u.state === 'bounced' || u.state === 'expired');
@@ -407,8 +413,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
       if (!dsn) return [];
       dsnQueued = true;
       return [{ id: spool.messages.newId(), message: dsn }];
+    }).finally(() => {
+      leased -= job.recipients.length;
     });
-    leased -= job.recipients.length;
     for (const u of applied) {
       const outcome = outcomes[job.recipients.findIndex((r) => r.id === u.recipientId)] ?? null;
       logger.info(

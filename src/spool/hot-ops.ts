@@ -11,18 +11,21 @@ export type HotOp =
   | {
       readonly op: 'complete';
       readonly updates: readonly RecipientUpdate[];
-      /** Queued only when every update applies; otherwise the caller rebuilds them (see queue-store). */
+      /**
+       * Planned for all `updates`. When some would not apply and there are follow-ups, nothing
+       * is written and the caller plans again for the ones that would (see queue-store).
+       */
       readonly followUps: readonly { readonly id: string; readonly message: NewMessage }[];
       readonly now: number;
     }
+  | { readonly op: 'probe'; readonly now: number }
   | { readonly op: 'lease'; readonly limit: number; readonly now: number }
   | { readonly op: 'release'; readonly ids: readonly number[]; readonly now: number };
 
-export interface CompleteResult {
-  readonly applied: RecipientUpdate[];
-  /** False when some update did not apply, so the follow-ups given were not queued. */
-  readonly followUpsQueued: boolean;
-}
+export type CompleteResult =
+  | { readonly done: true; readonly applied: RecipientUpdate[] }
+  /** Nothing written: only these recipients are still in flight; plan the follow-ups for them. */
+  | { readonly done: false; readonly inFlight: number[] };
 
 export type HotResult<O extends HotOp['op']> = O extends 'complete'
   ? CompleteResult
@@ -55,6 +58,10 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
      WHERE id = ? AND state = 'inflight'`,
   );
   const attemptsOf = db.prepare<[number], { attempts: number }>('SELECT attempts FROM recipients WHERE id = ?');
+  const stateOf = db.prepare<[number], { state: string }>('SELECT state FROM recipients WHERE id = ?');
+  const probe = db.prepare(
+    "INSERT INTO settings (key, value) VALUES ('last_write_check', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+  );
   const insertEvent = db.prepare(
     `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -64,6 +71,11 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   );
 
   const complete = (updates: readonly RecipientUpdate[], followUps: readonly { id: string; message: NewMessage }[], now: number): CompleteResult => {
+    if (followUps.length > 0) {
+      // Inside the write transaction nobody else can change these states before the updates.
+      const inFlight = updates.filter((u) => stateOf.get(u.recipientId)?.state === 'inflight').map((u) => u.recipientId);
+      if (inFlight.length < updates.length) return { done: false, inFlight };
+    }
     const applied: RecipientUpdate[] = [];
     for (const u of updates) {
       const changed = update.run(
@@ -83,9 +95,8 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
         u.reply?.code ?? null, u.reply?.enhanced ?? null, u.reply?.text ?? null,
       );
     }
-    const all = applied.length === updates.length;
-    if (all) for (const f of followUps) insertMessage(f.id, asBuffers(f.message), now);
-    return { applied, followUpsQueued: all };
+    for (const f of followUps) insertMessage(f.id, asBuffers(f.message), now);
+    return { done: true, applied };
   };
 
   return (op) => {
@@ -105,6 +116,9 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
       }
       case 'release':
         for (const id of op.ids) releaseOne.run(op.now, id);
+        return undefined;
+      case 'probe':
+        probe.run(Buffer.from(String(op.now)));
         return undefined;
     }
   };

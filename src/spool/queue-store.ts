@@ -12,9 +12,9 @@ export type { DueRecipient, EventType, RecipientState, RecipientUpdate, ReplyRec
 
 /**
  * Messages to queue in the same transaction as the updates that caused them (DSNs). Called with
- * every update before the commit; when some update then does not apply (its recipient was
- * cancelled or erased meanwhile), called again with the applied ones, and only that call's
- * messages are queued, in a commit of their own.
+ * every update before the commit; when some recipient turns out to have left flight meanwhile
+ * (cancelled or erased), called again with the others, and only the last call's messages are
+ * queued, with the updates that do apply.
  */
 export type FollowUps = (applied: readonly RecipientUpdate[]) => readonly { id: string; message: NewMessage }[];
 
@@ -151,14 +151,15 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
       return selectBody.get(messageId)?.body ?? null;
     },
     async complete(updates, followUps) {
-      // Outcomes of concurrent deliveries share one commit with each other and with new mail.
+      // Outcomes of concurrent deliveries share one commit with each other and with new mail;
+      // a DSN always commits with the outcomes it reports.
       const now = clock.now();
-      const planned = followUps ? followUps(updates) : [];
-      const done = await writer.run({ op: 'complete', updates, followUps: planned, now });
-      if (!done.followUpsQueued && followUps) {
-        for (const f of followUps(done.applied)) await writer.run({ op: 'insert', id: f.id, message: f.message, now });
+      let pending = updates;
+      for (;;) {
+        const r = await writer.run({ op: 'complete', updates: pending, followUps: followUps ? followUps(pending) : [], now });
+        if (r.done) return r.applied;
+        pending = pending.filter((u) => r.inFlight.includes(u.recipientId));
       }
-      return done.applied;
     },
     release(ids) {
       return writer.run({ op: 'release', ids, now: clock.now() });

@@ -57,6 +57,9 @@ export interface SpoolOptions {
 
 export const SPOOL_FILE = 'petrel.db';
 
+/** How long a readiness write may take before the spool counts as not writable. */
+const WRITABLE_DEADLINE_MS = 2000;
+
 /** The database path for a data directory. */
 export function spoolPath(dataDir: string): string {
   return join(dataDir, SPOOL_FILE);
@@ -88,13 +91,16 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
       return db.pragma(name, { simple: true }) as string | number;
     },
     async writable() {
+      // Through the writer, so that the probe never waits for SQLite's lock on the event loop;
+      // a write that has not committed within the deadline counts as a failure.
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), WRITABLE_DEADLINE_MS);
+      });
       try {
-        db.prepare("INSERT INTO settings (key, value) VALUES ('last_write_check', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(
-          Buffer.from(String(clock.now())),
-        );
-        return true;
-      } catch {
-        return false;
+        return await Promise.race([writer.run({ op: 'probe', now: clock.now() }).then(() => true, () => false), deadline]);
+      } finally {
+        clearTimeout(timer);
       }
     },
     fileBytes() {

@@ -38,17 +38,27 @@ export function threadWriter(path: string, onFatal: FatalHandler): Writer {
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let seq = 0;
   let broken: SpoolError | null = null;
-  let closing = false;
+  let closing: Promise<void> | null = null;
   let idle: (() => void) | null = null;
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    worker.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
 
+  const rejectAll = (err: SpoolError): void => {
+    for (const w of waiting.values()) w.reject(err);
+    waiting.clear();
+    idle?.();
+  };
   const fail = (err: SpoolError): void => {
     if (!broken) {
       broken = err;
       onFatal(err);
     }
-    for (const w of waiting.values()) w.reject(err);
-    waiting.clear();
-    idle?.();
+    rejectAll(err);
   };
 
   worker.on('message', (m: WriterReply) => {
@@ -65,7 +75,10 @@ export function threadWriter(path: string, onFatal: FatalHandler): Writer {
   });
   worker.on('error', (err) => fail(new SpoolError('PETREL_SPOOL_WRITE', `spool writer thread failed: ${errorMessage(err)}`, { cause: err })));
   worker.on('exit', (code) => {
-    if (!closing) fail(new SpoolError('PETREL_SPOOL_WRITE', `spool writer thread exited (code ${code})`));
+    const err = new SpoolError('PETREL_SPOOL_WRITE', `spool writer thread exited (code ${code})`);
+    // Expected once close() asked for it; replies still owed then are lost all the same.
+    if (closing) rejectAll(err);
+    else fail(err);
   });
 
   return {
@@ -74,17 +87,22 @@ export function threadWriter(path: string, onFatal: FatalHandler): Writer {
       if (closing) return Promise.reject(new SpoolError('PETREL_SPOOL_WRITE', 'spool is closing'));
       return new Promise((resolve, reject) => {
         const id = ++seq;
+        try {
+          worker.postMessage({ seq: id, op });
+        } catch (err) {
+          reject(new SpoolError('PETREL_SPOOL_WRITE', `spool write not sent to the writer thread: ${errorMessage(err)}`, { cause: err }));
+          return;
+        }
         waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
-        worker.postMessage({ seq: id, op });
       });
     },
-    async close() {
-      if (closing) return;
-      closing = true;
-      if (waiting.size > 0) await new Promise<void>((resolve) => (idle = resolve));
-      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      worker.postMessage({ close: true });
-      await exited;
+    close() {
+      closing ??= (async () => {
+        if (!exited && waiting.size > 0) await Promise.race([new Promise<void>((resolve) => (idle = resolve)), exit]);
+        if (!exited) worker.postMessage({ close: true });
+        await exit;
+      })();
+      return closing;
     },
   };
 }
