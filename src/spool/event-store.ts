@@ -1,5 +1,6 @@
 import { canonicalAddress, type Clock } from '../shared/index.js';
 import type { Db } from './db.js';
+import type { Writer } from './writer.js';
 import type { EventType, ReplyRecord } from './queue-store.js';
 
 /** Event types recorded outside a queue transition: reports and unsubscribes. */
@@ -119,7 +120,7 @@ function toEntry(r: Row): EventEntry {
   };
 }
 
-export function createEventStore(db: Db, clock: Clock): EventStore {
+export function createEventStore(db: Db, clock: Clock, writer: Writer): EventStore {
   const after = db.prepare<[number, number], Row>(`${SELECT} WHERE e.id > ? ORDER BY e.id LIMIT ?`);
   const tailAll = db.prepare<[number], Row>(`${SELECT} ORDER BY e.id DESC LIMIT ?`);
   const tailMessage = db.prepare<[string, number], Row>(
@@ -129,16 +130,13 @@ export function createEventStore(db: Db, clock: Clock): EventStore {
     `${SELECT} WHERE e.message_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`,
   );
   const latest = db.prepare<[], { id: number | null }>('SELECT max(id) AS id FROM events');
-  const insert = db.prepare(
-    `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, details) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-  );
+  // Writes go through the writer (its thread in the daemon), like every write on a hot path.
+  const insert = `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, details) VALUES (?, ?, ?, ?, ?, ?, ?)`;
   const getCursor = db.prepare<[string], { last_event_id: number }>(
     'SELECT last_event_id FROM webhook_cursors WHERE url_hash = ?',
   );
-  const putCursor = db.prepare(
-    `INSERT INTO webhook_cursors (url_hash, last_event_id, updated_at) VALUES (?, ?, ?)
-     ON CONFLICT(url_hash) DO UPDATE SET last_event_id = max(last_event_id, excluded.last_event_id), updated_at = excluded.updated_at`,
-  );
+  const putCursor = `INSERT INTO webhook_cursors (url_hash, last_event_id, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT(url_hash) DO UPDATE SET last_event_id = max(last_event_id, excluded.last_event_id), updated_at = excluded.updated_at`;
 
   return {
     async after(afterId, limit) {
@@ -157,22 +155,18 @@ export function createEventStore(db: Db, clock: Clock): EventStore {
     async record(input) {
       const details: Record<string, unknown> = { ...input.details };
       if (input.address !== undefined) details['address'] = canonicalAddress(input.address) ?? input.address;
-      const info = insert.run(
-        clock.now(),
-        input.type,
-        input.msgId ?? '',
-        input.recipientId,
-        input.accountId,
-        input.domain,
-        JSON.stringify(details),
-      );
-      return Number(info.lastInsertRowid);
+      const info = await writer.run({
+        op: 'exec',
+        sql: insert,
+        params: [clock.now(), input.type, input.msgId ?? '', input.recipientId, input.accountId, input.domain, JSON.stringify(details)],
+      });
+      return info.lastInsertRowid;
     },
     async cursor(key) {
       return getCursor.get(key)?.last_event_id ?? null;
     },
     async setCursor(key, lastEventId) {
-      putCursor.run(key, lastEventId, clock.now());
+      await writer.run({ op: 'exec', sql: putCursor, params: [key, lastEventId, clock.now()] });
     },
   };
 }

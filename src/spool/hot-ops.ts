@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { Db } from './db.js';
 import type { DueRecipient, NewMessage, RecipientUpdate } from './records.js';
 
@@ -19,6 +20,8 @@ export type HotOp =
       readonly now: number;
     }
   | { readonly op: 'probe'; readonly now: number }
+  /** One statement of a store's own (suppressions, bounces, events): the SQL stays in spool/. */
+  | { readonly op: 'exec'; readonly sql: string; readonly params: readonly SqlValue[] }
   | { readonly op: 'lease'; readonly limit: number; readonly now: number }
   | { readonly op: 'release'; readonly ids: readonly number[]; readonly now: number };
 
@@ -27,11 +30,20 @@ export type CompleteResult =
   /** Nothing written: only these recipients are still in flight; plan the follow-ups for them. */
   | { readonly done: false; readonly inFlight: number[] };
 
+export type SqlValue = string | number | bigint | Buffer | null;
+
+export interface ExecResult {
+  readonly changes: number;
+  readonly lastInsertRowid: number;
+}
+
 export type HotResult<O extends HotOp['op']> = O extends 'complete'
   ? CompleteResult
   : O extends 'lease'
     ? DueRecipient[]
-    : undefined;
+    : O extends 'exec'
+      ? ExecResult
+      : undefined;
 
 /** How long a lease lasts before a crashed attempt's recipient becomes due again. */
 export const LEASE_MS = 15 * 60_000;
@@ -59,6 +71,13 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   );
   const attemptsOf = db.prepare<[number], { attempts: number }>('SELECT attempts FROM recipients WHERE id = ?');
   const stateOf = db.prepare<[number], { state: string }>('SELECT state FROM recipients WHERE id = ?');
+  // Keyed by SQL text, which comes from the stores' code: a small, fixed set.
+  const statements = new Map<string, Statement<SqlValue[]>>();
+  const statement = (sql: string): Statement<SqlValue[]> => {
+    let st = statements.get(sql);
+    if (!st) statements.set(sql, (st = db.prepare<SqlValue[]>(sql)));
+    return st;
+  };
   const probe = db.prepare(
     "INSERT INTO settings (key, value) VALUES ('last_write_check', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
   );
@@ -120,11 +139,20 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
       case 'probe':
         probe.run(Buffer.from(String(op.now)));
         return undefined;
+      case 'exec': {
+        const info = statement(op.sql).run(...op.params.map(asBlob));
+        return { changes: info.changes, lastInsertRowid: Number(info.lastInsertRowid) };
+      }
     }
   };
 }
 
-/** A body that crossed a thread arrives as a Uint8Array; SQLite binds Buffers as BLOBs. */
+/** A Buffer that crossed a thread arrives as a Uint8Array; SQLite binds Buffers as BLOBs. */
+function asBlob(value: SqlValue): SqlValue {
+  const v = value as SqlValue | Uint8Array;
+  return v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : value;
+}
+
 function asBuffers(message: NewMessage): NewMessage {
   if (Buffer.isBuffer(message.body)) return message;
   const body = message.body as Uint8Array;

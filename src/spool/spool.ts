@@ -71,9 +71,9 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
   const clock = options.clock ?? systemClock;
   const secret = (db.prepare("SELECT value FROM settings WHERE key = 'install_secret'").get() as { value: Buffer }).value;
   let closed = false;
-  const suppressions = createSuppressionStore(db, secret, clock);
   const onFatal = options.onFatal ?? (() => undefined);
   const writer = options.writerThread ? threadWriter(path, onFatal) : inProcessWriter(db, onFatal);
+  const suppressions = createSuppressionStore(db, secret, clock, writer);
   return {
     path,
     messages: createMessageStore(db, clock, writer),
@@ -81,7 +81,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     queue: createQueueStore(db, clock, writer),
     dkimKeys: createDkimKeyStore(db, clock),
     suppressions,
-    events: createEventStore(db, clock),
+    events: createEventStore(db, clock, writer),
     privacy: createPrivacyStore(db, suppressions, clock),
     secret,
     async dataVersion() {

@@ -1,6 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { canonicalAddress, type Clock } from '../shared/index.js';
 import type { Db } from './db.js';
+import type { SqlValue } from './hot-ops.js';
+import type { Writer } from './writer.js';
 
 /** `all`: no mail at all (bounces, complaints, manual); `marketing`: no marketing mail (unsubscribes). */
 export type SuppressionScope = 'all' | 'marketing';
@@ -74,7 +76,7 @@ const toRecord = (r: Row): SuppressionRecord => ({
   createdAt: r.created_at,
 });
 
-export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock): SuppressionStore {
+export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock, writer: Writer): SuppressionStore {
   const hashKey = createHmac('sha256', secret).update('petrel address key v1').digest();
   const tokenKey = createHmac('sha256', secret).update('petrel unsubscribe token v1').digest();
   const addressKey = (address: string): string => {
@@ -83,27 +85,25 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock): Su
   };
   const tokenMac = (id: string): string => createHmac('sha256', tokenKey).update(id).digest('base64url').slice(0, 12);
 
-  const insert = db.prepare(
-    `INSERT INTO suppressions (account_id, address_hash, address, scope, reason, source, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-  );
-  const del = db.prepare('DELETE FROM suppressions WHERE address_hash = ? AND account_id IS ?');
+  // Writes go through the writer (its thread in the daemon), so none waits for SQLite's lock
+  // on the event loop.
+  const exec = (sql: string, ...params: SqlValue[]) => writer.run({ op: 'exec', sql, params });
+  const insert = `INSERT INTO suppressions (account_id, address_hash, address, scope, reason, source, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`;
+  const del = 'DELETE FROM suppressions WHERE address_hash = ? AND account_id IS ?';
   const find = db.prepare<[string, number | null], Row>(
     'SELECT * FROM suppressions WHERE address_hash = ? AND (account_id IS NULL OR account_id IS ?) ORDER BY created_at',
   );
-  const insertBounce = db.prepare(
-    `INSERT INTO bounces (at, account_id, recipient_id, message_id, address_hash, address, kind, category, reason, status, diagnostic, source)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  const insertBounce = `INSERT INTO bounces (at, account_id, recipient_id, message_id, address_hash, address, kind, category, reason, status, diagnostic, source)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
   const softSince = db.prepare<[string, number | null, number], { n: number }>(
     `SELECT count(*) AS n FROM bounces WHERE address_hash = ? AND account_id IS ? AND category = 'soft' AND at >= ?`,
   );
   const tokenFind = db.prepare<[string, number | null, number], { token: string }>(
     'SELECT token FROM unsubscribe_tokens WHERE address_hash = ? AND account_id IS ? AND expires_at > ? LIMIT 1',
   );
-  const tokenInsert = db.prepare(
-    'INSERT INTO unsubscribe_tokens (token, account_id, address_hash, address, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)',
-  );
+  const tokenInsert =
+    'INSERT INTO unsubscribe_tokens (token, account_id, address_hash, address, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)';
   const tokenGet = db.prepare<[string, number], { account_id: number | null; address: string }>(
     'SELECT account_id, address FROM unsubscribe_tokens WHERE token = ? AND expires_at > ?',
   );
@@ -113,12 +113,11 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock): Su
     async add(entry) {
       const canonical = canonicalAddress(entry.address);
       if (!canonical) throw new Error(`not an email address: ${entry.address}`);
-      return (
-        insert.run(entry.accountId, addressKey(canonical), canonical, entry.scope, entry.reason, entry.source, clock.now()).changes > 0
-      );
+      const r = await exec(insert, entry.accountId, addressKey(canonical), canonical, entry.scope, entry.reason, entry.source, clock.now());
+      return r.changes > 0;
     },
     async remove(accountId, address) {
-      return del.run(addressKey(address), accountId).changes;
+      return (await exec(del, addressKey(address), accountId)).changes;
     },
     async find(accountId, address) {
       return find.all(addressKey(address), accountId).map(toRecord);
@@ -133,7 +132,8 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock): Su
     },
     async recordBounce(b) {
       const canonical = canonicalAddress(b.address) ?? b.address;
-      insertBounce.run(
+      await exec(
+        insertBounce,
         clock.now(), b.accountId, b.recipientId, b.messageId, addressKey(canonical), canonical,
         b.kind, b.category, b.reason, b.status, b.diagnostic, b.source,
       );
@@ -150,7 +150,7 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock): Su
       if (existing) return existing.token;
       const id = randomBytes(9).toString('base64url');
       const token = `${id}${tokenMac(id)}`;
-      tokenInsert.run(token, accountId, key, canonical, now, now + ttlMs);
+      await exec(tokenInsert, token, accountId, key, canonical, now, now + ttlMs);
       return token;
     },
     async resolveUnsubscribeToken(token) {
