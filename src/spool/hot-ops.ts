@@ -22,6 +22,8 @@ export type HotOp =
   | { readonly op: 'probe'; readonly now: number }
   /** One statement of a store's own (suppressions, bounces, events): the SQL stays in spool/. */
   | { readonly op: 'exec'; readonly sql: string; readonly params: readonly SqlValue[] }
+  /** wal_checkpoint(TRUNCATE), outside any transaction; resolves true when nothing held it back. */
+  | { readonly op: 'checkpoint' }
   | { readonly op: 'lease'; readonly limit: number; readonly now: number }
   | { readonly op: 'release'; readonly ids: readonly number[]; readonly now: number };
 
@@ -43,7 +45,25 @@ export type HotResult<O extends HotOp['op']> = O extends 'complete'
     ? DueRecipient[]
     : O extends 'exec'
       ? ExecResult
-      : undefined;
+      : O extends 'checkpoint'
+        ? boolean
+        : undefined;
+
+/**
+ * Truncates the WAL; false when a reader on an older snapshot held it back (callers retry).
+ * With `wait` false it never waits for readers or a writer, so the daemon's writer queue is not
+ * held up by a long reader (a backup). Not in a transaction.
+ */
+export function checkpointTruncate(db: Db, wait: boolean): boolean {
+  const timeout = db.pragma('busy_timeout', { simple: true }) as number;
+  if (!wait) db.pragma('busy_timeout = 0');
+  try {
+    const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    return r?.busy === 0;
+  } finally {
+    db.pragma(`busy_timeout = ${timeout}`);
+  }
+}
 
 /** How long a lease lasts before a crashed attempt's recipient becomes due again. */
 export const LEASE_MS = 15 * 60_000;
@@ -139,6 +159,8 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
       case 'probe':
         probe.run(Buffer.from(String(op.now)));
         return undefined;
+      case 'checkpoint':
+        throw new Error('a checkpoint cannot run inside a transaction');
       case 'exec': {
         const info = statement(op.sql).run(...op.params.map(asBlob));
         return { changes: info.changes, lastInsertRowid: Number(info.lastInsertRowid) };

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { canonicalAddress, type Clock } from '../shared/index.js';
 import type { Db } from './db.js';
 import type { SuppressionStore } from './suppression-store.js';
+import type { Writer } from './writer.js';
 
 export interface ErasureCounts {
   messages: number;
@@ -57,7 +58,7 @@ export interface PrivacyStore {
 
 const FINAL = "('delivered','bounced','expired','suppressed','cancelled')";
 
-export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock: Clock): PrivacyStore {
+export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock: Clock, writer: Writer): PrivacyStore {
   const byEnvelope = db.prepare<[string, string], { id: string; account_id: number | null }>(
     `SELECT id, account_id FROM messages WHERE mail_from = ? COLLATE NOCASE
      UNION SELECT m.id, m.account_id FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.rcpt_to = ? COLLATE NOCASE`,
@@ -153,9 +154,9 @@ export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock
     },
     async scrub() {
       // A reader on an older snapshot (the daemon, briefly) can hold the checkpoint back: retry.
+      // The writer runs it, so the event loop never waits for SQLite's lock.
       for (let i = 0; i < 50; i++) {
-        const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
-        if (r && r.busy === 0) return true;
+        if (await writer.run({ op: 'checkpoint' })) return true;
         await new Promise((res) => setTimeout(res, 100));
       }
       return false;
@@ -216,17 +217,16 @@ export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock
       return db.prepare<[], { n: number }>("SELECT count(*) AS n FROM privacy_audit WHERE kind = 'erase'").get()!.n;
     },
     async sweep(now, bodiesOlderThan, recordsOlderThan) {
-      return db.transaction((): RetentionCounts => {
-        const finished = `NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state NOT IN ${FINAL})`;
-        const bodies = db
-          .prepare(`UPDATE messages SET body = x'' WHERE length(body) > 0 AND received_at < ? AND ${finished}`)
-          .run(now - bodiesOlderThan).changes;
-        const events = db.prepare('DELETE FROM events WHERE at < ?').run(now - recordsOlderThan).changes;
-        const messages = db.prepare(`DELETE FROM messages WHERE received_at < ? AND ${finished}`).run(now - recordsOlderThan).changes;
-        const bounces = db.prepare('DELETE FROM bounces WHERE at < ?').run(now - recordsOlderThan).changes;
-        db.prepare('DELETE FROM unsubscribe_tokens WHERE expires_at < ?').run(now);
-        return { bodies, messages, events, bounces };
-      }).immediate();
+      // Each statement stands alone (a sweep cut short is finished by the next one), and the
+      // writer runs them, so the event loop never waits for SQLite's lock.
+      const exec = async (sql: string, at: number): Promise<number> => (await writer.run({ op: 'exec', sql, params: [at] })).changes;
+      const finished = `NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state NOT IN ${FINAL})`;
+      const bodies = await exec(`UPDATE messages SET body = x'' WHERE length(body) > 0 AND received_at < ? AND ${finished}`, now - bodiesOlderThan);
+      const events = await exec('DELETE FROM events WHERE at < ?', now - recordsOlderThan);
+      const messages = await exec(`DELETE FROM messages WHERE received_at < ? AND ${finished}`, now - recordsOlderThan);
+      const bounces = await exec('DELETE FROM bounces WHERE at < ?', now - recordsOlderThan);
+      await exec('DELETE FROM unsubscribe_tokens WHERE expires_at < ?', now);
+      return { bodies, messages, events, bounces };
     },
   };
 }

@@ -82,7 +82,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     dkimKeys: createDkimKeyStore(db, clock),
     suppressions,
     events: createEventStore(db, clock, writer),
-    privacy: createPrivacyStore(db, suppressions, clock),
+    privacy: createPrivacyStore(db, suppressions, clock, writer),
     secret,
     async dataVersion() {
       return db.pragma('data_version', { simple: true }) as number;

@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { errorMessage, isPetrelError } from '../shared/index.js';
 import { createCommitter } from './committer.js';
 import { openDatabase } from './db.js';
-import { prepareHotOps, type HotOp } from './hot-ops.js';
+import { checkpointTruncate, prepareHotOps, type HotOp } from './hot-ops.js';
 import type { WriterReply } from './writer.js';
 
 // The spool's writer thread (see threadWriter): one write connection, group commit of the
@@ -22,6 +22,17 @@ port.on('message', (m: { seq: number; op: HotOp } | { close: true }) => {
     setImmediate(() => {
       db.close();
       port.close();
+    });
+    return;
+  }
+  if (m.op.op === 'checkpoint') {
+    // Between group commits, never inside one; setImmediate lets a scheduled group go first.
+    setImmediate(() => {
+      try {
+        post({ type: 'reply', seq: m.seq, ok: true, value: checkpointTruncate(db, false) });
+      } catch (err) {
+        post({ type: 'reply', seq: m.seq, ok: false, code: 'PETREL_SPOOL_WRITE', message: errorMessage(err) });
+      }
     });
     return;
   }

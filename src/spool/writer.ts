@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { SpoolError, errorMessage, type PetrelErrorCode } from '../shared/index.js';
 import { createCommitter, type FatalHandler } from './committer.js';
 import type { Db } from './db.js';
-import { prepareHotOps, type HotOp, type HotResult } from './hot-ops.js';
+import { checkpointTruncate, prepareHotOps, type HotOp, type HotResult } from './hot-ops.js';
 
 /** Runs hot-path writes with group commit; each promise settles after its own fsync'd commit. */
 export interface Writer {
@@ -16,7 +16,10 @@ export function inProcessWriter(db: Db, onFatal: FatalHandler): Writer {
   const committer = createCommitter(db, onFatal);
   const exec = prepareHotOps(db);
   return {
-    run: <O extends HotOp>(op: O) => committer.run(() => exec(op) as HotResult<O['op']>),
+    run: <O extends HotOp>(op: O) =>
+      op.op === 'checkpoint'
+        ? Promise.resolve(checkpointTruncate(db, true) as HotResult<O['op']>)
+        : committer.run(() => exec(op) as HotResult<O['op']>),
     close: () => new Promise((resolve) => setImmediate(resolve)),
   };
 }
