@@ -65,6 +65,10 @@ export function checkpointTruncate(db: Db, wait: boolean): boolean {
   }
 }
 
+/** One delivery-log line about a recipient (attempts, cancellations). */
+export const INSERT_RECIPIENT_EVENT = `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
 /** How long a lease lasts before a crashed attempt's recipient becomes due again. */
 export const LEASE_MS = 15 * 60_000;
 
@@ -101,10 +105,7 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   const probe = db.prepare(
     "INSERT INTO settings (key, value) VALUES ('last_write_check', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
   );
-  const insertEvent = db.prepare(
-    `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  const insertEvent = db.prepare(INSERT_RECIPIENT_EVENT);
   const releaseOne = db.prepare(
     `UPDATE recipients SET state = 'queued', lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'inflight'`,
   );
@@ -170,15 +171,17 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
 }
 
 /** A Buffer that crossed a thread arrives as a Uint8Array; SQLite binds Buffers as BLOBs. */
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function asBlob(value: SqlValue): SqlValue {
   const v = value as SqlValue | Uint8Array;
-  return v instanceof Uint8Array && !Buffer.isBuffer(v) ? Buffer.from(v.buffer, v.byteOffset, v.byteLength) : value;
+  return v instanceof Uint8Array ? toBuffer(v) : value;
 }
 
 function asBuffers(message: NewMessage): NewMessage {
-  if (Buffer.isBuffer(message.body)) return message;
-  const body = message.body as Uint8Array;
-  return { ...message, body: Buffer.from(body.buffer, body.byteOffset, body.byteLength) };
+  return Buffer.isBuffer(message.body) ? message : { ...message, body: toBuffer(message.body) };
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Clock } from '../shared/index.js';
 import type { Db } from './db.js';
+import { INSERT_RECIPIENT_EVENT } from './hot-ops.js';
 import type { DueRecipient, EventType, NewMessage, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
 import type { Writer } from './writer.js';
 
@@ -102,10 +103,7 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
   const cancelOne = db.prepare(
     `UPDATE recipients SET state = 'cancelled', lease_until = NULL, updated_at = ? WHERE id = ?`,
   );
-  const insertEvent = db.prepare(
-    `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  const insertEvent = db.prepare(INSERT_RECIPIENT_EVENT);
   const insertSuspension = db.prepare(
     `INSERT INTO domain_suspensions (domain, reason, created_at) VALUES (?, ?, ?)
      ON CONFLICT(domain) DO UPDATE SET reason = excluded.reason`,
