@@ -3,21 +3,10 @@ import type { Config } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
 import { maskAddresses, type Clock } from '../shared/index.js';
 import type { DueRecipient, RecipientUpdate, Spool } from '../spool/index.js';
-import { buildDsn } from './dsn.js';
-import type { Outcome, OutboundSession, RouteHost, Transport } from './ports.js';
-import { nextAttempt, resolveShaping, type Shaping } from './shaping.js';
+import type { Outcome, OutboundSession, Transport } from './ports.js';
+import { resolveShaping, type Shaping } from './shaping.js';
+import { dsnFor, isEnded, transitionsOf, type Job } from './transitions.js';
 
-/** One message for one destination domain: its recipients there go in one transaction. */
-interface Job {
-  readonly messageId: string;
-  readonly domain: string;
-  readonly mailFrom: string;
-  readonly accountId: number | null;
-  readonly receivedAt: number;
-  readonly stream: 'transactional' | 'marketing';
-  readonly recipients: { readonly id: number; readonly address: string; readonly attempts: number }[];
-  readonly hosts: readonly RouteHost[];
-}
 
 interface Pool {
   readonly key: string;
@@ -377,42 +366,14 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
 
   const record = async (job: Job, outcomes: readonly Outcome[], shaping: Shaping, body?: Buffer): Promise<void> => {
     const now = clock.now();
-    const updates: RecipientUpdate[] = job.recipients.map((r, i) => {
-      const o = outcomes[i] ?? outcomes[0]!;
-      const base = { recipientId: r.id, messageId: job.messageId, accountId: job.accountId, domain: job.domain, attempted: true, reply: o.reply, mx: o.mx };
-      if (o.kind === 'delivered') return { ...base, state: 'delivered', event: 'delivery' };
-      if (o.kind === 'failed') return { ...base, state: 'bounced', event: 'bounce' };
-      const next = nextAttempt(shaping, r.attempts + 1, job.receivedAt, now);
-      if (next === null) return { ...base, state: 'expired', event: 'expiration' };
-      return { ...base, state: 'queued', event: 'transient_failure', nextAttemptAt: next };
-    });
-    const original = body ?? (updates.some((u) => u.state === 'bounced' || u.state === 'expired') ? await spool.queue.body(job.messageId) : null);
+    const updates = transitionsOf(job, outcomes, shaping, now);
+    const original = body ?? (updates.some(isEnded) ? await spool.queue.body(job.messageId) : null);
     let dsnQueued = false;
     // Left in flight when the commit fails: the lease is recovered at the next start.
     const applied = await spool.queue.complete(updates, (done) => {
-      dsnQueued = false;
-      const ended = done.filter((u) => u.state === 'bounced' || u.state === 'expired');
-      if (ended.length === 0 || !original) return [];
-      const dsn = buildDsn({
-        reportingMta: deps.hostname,
-        originalMessageId: job.messageId,
-        originalMailFrom: job.mailFrom,
-        originalAccountId: job.accountId,
-        arrivalDate: job.receivedAt,
-        original,
-        now,
-        recipients: ended.map((u) => ({
-          address: job.recipients.find((r) => r.id === u.recipientId)!.address,
-          action: 'failed',
-          status: u.state === 'expired' ? '4.4.7' : u.reply?.enhanced || '5.0.0',
-          reply: u.reply,
-          mx: u.mx,
-          lastAttemptAt: now,
-        })),
-      });
-      if (!dsn) return [];
-      dsnQueued = true;
-      return [{ id: spool.messages.newId(), message: dsn }];
+      const dsn = original ? dsnFor(deps.hostname, job, done, original, now) : null;
+      dsnQueued = dsn !== null;
+      return dsn ? [{ id: spool.messages.newId(), message: dsn }] : [];
     }).finally(() => {
       leased -= job.recipients.length;
     });
