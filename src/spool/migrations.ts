@@ -169,4 +169,14 @@ export const MIGRATIONS: readonly string[] = [
   DROP INDEX recipients_domain_state;
   CREATE INDEX recipients_domain_state ON recipients(domain, state, message_id);
   `,
+  // Leases name their holder; expired ones are found by lease_until. The due index covers the
+  // domain so that leasing can skip destinations that already hold enough work. Copies of a
+  // multi-copy message are written as 'staged' and made 'queued' together (all or none).
+  `
+  ALTER TABLE recipients ADD COLUMN lease_holder TEXT;
+  DROP INDEX recipients_due;
+  CREATE INDEX recipients_due ON recipients(next_attempt_at, domain) WHERE state = 'queued';
+  CREATE INDEX recipients_lease ON recipients(lease_until) WHERE state = 'inflight';
+  CREATE INDEX recipients_staged ON recipients(message_id) WHERE state = 'staged';
+  `,
 ];
