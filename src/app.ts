@@ -1,11 +1,13 @@
 import type { Config } from './config/index.js';
 import type { Logger } from './logging/index.js';
-import { openSpool, type Spool } from './spool/index.js';
+import { lockDataDir, openSpool, type DataDirLock, type Spool } from './spool/index.js';
 import { createSubmissionService, type BoundListener, type SubmissionService } from './submission/index.js';
 import { loadTlsMaterial } from './tls/index.js';
 import { createScheduler, type Scheduler, type Transport } from './queue/index.js';
 import { createMxResolver, openSession, type DestinationResolver, type MxHost } from './delivery/index.js';
 import { readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { hostname as machineName } from 'node:os';
 import { ConfigError, errorMessage, systemClock, type Clock } from './shared/index.js';
 import { createKeyCache, createKeyRing, createSigner, type DkimKey, type KeyRing } from './dkim/index.js';
 import { classifyReply } from './bounce/index.js';
@@ -85,6 +87,9 @@ export function createApp(config: Config, deps: AppDeps): App {
   const logger = deps.logger;
   const clock = deps.clock ?? systemClock;
   let spool: Spool | null = null;
+  let lock: DataDirLock | null = null;
+  // Names this run's leases: another run (or, later, another node) never mistakes them for its own.
+  const holder = `${machineName()}:${randomBytes(6).toString('hex')}`;
   let submission: SubmissionService | null = null;
   let scheduler: Scheduler | null = null;
   let keyring: KeyRing | null = null;
@@ -115,6 +120,8 @@ export function createApp(config: Config, deps: AppDeps): App {
       ]);
       results.push(...(await Promise.allSettled([spool?.close()])));
       results.push(...(await Promise.allSettled([http?.close()])));
+      // Last: until the spool is closed this run may still hold leases.
+      lock?.release();
       for (const r of results) if (r.status === 'rejected') logger.error({ err: r.reason }, 'error while closing');
     })();
     return closing;
@@ -129,6 +136,8 @@ export function createApp(config: Config, deps: AppDeps): App {
     },
     async start() {
       try {
+        // Before anything touches the queue: a second daemon on this data dir stops here.
+        lock = lockDataDir(config.data_dir);
         spool = openSpool(config.data_dir, {
           clock,
           writerThread: true,
@@ -193,6 +202,8 @@ export function createApp(config: Config, deps: AppDeps): App {
           logger: logger.child({ component: 'queue' }),
           clock,
           pollIntervalMs: config.delivery.poll_interval,
+          holder,
+          leaseMs: config.delivery.lease_time,
           returnPath: (id) => verp.returnPath(id),
           suppressed: async (accountId, address, stream) =>
             (await blockingEntry(store.suppressions, accountId, address, stream))?.reason ?? null,
@@ -227,6 +238,8 @@ export function createApp(config: Config, deps: AppDeps): App {
             const now = await spool!.dataVersion();
             if (now === seen) return;
             seen = now;
+            // Erasure fences and cancellations come from the CLI: one check for every lease.
+            await scheduler?.checkFences();
             for (const f of await ring.refresh()) logger.error({ path: f.path, err: f.error }, 'cannot load DKIM key');
             logger.debug({ keys: ring.loaded() }, 'DKIM keys refreshed');
             const total = await store.privacy.erasures();

@@ -153,6 +153,10 @@ export const configSchema = z.strictObject({
       mx_port: z.number().int().min(1).max(65535).default(25).describe('TCP port of MX hosts; only test and lab setups change it.'),
       drain_timeout: duration.prefault('10s').describe('On shutdown, how long deliveries in flight may finish before they are aborted.'),
       poll_interval: duration.prefault('1s').describe('How often the queue looks for due work when nothing wakes it.'),
+      lease_time: duration
+        .prefault('5m')
+        .refine((ms) => ms >= 1000, { message: 'must be at least 1s' })
+        .describe('How long a recipient taken for delivery stays taken unless renewed; then it is due again (a stuck attempt or an unrecorded outcome).'),
       domain: z.record(z.string(), z.strictObject(shaping)).default({}).describe('Shaping for one destination domain, over the MX rules.'),
       mx: z.record(z.string(), z.strictObject(shaping)).default({}).describe('Shaping for every domain whose MX host ends in this suffix; they share one limit.'),
     })

@@ -11,6 +11,8 @@ export type HotOp =
   | { readonly op: 'insert'; readonly id: string; readonly message: NewMessage; readonly now: number }
   | {
       readonly op: 'complete';
+      /** Only this holder's leases are ended: one that lapsed and went to another stays theirs. */
+      readonly holder: string;
       readonly updates: readonly RecipientUpdate[];
       /**
        * Planned for all `updates`. When some would not apply and there are follow-ups, nothing
@@ -24,8 +26,19 @@ export type HotOp =
   | { readonly op: 'exec'; readonly sql: string; readonly params: readonly SqlValue[] }
   /** wal_checkpoint(TRUNCATE), outside any transaction; resolves true when nothing held it back. */
   | { readonly op: 'checkpoint' }
-  | { readonly op: 'lease'; readonly limit: number; readonly now: number }
-  | { readonly op: 'release'; readonly ids: readonly number[]; readonly now: number };
+  | { readonly op: 'lease'; readonly request: LeaseRequest; readonly now: number }
+  | { readonly op: 'renew'; readonly holder: string; readonly ids: readonly number[]; readonly until: number; readonly now: number }
+  | { readonly op: 'release'; readonly holder: string; readonly ids: readonly number[]; readonly now: number };
+
+/** What a holder asks of the queue when it leases (see QueueStore.leaseDue). */
+export interface LeaseRequest {
+  readonly holder: string;
+  readonly limit: number;
+  /** The lease's length; the holder renews it while it still works on the recipient. */
+  readonly leaseMs: number;
+  /** Destinations that already hold as much work as they can send soon (fair leasing). */
+  readonly skipDomains: readonly string[];
+}
 
 export type CompleteResult =
   | { readonly done: true; readonly applied: RecipientUpdate[] }
@@ -43,6 +56,8 @@ export type HotResult<O extends HotOp['op']> = O extends 'complete'
   ? CompleteResult
   : O extends 'lease'
     ? DueRecipient[]
+    : O extends 'renew'
+      ? number
     : O extends 'exec'
       ? ExecResult
       : O extends 'checkpoint'
@@ -69,19 +84,31 @@ export function checkpointTruncate(db: Db, wait: boolean): boolean {
 export const INSERT_RECIPIENT_EVENT = `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
-/** How long a lease lasts before a crashed attempt's recipient becomes due again. */
-export const LEASE_MS = 15 * 60_000;
-
 /** Prepared statements for the hot-path operations; each runs inside the caller's transaction. */
 export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   const insertMessage = prepareMessageInsert(db);
-  const selectDue = db.prepare<[number, number], { id: number }>(
+  // recipients_due covers every term, so rows of skipped or suspended destinations are passed
+  // over in the index, never read from the table. Lapsed leases are few: their index is short.
+  const selectLapsed = db.prepare<[number, string, number], { id: number }>(
+    `SELECT r.id FROM recipients r
+     WHERE r.state = 'inflight' AND r.lease_until <= ? AND r.abort_requested = 0
+       AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
+       AND r.domain NOT IN (SELECT value FROM json_each(?))
+     ORDER BY r.lease_until LIMIT ?`,
+  );
+  const selectDue = db.prepare<[number, string, number], { id: number }>(
     `SELECT r.id FROM recipients r
      WHERE r.state = 'queued' AND r.next_attempt_at <= ? AND r.abort_requested = 0
        AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
+       AND r.domain NOT IN (SELECT value FROM json_each(?))
      ORDER BY r.next_attempt_at LIMIT ?`,
   );
-  const lease = db.prepare(`UPDATE recipients SET state = 'inflight', lease_until = ?, updated_at = ? WHERE id = ?`);
+  const lease = db.prepare(
+    `UPDATE recipients SET state = 'inflight', lease_holder = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
+  );
+  const renewOne = db.prepare(
+    `UPDATE recipients SET lease_until = ? WHERE id = ? AND state = 'inflight' AND lease_holder = ?`,
+  );
   const dueRow = db.prepare<[number], DueRecipient>(
     `SELECT r.id AS id, r.message_id AS messageId, r.rcpt_to AS address, r.domain AS domain,
             r.attempts AS attempts, m.account_id AS accountId, m.mail_from AS mailFrom, m.received_at AS receivedAt,
@@ -90,11 +117,13 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   );
   const update = db.prepare(
     `UPDATE recipients SET state = ?, attempts = attempts + ?, next_attempt_at = ?, last_attempt_at = ?,
-       last_reply = coalesce(?, last_reply), lease_until = NULL, updated_at = ?
-     WHERE id = ? AND state = 'inflight'`,
+       last_reply = coalesce(?, last_reply), lease_holder = NULL, lease_until = NULL, updated_at = ?
+     WHERE id = ? AND state = 'inflight' AND lease_holder = ?`,
   );
   const attemptsOf = db.prepare<[number], { attempts: number }>('SELECT attempts FROM recipients WHERE id = ?');
-  const stateOf = db.prepare<[number], { state: string }>('SELECT state FROM recipients WHERE id = ?');
+  const leaseOf = db.prepare<[number], { state: string; holder: string | null }>(
+    'SELECT state, lease_holder AS holder FROM recipients WHERE id = ?',
+  );
   // Keyed by SQL text, which comes from the stores' code: a small, fixed set.
   const statements = new Map<string, Statement<SqlValue[]>>();
   const statement = (sql: string): Statement<SqlValue[]> => {
@@ -107,13 +136,23 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   );
   const insertEvent = db.prepare(INSERT_RECIPIENT_EVENT);
   const releaseOne = db.prepare(
-    `UPDATE recipients SET state = 'queued', lease_until = NULL, updated_at = ? WHERE id = ? AND state = 'inflight'`,
+    `UPDATE recipients SET state = 'queued', lease_holder = NULL, lease_until = NULL, updated_at = ?
+     WHERE id = ? AND state = 'inflight' AND lease_holder = ?`,
   );
 
-  const complete = (updates: readonly RecipientUpdate[], followUps: readonly { id: string; message: NewMessage }[], now: number): CompleteResult => {
+  const complete = (
+    holder: string,
+    updates: readonly RecipientUpdate[],
+    followUps: readonly { id: string; message: NewMessage }[],
+    now: number,
+  ): CompleteResult => {
+    const held = (id: number): boolean => {
+      const row = leaseOf.get(id);
+      return row?.state === 'inflight' && row.holder === holder;
+    };
     if (followUps.length > 0) {
       // Inside the write transaction nobody else can change these states before the updates.
-      const inFlight = updates.filter((u) => stateOf.get(u.recipientId)?.state === 'inflight').map((u) => u.recipientId);
+      const inFlight = updates.filter((u) => held(u.recipientId)).map((u) => u.recipientId);
       if (inFlight.length < updates.length) return { done: false, inFlight };
     }
     const applied: RecipientUpdate[] = [];
@@ -126,6 +165,7 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
         u.reply ? `${u.reply.code} ${u.reply.enhanced} ${u.reply.text}`.replace(/\s+/g, ' ').trim() : null,
         now,
         u.recipientId,
+        holder,
       ).changes;
       if (changed === 0) continue;
       applied.push(u);
@@ -145,17 +185,27 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
         insertMessage(op.id, asBuffers(op.message), op.now);
         return undefined;
       case 'complete':
-        return complete(op.updates, op.followUps, op.now);
+        return complete(op.holder, op.updates, op.followUps, op.now);
       case 'lease': {
+        const { holder, limit, leaseMs, skipDomains } = op.request;
+        const skip = JSON.stringify(skipDomains);
+        // Lapsed leases first: their holder gave up on them (or is gone) longest ago.
+        const rows = selectLapsed.all(op.now, skip, limit);
+        if (rows.length < limit) rows.push(...selectDue.all(op.now, skip, limit - rows.length));
         const out: DueRecipient[] = [];
-        for (const { id } of selectDue.all(op.now, op.limit)) {
-          lease.run(op.now + LEASE_MS, op.now, id);
+        for (const { id } of rows) {
+          lease.run(holder, op.now + leaseMs, op.now, id);
           out.push(dueRow.get(id)!);
         }
         return out;
       }
+      case 'renew': {
+        let n = 0;
+        for (const id of op.ids) n += renewOne.run(op.until, id, op.holder).changes;
+        return n;
+      }
       case 'release':
-        for (const id of op.ids) releaseOne.run(op.now, id);
+        for (const id of op.ids) releaseOne.run(op.now, id, op.holder);
         return undefined;
       case 'probe':
         probe.run(Buffer.from(String(op.now)));

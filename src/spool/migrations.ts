@@ -175,7 +175,7 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE recipients ADD COLUMN lease_holder TEXT;
   DROP INDEX recipients_due;
-  CREATE INDEX recipients_due ON recipients(next_attempt_at, domain) WHERE state = 'queued';
+  CREATE INDEX recipients_due ON recipients(next_attempt_at, domain, abort_requested) WHERE state = 'queued';
   CREATE INDEX recipients_lease ON recipients(lease_until) WHERE state = 'inflight';
   CREATE INDEX recipients_staged ON recipients(message_id) WHERE state = 'staged';
   `,

@@ -96,8 +96,11 @@ export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock
       if (ids.length === 0) return 0;
       return (
         db
-          .prepare<string[], { n: number }>(`SELECT count(*) AS n FROM recipients WHERE state = 'inflight' AND message_id IN (${inList(ids)})`)
-          .get(...ids)?.n ?? 0
+          // A lapsed lease's holder has given the recipient up: nothing to wait for.
+          .prepare<(string | number)[], { n: number }>(
+            `SELECT count(*) AS n FROM recipients WHERE state = 'inflight' AND lease_until > ? AND message_id IN (${inList(ids)})`,
+          )
+          .get(clock.now(), ...ids)?.n ?? 0
       );
     },
     async erase(address, accountId, fenced) {

@@ -1,15 +1,11 @@
 import type { Clock } from '../shared/index.js';
 import type { Db } from './db.js';
-import { INSERT_RECIPIENT_EVENT } from './hot-ops.js';
+import { INSERT_RECIPIENT_EVENT, type LeaseRequest } from './hot-ops.js';
 import type { DueRecipient, EventType, NewMessage, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
 import type { Writer } from './writer.js';
 
 export type { DueRecipient, EventType, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
-
-
-
-
-
+export type { LeaseRequest } from './hot-ops.js';
 
 /**
  * Messages to queue in the same transaction as the updates that caused them (DSNs). Called with
@@ -51,22 +47,41 @@ export interface DomainStats {
   readonly oldestReceivedAt: number;
 }
 
-/** The queue's state transitions; the scheduler owns when they happen. */
+/**
+ * The queue's state transitions; the scheduler owns when they happen.
+ *
+ * Leases: a leased recipient is `inflight` with a holder (a process; later a worker or a node)
+ * and an expiry. Only its holder ends or releases it, and renews it while it still works on it;
+ * once it lapses it is due again for anyone, its attempts unchanged. Nothing is deleted or
+ * given up because a lease lapsed.
+ */
 export interface QueueStore {
-  /** Work that was in flight when the process stopped becomes due now (at-least-once). */
-  recoverInflight(): Promise<number>;
-  /** Leases up to `limit` due recipients of unsuspended domains, oldest due first. */
-  leaseDue(limit: number): Promise<DueRecipient[]>;
+  /**
+   * Makes due again every lease not held by `holder`. Only for a holder that knows every other
+   * is gone (the daemon holding the data dir's lock): never takes a live holder's lease.
+   */
+  recoverInflight(holder: string): Promise<number>;
+  /**
+   * Leases up to `limit` recipients of unsuspended, unskipped domains: lapsed leases first, then
+   * queued ones oldest due first.
+   */
+  leaseDue(request: LeaseRequest): Promise<DueRecipient[]>;
+  /** Extends the holder's leases on these recipients to `until`; returns how many it still held. */
+  renew(holder: string, recipientIds: readonly number[], until: number): Promise<number>;
   body(messageId: string): Promise<Buffer | null>;
   /**
-   * Applies attempt results in one transaction. An update applies only to a recipient still in
-   * flight (one cancelled or erased meanwhile is left alone); `followUps` sees the applied ones.
+   * Applies attempt results in one transaction. An update applies only to a recipient still
+   * leased by `holder` (one cancelled, erased or lapsed to another meanwhile is left alone);
+   * `followUps` sees the applied ones.
    */
-  complete(updates: readonly RecipientUpdate[], followUps?: FollowUps): Promise<RecipientUpdate[]>;
-  /** Returns leased recipients to the queue untouched (shutdown before they were tried). */
-  release(recipientIds: readonly number[]): Promise<void>;
-  /** True while every recipient is still leased and nobody asked to abort it (erasure). */
-  stillLeased(recipientIds: readonly number[]): Promise<boolean>;
+  complete(holder: string, updates: readonly RecipientUpdate[], followUps?: FollowUps): Promise<RecipientUpdate[]>;
+  /** Returns the holder's leased recipients to the queue untouched (not tried). */
+  release(holder: string, recipientIds: readonly number[]): Promise<void>;
+  /**
+   * Of these recipients, the ones `holder` may no longer send to: no longer its lease, gone, or
+   * fenced by an erasure (abort requested). One read for all of them.
+   */
+  fenced(holder: string, recipientIds: readonly number[]): Promise<number[]>;
   list(filter: { domain?: string; state?: RecipientState; accountId?: number; limit: number }): Promise<QueueEntry[]>;
   events(messageId: string): Promise<EventRecord[]>;
   /** One recipient and its message's account, for mapping a VERP token back. */
@@ -85,12 +100,13 @@ export interface QueueStore {
 
 export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueStore {
   const recover = db.prepare(
-    `UPDATE recipients SET state = 'queued', lease_until = NULL, next_attempt_at = ?, updated_at = ?
-     WHERE state = 'inflight'`,
+    `UPDATE recipients SET state = 'queued', lease_holder = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ?
+     WHERE state = 'inflight' AND lease_holder IS NOT ?`,
   );
   const selectBody = db.prepare<[string], { body: Buffer }>('SELECT body FROM messages WHERE id = ?');
-  const isLeased = db.prepare<[number], { state: string; abort_requested: number }>(
-    'SELECT state, abort_requested FROM recipients WHERE id = ?',
+  const selectHeld = db.prepare<[string, string], { id: number }>(
+    `SELECT id FROM recipients WHERE id IN (SELECT value FROM json_each(?))
+       AND state = 'inflight' AND lease_holder = ? AND abort_requested = 0`,
   );
   const retryMsg = db.prepare(
     `UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE message_id = ? AND state = 'queued'`,
@@ -101,7 +117,7 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
      WHERE r.message_id = ? AND r.state IN ('queued', 'inflight')`,
   );
   const cancelOne = db.prepare(
-    `UPDATE recipients SET state = 'cancelled', lease_until = NULL, updated_at = ? WHERE id = ?`,
+    `UPDATE recipients SET state = 'cancelled', lease_holder = NULL, lease_until = NULL, updated_at = ? WHERE id = ?`,
   );
   const insertEvent = db.prepare(INSERT_RECIPIENT_EVENT);
   const insertSuspension = db.prepare(
@@ -138,35 +154,37 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
   });
 
   return {
-    async recoverInflight() {
+    async recoverInflight(holder) {
       const now = clock.now();
-      return recover.run(now, now).changes;
+      return recover.run(now, now, holder).changes;
     },
-    leaseDue(limit) {
-      return writer.run({ op: 'lease', limit, now: clock.now() });
+    leaseDue(request) {
+      return writer.run({ op: 'lease', request, now: clock.now() });
+    },
+    renew(holder, ids, until) {
+      return writer.run({ op: 'renew', holder, ids, until, now: clock.now() });
     },
     async body(messageId) {
       return selectBody.get(messageId)?.body ?? null;
     },
-    async complete(updates, followUps) {
+    async complete(holder, updates, followUps) {
       // Outcomes of concurrent deliveries share one commit with each other and with new mail;
       // a DSN always commits with the outcomes it reports.
       const now = clock.now();
       let pending = updates;
       for (;;) {
-        const r = await writer.run({ op: 'complete', updates: pending, followUps: followUps ? followUps(pending) : [], now });
+        const r = await writer.run({ op: 'complete', holder, updates: pending, followUps: followUps ? followUps(pending) : [], now });
         if (r.done) return r.applied;
         pending = pending.filter((u) => r.inFlight.includes(u.recipientId));
       }
     },
-    release(ids) {
-      return writer.run({ op: 'release', ids, now: clock.now() });
+    release(holder, ids) {
+      return writer.run({ op: 'release', holder, ids, now: clock.now() });
     },
-    async stillLeased(ids) {
-      return ids.every((id) => {
-        const row = isLeased.get(id);
-        return row?.state === 'inflight' && row.abort_requested === 0;
-      });
+    async fenced(holder, ids) {
+      if (ids.length === 0) return [];
+      const held = new Set(selectHeld.all(JSON.stringify(ids), holder).map((r) => r.id));
+      return ids.filter((id) => !held.has(id));
     },
     async list(filter) {
       const where: string[] = [];

@@ -23,8 +23,9 @@ describe('retention sweep', () => {
       return id;
     };
     const finish = async (): Promise<void> => {
-      const due = await spool.queue.leaseDue(100);
+      const due = await spool.queue.leaseDue({ holder: 'h1', limit: 100, leaseMs: 60_000, skipDomains: [] });
       await spool.queue.complete(
+        'h1',
         due.map((r) => ({
           recipientId: r.id, messageId: r.messageId, accountId: null, domain: r.domain, state: 'delivered' as const,
           event: 'delivery' as const, attempted: true, reply: { code: 250, enhanced: '2.0.0', text: 'ok' }, mx: 'mx',

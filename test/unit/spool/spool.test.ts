@@ -63,14 +63,15 @@ describe('spool', () => {
       listener: 'submission',
     });
     await spool.messages.insert(id, { ...message(['a@dest.test', 'b@dest.test'], 'original\r\n'), mailFrom: 's@example.com' });
-    const leased = await spool.queue.leaseDue(10);
+    const leased = await spool.queue.leaseDue({ holder: 'h1', limit: 10, leaseMs: 60_000, skipDomains: [] });
     expect(leased.map((r) => r.address).sort()).toEqual(['a@dest.test', 'b@dest.test']);
     const b = leased.find((r) => r.address === 'b@dest.test')!;
     // b goes back to the queue (as at shutdown), so its outcome below must not apply.
-    await spool.queue.release([b.id]);
+    await spool.queue.release('h1', [b.id]);
     const seen: string[][] = [];
     const dsnIds: string[] = [];
     const applied = await spool.queue.complete(
+      'h1',
       leased.map((r) => ({
         recipientId: r.id, messageId: id, accountId: null, domain: 'dest.test', state: 'bounced' as const,
         event: 'bounce' as const, attempted: true, mx: null, reply: { code: 550, enhanced: '5.1.1', text: 'no' },

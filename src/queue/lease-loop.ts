@@ -1,0 +1,175 @@
+import type { Logger } from '../logging/index.js';
+import type { Clock } from '../shared/index.js';
+import type { DueRecipient, Spool } from '../spool/index.js';
+
+/**
+ * The only owner of this holder's leases: it takes due work, counts what each destination holds,
+ * renews what is still being worked on, and lets go of what is done, released or abandoned.
+ *
+ * Fairness: a destination (its pool, once routed) holding its cap of leased-but-unsent
+ * recipients is skipped when leasing, so a slow, paced or stuck destination holds only a short
+ * horizon of work and never the leases other destinations need.
+ */
+export interface LeaseLoop {
+  /** Takes back the leases of holders that are gone, then starts leasing and renewing. */
+  start(): Promise<void>;
+  /** Looks for due work now (new mail, a CLI retry, room freed). */
+  wake(): void;
+  /** Every recipient id this holder leases now. */
+  held(): number[];
+  count(): number;
+  /** Done with these (outcome committed, or released): no longer renewed or counted. */
+  finish(ids: readonly number[]): void;
+  /** Returns these to the queue untried, then forgets them. */
+  release(ids: readonly number[]): Promise<void>;
+  /**
+   * Stops renewing these: their leases lapse and they become due again for anyone. For work
+   * whose outcome could not be recorded, where releasing could undo a delivery that happened.
+   */
+  abandon(ids: readonly number[]): void;
+  /** Stops leasing and renewing; leases still held stay for the caller to release. */
+  stop(): Promise<void>;
+}
+
+export interface LeaseLoopDeps {
+  readonly spool: Spool;
+  readonly holder: string;
+  readonly leaseMs: number;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly pollIntervalMs: number;
+  readonly maxInflight: number;
+  /** The cap that applies to a domain and the pool key it counts against. */
+  readonly capOf: (domain: string) => { key: string; cap: number };
+  /** Runs before each lease (drop work of suspended destinations, forget idle pools). */
+  readonly beforeLease: () => Promise<void>;
+  /** New leases to route and hand to their pools. */
+  readonly onLeased: (due: readonly DueRecipient[]) => void;
+}
+
+/** Most recipients taken by one lease operation. */
+const LEASE_BATCH = 500;
+
+export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
+  const { spool, holder, leaseMs, logger, clock } = deps;
+  const domainOf = new Map<number, string>();
+  const perDomain = new Map<string, number>();
+  let timer: NodeJS.Timeout | null = null;
+  let renewTimer: NodeJS.Timeout | null = null;
+  let polling: Promise<void> | null = null;
+  let again = false;
+  let stopped = false;
+
+  const forget = (ids: readonly number[]): void => {
+    let freed = false;
+    for (const id of ids) {
+      const domain = domainOf.get(id);
+      if (domain === undefined) continue;
+      domainOf.delete(id);
+      const n = (perDomain.get(domain) ?? 1) - 1;
+      if (n <= 0) perDomain.delete(domain);
+      else perDomain.set(domain, n);
+      // Refill before the destination runs dry, not after.
+      if (n <= deps.capOf(domain).cap / 2) freed = true;
+    }
+    if (freed) schedule(0);
+  };
+
+  /** Domains whose pool holds its cap already. */
+  const saturated = (): string[] => {
+    const byKey = new Map<string, { held: number; cap: number; domains: string[] }>();
+    for (const [domain, n] of perDomain) {
+      const { key, cap } = deps.capOf(domain);
+      const entry = byKey.get(key) ?? { held: 0, cap, domains: [] };
+      entry.held += n;
+      entry.domains.push(domain);
+      byKey.set(key, entry);
+    }
+    const out: string[] = [];
+    for (const e of byKey.values()) if (e.held >= e.cap) out.push(...e.domains);
+    return out;
+  };
+
+  const schedule = (delay: number): void => {
+    if (stopped) return;
+    if (timer) clearTimeout(timer);
+    timer = setTimeout(() => void poll(), delay);
+  };
+
+  const poll = (): Promise<void> => {
+    if (stopped) return Promise.resolve();
+    if (polling) {
+      again = true;
+      return polling;
+    }
+    polling = (async () => {
+      let full = false;
+      try {
+        await deps.beforeLease();
+        const limit = Math.min(deps.maxInflight - domainOf.size, LEASE_BATCH);
+        if (limit > 0 && !stopped) {
+          const due = await spool.queue.leaseDue({ holder, limit, leaseMs, skipDomains: saturated() });
+          for (const r of due) {
+            domainOf.set(r.id, r.domain);
+            perDomain.set(r.domain, (perDomain.get(r.domain) ?? 0) + 1);
+          }
+          full = due.length === limit;
+          if (due.length > 0) deps.onLeased(due);
+        }
+      } catch (err) {
+        logger.error({ err }, 'queue poll failed');
+      } finally {
+        polling = null;
+      }
+      if (again || full) {
+        again = false;
+        schedule(0);
+      } else schedule(deps.pollIntervalMs);
+    })();
+    return polling;
+  };
+
+  const renew = async (): Promise<void> => {
+    const ids = [...domainOf.keys()];
+    if (ids.length === 0) return;
+    try {
+      await spool.queue.renew(holder, ids, clock.now() + leaseMs);
+    } catch (err) {
+      // The leases run out if this keeps failing; the work is then due again, never lost.
+      logger.error({ err }, 'renewing leases failed');
+    }
+  };
+
+  return {
+    async start() {
+      // The caller holds the data dir's lock, so every other holder is gone.
+      const recovered = await spool.queue.recoverInflight(holder);
+      if (recovered > 0) logger.info({ recipients: recovered }, 'requeued work that was in flight at the last stop');
+      renewTimer = setInterval(() => void renew(), Math.max(50, Math.floor(leaseMs / 3)));
+      renewTimer.unref();
+      schedule(0);
+    },
+    wake: () => schedule(0),
+    held: () => [...domainOf.keys()],
+    count: () => domainOf.size,
+    finish: forget,
+    async release(ids) {
+      if (ids.length === 0) return;
+      try {
+        await spool.queue.release(holder, ids);
+      } finally {
+        // Not released when the write failed: the lease lapses instead.
+        forget(ids);
+      }
+    },
+    abandon(ids) {
+      forget(ids);
+    },
+    async stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      if (renewTimer) clearInterval(renewTimer);
+      await polling;
+    },
+  };
+}
