@@ -41,6 +41,8 @@ export interface LeaseLoopDeps {
   readonly maxInflight: number;
   /** The cap that applies to a domain and the pool key it counts against. */
   readonly capOf: (domain: string) => { key: string; cap: number };
+  /** Caps known before any work is held: domains with shaping of their own, and the default. */
+  readonly presetCaps: () => { readonly domains: ReadonlyMap<string, number>; readonly other: number };
   /** Runs before each lease (drop work of suspended destinations, forget idle pools). */
   readonly beforeLease: () => Promise<void>;
   /** New leases to route and hand to their pools. */
@@ -75,8 +77,10 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     if (freed) schedule(0);
   };
 
-  /** Domains whose pool holds its cap already. */
-  const saturated = (): string[] => {
+  /** How much more each destination may lease now: its pool's cap less what the pool holds. */
+  const rooms = (): { room: Record<string, number>; newDomainRoom: number } => {
+    const preset = deps.presetCaps();
+    const room: Record<string, number> = Object.fromEntries(preset.domains);
     const byKey = new Map<string, { held: number; cap: number; domains: string[] }>();
     for (const [domain, n] of perDomain) {
       const { key, cap } = deps.capOf(domain);
@@ -85,9 +89,8 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       entry.domains.push(domain);
       byKey.set(key, entry);
     }
-    const out: string[] = [];
-    for (const e of byKey.values()) if (e.held >= e.cap) out.push(...e.domains);
-    return out;
+    for (const e of byKey.values()) for (const d of e.domains) room[d] = Math.max(0, e.cap - e.held);
+    return { room, newDomainRoom: Math.max(1, preset.other) };
   };
 
   const schedule = (delay: number): void => {
@@ -108,12 +111,12 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         await deps.beforeLease();
         const limit = Math.min(deps.maxInflight - domainOf.size, LEASE_BATCH);
         if (limit > 0 && !stopped) {
-          const due = await spool.queue.leaseDue({ holder, limit, leaseMs, skipDomains: saturated() });
+          const { due, more } = await spool.queue.leaseDue({ holder, limit, leaseMs, ...rooms() });
           for (const r of due) {
             domainOf.set(r.id, r.domain);
             perDomain.set(r.domain, (perDomain.get(r.domain) ?? 0) + 1);
           }
-          full = due.length === limit;
+          full = more;
           if (due.length > 0) deps.onLeased(due);
         }
       } catch (err) {

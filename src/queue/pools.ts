@@ -47,11 +47,16 @@ export interface Pools {
   keyOf(domain: string): string | undefined;
   /** The lease cap that applies to a domain: its pool's, or its own shaping's before routing. */
   capOf(domain: string): { key: string; cap: number };
+  /** Caps of the domains with shaping of their own, and of any other before it is routed. */
+  presetCaps(): { readonly domains: ReadonlyMap<string, number>; readonly other: number };
   takeJob(pool: Pool, domain: string): Job | undefined;
   /** Keeps a connection open a little while, so a steady trickle of mail reuses it. */
   lingerForJob(pool: Pool, domain: string, stopping: () => boolean): Promise<Job | undefined>;
-  /** Spaces sends so that a pool never exceeds its rate, whatever its number of sessions. */
-  pace(pool: Pool): Promise<void>;
+  /**
+   * Spaces sends so that a pool never exceeds its rate, whatever its number of sessions. Ends
+   * early when `signal` aborts (shutdown): the caller then checks before it sends.
+   */
+  pace(pool: Pool, signal: AbortSignal): Promise<void>;
   pendingJobs(pool: Pool): number;
   /** Drops pools that have had nothing to do for a while. */
   sweep(): void;
@@ -62,6 +67,7 @@ export function createPools(initial: Config['delivery'], clock: Clock): Pools {
   let delivery = initial;
   const pools = new Map<string, Pool>();
   const domainKeys = new Map<string, string>();
+  let preset: { domains: Map<string, number>; other: number } | null = null;
 
   const pendingJobs = (pool: Pool): number => {
     let n = 0;
@@ -119,6 +125,14 @@ export function createPools(initial: Config['delivery'], clock: Clock): Pools {
       if (pool) return { key: pool.key, cap: leaseCap(pool.shaping) };
       return { key: `domain:${domain}`, cap: leaseCap(resolveShaping(delivery, domain, []).shaping) };
     },
+    presetCaps() {
+      if (!preset) {
+        const domains = new Map<string, number>();
+        for (const d of Object.keys(delivery.domain)) domains.set(d, leaseCap(resolveShaping(delivery, d, []).shaping));
+        preset = { domains, other: leaseCap(resolveShaping(delivery, '', []).shaping) };
+      }
+      return preset;
+    },
     takeJob,
     async lingerForJob(pool, domain, stopping) {
       let wake!: () => void;
@@ -130,12 +144,21 @@ export function createPools(initial: Config['delivery'], clock: Clock): Pools {
       pool.idle.delete(wake);
       return stopping() ? undefined : takeJob(pool, domain);
     },
-    async pace(pool) {
-      if (!Number.isFinite(pool.shaping.ratePerSecond)) return;
+    async pace(pool, signal) {
+      if (!Number.isFinite(pool.shaping.ratePerSecond) || signal.aborted) return;
       const now = clock.now();
       const at = Math.max(now, pool.nextSendAt);
       pool.nextSendAt = at + 1000 / pool.shaping.ratePerSecond;
-      if (at > now) await new Promise((r) => setTimeout(r, at - now));
+      if (at <= now) return;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, at - now);
+        signal.addEventListener('abort', done, { once: true });
+      });
     },
     pendingJobs,
     sweep() {
@@ -148,6 +171,7 @@ export function createPools(initial: Config['delivery'], clock: Clock): Pools {
     },
     setDelivery(next) {
       delivery = next;
+      preset = null;
       // Pools re-read their shaping when a job next arrives; limits change at once.
       for (const pool of pools.values()) {
         pool.shaping = shapingOfKey(pool.key);

@@ -74,6 +74,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const pools = createPools(delivery, clock);
   const routes = new Map<string, { at: number; result: ReturnType<Transport['resolve']> }>();
   const abort = new AbortController();
+  const stopped = new AbortController();
   let stopping: Promise<void> | null = null;
 
   const releaseJobs = (jobs: readonly Job[]): Promise<void> => leases.release(jobs.flatMap((j) => j.recipients.map((r) => r.id)));
@@ -100,6 +101,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     pollIntervalMs: deps.pollIntervalMs ?? 1000,
     maxInflight: deps.maxInflight ?? 2000,
     capOf: (domain) => pools.capOf(domain),
+    presetCaps: () => pools.presetCaps(),
     beforeLease: dropSuspended,
     onLeased: (due) => void dispatch(due).catch((err: unknown) => logger.error({ err }, 'dispatch failed')),
   });
@@ -114,6 +116,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     leases,
     pools,
     shutdown: abort.signal,
+    stopped: stopped.signal,
     stopping: () => stopping !== null,
     returnPath: deps.returnPath,
     suppressed: deps.suppressed,
@@ -215,6 +218,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     },
     stop(drainMs) {
       stopping ??= (async () => {
+        stopped.abort();
         await leases.stop();
         const all = [...pools.all()];
         for (const pool of all) {

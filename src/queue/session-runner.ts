@@ -18,6 +18,8 @@ export interface SessionRunnerDeps {
   readonly pools: Pools;
   /** Aborted at the drain deadline of a shutdown. */
   readonly shutdown: AbortSignal;
+  /** Aborted as soon as a shutdown begins: nothing new starts. */
+  readonly stopped: AbortSignal;
   readonly stopping: () => boolean;
   readonly returnPath: ((recipientId: number) => string) | undefined;
   readonly suppressed: ((accountId: number | null, address: string, stream: 'transactional' | 'marketing') => Promise<string | null>) | undefined;
@@ -129,7 +131,12 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
     }
     const sendable = await withoutSuppressed(job);
     if (sendable.recipients.length === 0) return;
-    await pools.pace(pool);
+    await pools.pace(pool, deps.stopped);
+    if (deps.stopping()) {
+      // Shutdown came while this waited for its turn: it was never tried.
+      await leases.release(sendable.recipients.map((r) => r.id));
+      return;
+    }
     const started = clock.now();
     // An erasure may fence these recipients mid-send (abortSends): abort before the final dot.
     const stop = new AbortController();

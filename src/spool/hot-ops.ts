@@ -36,8 +36,18 @@ export interface LeaseRequest {
   readonly limit: number;
   /** The lease's length; the holder renews it while it still works on the recipient. */
   readonly leaseMs: number;
-  /** Destinations that already hold as much work as they can send soon (fair leasing). */
-  readonly skipDomains: readonly string[];
+  /**
+   * Fair leasing: how many more recipients each destination that holds work may take (0: it
+   * holds as much as it can send soon, skip it), and how many one that holds none may take.
+   */
+  readonly room: Readonly<Record<string, number>>;
+  readonly newDomainRoom: number;
+}
+
+export interface LeaseResult {
+  readonly due: DueRecipient[];
+  /** Some destination hit its room while more was due: lease again soon. */
+  readonly more: boolean;
 }
 
 export type CompleteResult =
@@ -55,7 +65,7 @@ export interface ExecResult {
 export type HotResult<O extends HotOp['op']> = O extends 'complete'
   ? CompleteResult
   : O extends 'lease'
-    ? DueRecipient[]
+    ? LeaseResult
     : O extends 'renew'
       ? number
     : O extends 'exec'
@@ -89,19 +99,19 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   const insertMessage = prepareMessageInsert(db);
   // recipients_due covers every term, so rows of skipped or suspended destinations are passed
   // over in the index, never read from the table. Lapsed leases are few: their index is short.
-  const selectLapsed = db.prepare<[number, string, number], { id: number }>(
-    `SELECT r.id FROM recipients r
+  const selectLapsed = db.prepare<[number, string], { id: number; domain: string }>(
+    `SELECT r.id, r.domain FROM recipients r
      WHERE r.state = 'inflight' AND r.lease_until <= ? AND r.abort_requested = 0
        AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
        AND r.domain NOT IN (SELECT value FROM json_each(?))
-     ORDER BY r.lease_until LIMIT ?`,
+     ORDER BY r.lease_until`,
   );
-  const selectDue = db.prepare<[number, string, number], { id: number }>(
-    `SELECT r.id FROM recipients r
+  const selectDue = db.prepare<[number, string], { id: number; domain: string }>(
+    `SELECT r.id, r.domain FROM recipients r
      WHERE r.state = 'queued' AND r.next_attempt_at <= ? AND r.abort_requested = 0
        AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
        AND r.domain NOT IN (SELECT value FROM json_each(?))
-     ORDER BY r.next_attempt_at LIMIT ?`,
+     ORDER BY r.next_attempt_at`,
   );
   const lease = db.prepare(
     `UPDATE recipients SET state = 'inflight', lease_holder = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
@@ -179,6 +189,40 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
     return { done: true, applied };
   };
 
+  const leaseDue = (request: LeaseRequest, now: number): LeaseResult => {
+    const { holder, limit, leaseMs, room, newDomainRoom } = request;
+    const left = new Map(Object.entries(room));
+    const skip = JSON.stringify([...left].filter(([, n]) => n <= 0).map(([d]) => d));
+    const ids: number[] = [];
+    let more = false;
+    // A destination that fills its room mid-scan is skipped in SQL from the next lease on; the
+    // scan is bounded so that its rows are not read at length meanwhile.
+    let budget = limit * 4;
+    // Lapsed leases first: their holder gave up on them (or is gone) longest ago.
+    for (const statement of [selectLapsed, selectDue]) {
+      for (const row of statement.iterate(now, skip)) {
+        if (ids.length >= limit || budget-- <= 0) {
+          more = true;
+          break;
+        }
+        const n = left.get(row.domain) ?? newDomainRoom;
+        if (n <= 0) {
+          more = true;
+          continue;
+        }
+        left.set(row.domain, n - 1);
+        ids.push(row.id);
+      }
+      if (more && (ids.length >= limit || budget <= 0)) break;
+    }
+    const due: DueRecipient[] = [];
+    for (const id of ids) {
+      lease.run(holder, now + leaseMs, now, id);
+      due.push(dueRow.get(id)!);
+    }
+    return { due, more };
+  };
+
   return (op) => {
     switch (op.op) {
       case 'insert':
@@ -186,19 +230,8 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
         return undefined;
       case 'complete':
         return complete(op.holder, op.updates, op.followUps, op.now);
-      case 'lease': {
-        const { holder, limit, leaseMs, skipDomains } = op.request;
-        const skip = JSON.stringify(skipDomains);
-        // Lapsed leases first: their holder gave up on them (or is gone) longest ago.
-        const rows = selectLapsed.all(op.now, skip, limit);
-        if (rows.length < limit) rows.push(...selectDue.all(op.now, skip, limit - rows.length));
-        const out: DueRecipient[] = [];
-        for (const { id } of rows) {
-          lease.run(holder, op.now + leaseMs, op.now, id);
-          out.push(dueRow.get(id)!);
-        }
-        return out;
-      }
+      case 'lease':
+        return leaseDue(op.request, op.now);
       case 'renew': {
         let n = 0;
         for (const id of op.ids) n += renewOne.run(op.until, id, op.holder).changes;

@@ -1,11 +1,11 @@
 import type { Clock } from '../shared/index.js';
 import type { Db } from './db.js';
-import { INSERT_RECIPIENT_EVENT, type LeaseRequest } from './hot-ops.js';
-import type { DueRecipient, EventType, NewMessage, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
+import { INSERT_RECIPIENT_EVENT, type LeaseRequest, type LeaseResult } from './hot-ops.js';
+import type { EventType, NewMessage, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
 import type { Writer } from './writer.js';
 
 export type { DueRecipient, EventType, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
-export type { LeaseRequest } from './hot-ops.js';
+export type { LeaseRequest, LeaseResult } from './hot-ops.js';
 
 /**
  * Messages to queue in the same transaction as the updates that caused them (DSNs). Called with
@@ -62,10 +62,10 @@ export interface QueueStore {
    */
   recoverInflight(holder: string): Promise<number>;
   /**
-   * Leases up to `limit` recipients of unsuspended, unskipped domains: lapsed leases first, then
-   * queued ones oldest due first.
+   * Leases up to `limit` recipients of unsuspended domains, each destination within its room:
+   * lapsed leases first, then queued ones oldest due first.
    */
-  leaseDue(request: LeaseRequest): Promise<DueRecipient[]>;
+  leaseDue(request: LeaseRequest): Promise<LeaseResult>;
   /** Extends the holder's leases on these recipients to `until`; returns how many it still held. */
   renew(holder: string, recipientIds: readonly number[], until: number): Promise<number>;
   body(messageId: string): Promise<Buffer | null>;

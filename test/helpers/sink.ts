@@ -21,6 +21,8 @@ export interface SinkScript {
   readonly data?: (message: ReceivedMessage) => DataAction | undefined;
   /** Called when a DATA stream starts (after the 354), before any byte is read. */
   readonly dataStart?: () => void;
+  /** Awaited after the final dot, before the message is recorded and answered (a slow server). */
+  readonly beforeReply?: () => Promise<void>;
   /** Advertise STARTTLS (default true). */
   readonly starttls?: boolean;
   /** Certificate for STARTTLS; default: a self-signed one for "sink.petrel.test". */
@@ -167,7 +169,8 @@ export async function startSink(script: SinkScript = {}): Promise<Sink> {
       script.dataStart?.();
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
+      stream.on('end', async () => {
+        await script.beforeReply?.();
         const partial = {
           sessionId: session.id,
           mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',

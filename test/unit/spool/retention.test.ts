@@ -23,7 +23,7 @@ describe('retention sweep', () => {
       return id;
     };
     const finish = async (): Promise<void> => {
-      const due = await spool.queue.leaseDue({ holder: 'h1', limit: 100, leaseMs: 60_000, skipDomains: [] });
+      const due = (await spool.queue.leaseDue({ holder: 'h1', limit: 100, leaseMs: 60_000, room: {}, newDomainRoom: 1000 })).due;
       await spool.queue.complete(
         'h1',
         due.map((r) => ({

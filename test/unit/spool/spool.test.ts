@@ -63,7 +63,7 @@ describe('spool', () => {
       listener: 'submission',
     });
     await spool.messages.insert(id, { ...message(['a@dest.test', 'b@dest.test'], 'original\r\n'), mailFrom: 's@example.com' });
-    const leased = await spool.queue.leaseDue({ holder: 'h1', limit: 10, leaseMs: 60_000, skipDomains: [] });
+    const leased = (await spool.queue.leaseDue({ holder: 'h1', limit: 10, leaseMs: 60_000, room: {}, newDomainRoom: 1000 })).due;
     expect(leased.map((r) => r.address).sort()).toEqual(['a@dest.test', 'b@dest.test']);
     const b = leased.find((r) => r.address === 'b@dest.test')!;
     // b goes back to the queue (as at shutdown), so its outcome below must not apply.
