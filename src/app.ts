@@ -146,6 +146,8 @@ export function createApp(config: Config, deps: AppDeps): App {
             deps.onFatal?.(err);
           },
         });
+        if ((await spool.messages.purgeStaged()) > 0)
+          logger.warn('deleted copies left staged by an unanswered DATA');
         const store = spool;
         const m = createMetrics({
           queueDepth: async () => {

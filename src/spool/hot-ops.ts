@@ -9,6 +9,15 @@ import type { DueRecipient, NewMessage, RecipientUpdate } from './records.js';
  */
 export type HotOp =
   | { readonly op: 'insert'; readonly id: string; readonly message: NewMessage; readonly now: number }
+  /**
+   * Copies of one submission, written with their recipients `staged`: leasing never sees them,
+   * and they have no reception event until `publish`. All copies of one op commit or none does.
+   */
+  | { readonly op: 'stage'; readonly copies: readonly StagedCopy[]; readonly now: number }
+  /** Makes the staged recipients of these messages `queued` and writes their reception events. */
+  | { readonly op: 'publish'; readonly ids: readonly string[]; readonly now: number }
+  /** Deletes these messages if their recipients are still staged; queued work is never touched. */
+  | { readonly op: 'discard'; readonly ids: readonly string[] }
   | {
       readonly op: 'complete';
       /** Only this holder's leases are ended: one that lapsed and went to another stays theirs. */
@@ -50,6 +59,11 @@ export interface LeaseResult {
   readonly more: boolean;
 }
 
+export interface StagedCopy {
+  readonly id: string;
+  readonly message: NewMessage;
+}
+
 export type CompleteResult =
   | { readonly done: true; readonly applied: RecipientUpdate[] }
   /** Nothing written: only these recipients are still in flight; plan the follow-ups for them. */
@@ -72,7 +86,9 @@ export type HotResult<O extends HotOp['op']> = O extends 'complete'
       ? ExecResult
       : O extends 'checkpoint'
         ? boolean
-        : undefined;
+        : O extends 'publish'
+          ? number
+          : undefined;
 
 /**
  * Truncates the WAL; false when a reader on an older snapshot held it back (callers retry).
@@ -93,6 +109,11 @@ export function checkpointTruncate(db: Db, wait: boolean): boolean {
 /** One delivery-log line about a recipient (attempts, cancellations). */
 export const INSERT_RECIPIENT_EVENT = `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+
+/** The reception event of a stored message (at, recipients now queued, message id). */
+const INSERT_RECEPTION_EVENT = `INSERT INTO events (at, type, message_id, account_id, details)
+     SELECT ?, 'reception', id, account_id, json_object('listener', listener, 'recipients', ?, 'size', size)
+     FROM messages WHERE id = ?`;
 
 /** Prepared statements for the hot-path operations; each runs inside the caller's transaction. */
 export function prepareHotOps(db: Db): (op: HotOp) => unknown {
@@ -148,6 +169,13 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   const releaseOne = db.prepare(
     `UPDATE recipients SET state = 'queued', lease_holder = NULL, lease_until = NULL, updated_at = ?
      WHERE id = ? AND state = 'inflight' AND lease_holder = ?`,
+  );
+  const queueStaged = db.prepare(
+    `UPDATE recipients SET state = 'queued', next_attempt_at = ?, updated_at = ? WHERE message_id = ? AND state = 'staged'`,
+  );
+  const insertReception = db.prepare(INSERT_RECEPTION_EVENT);
+  const discardStaged = db.prepare(
+    `DELETE FROM messages WHERE id = ? AND EXISTS (SELECT 1 FROM recipients WHERE message_id = ? AND state = 'staged')`,
   );
 
   const complete = (
@@ -228,6 +256,22 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
       case 'insert':
         insertMessage(op.id, asBuffers(op.message), op.now);
         return undefined;
+      case 'stage':
+        for (const c of op.copies) insertMessage(c.id, asBuffers(c.message), op.now, 'staged');
+        return undefined;
+      case 'publish': {
+        let queued = 0;
+        for (const id of op.ids) {
+          const n = queueStaged.run(op.now, op.now, id).changes;
+          if (n > 0) insertReception.run(op.now, n, id);
+          queued += n;
+        }
+        return queued;
+      }
+      case 'discard':
+        // Recipients go with their message (ON DELETE CASCADE).
+        for (const id of op.ids) discardStaged.run(id, id);
+        return undefined;
       case 'complete':
         return complete(op.holder, op.updates, op.followUps, op.now);
       case 'lease':
@@ -268,27 +312,28 @@ function asBuffers(message: NewMessage): NewMessage {
 }
 
 /**
- * Prepared statements that write one message, its recipients (due at once) and its reception
- * event. Must run inside a transaction.
+ * Prepared statements that write one message and its recipients, due at once. Queued ones get
+ * their reception event now; staged ones get it when they are published. Must run inside a
+ * transaction.
  */
-export function prepareMessageInsert(db: Db): (id: string, message: NewMessage, now: number) => void {
+export function prepareMessageInsert(
+  db: Db,
+): (id: string, message: NewMessage, now: number, state?: 'queued' | 'staged') => void {
   const insertMessage = db.prepare(
     `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at, stream)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
   const insertRecipient = db.prepare(
     `INSERT INTO recipients (message_id, rcpt_to, domain, state, next_attempt_at, updated_at)
-     VALUES (?, ?, ?, 'queued', ?, ?)`,
+     VALUES (?, ?, ?, ?, ?, ?)`,
   );
-  const insertEvent = db.prepare(
-    `INSERT INTO events (at, type, message_id, account_id, details) VALUES (?, 'reception', ?, ?, ?)`,
-  );
-  return (id, message, now) => {
+  const insertEvent = db.prepare(INSERT_RECEPTION_EVENT);
+  return (id, message, now, state = 'queued') => {
     insertMessage.run(
       id, message.accountId, message.mailFrom, message.headerMessageId, message.body.length, message.body,
       message.listener, now, message.stream ?? 'transactional',
     );
-    for (const r of message.recipients) insertRecipient.run(id, r.address, r.domain, now, now);
-    insertEvent.run(now, id, message.accountId, JSON.stringify({ listener: message.listener, recipients: message.recipients.length, size: message.body.length }));
+    for (const r of message.recipients) insertRecipient.run(id, r.address, r.domain, state, now, now);
+    if (state === 'queued') insertEvent.run(now, message.recipients.length, id);
   };
 }

@@ -1,6 +1,6 @@
 export { openSpool, spoolPath, SPOOL_FILE, type Spool, type SpoolOptions } from './spool.js';
 export { lockDataDir, LOCK_FILE, type DataDirLock } from './lock.js';
-export type { MessageStore, NewMessage, StoredMessage, StoredRecipient } from './message-store.js';
+export type { MessageStore, NewMessage, StagedCopy, StoredMessage, StoredRecipient } from './message-store.js';
 export type { Account, AccountStore } from './account-store.js';
 export type {
   QueueStore,

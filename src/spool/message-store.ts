@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { Clock } from '../shared/index.js';
 import type { Db } from './db.js';
 import type { NewMessage } from './records.js';
+import type { StagedCopy } from './hot-ops.js';
 import type { Writer } from './writer.js';
 
 export type { NewMessage } from './records.js';
-
+export type { StagedCopy } from './hot-ops.js';
 
 export interface StoredRecipient {
   readonly id: number;
@@ -40,6 +41,24 @@ export interface MessageStore {
    * SpoolError PETREL_SPOOL_FULL (retry later) or PETREL_SPOOL_WRITE when nothing was stored.
    */
   insert(id: string, message: NewMessage): Promise<void>;
+  /**
+   * Writes copies of one submission (one per recipient) durably, with their recipients staged:
+   * no delivery sees them until {@link publish}. The copies of one call commit together or not
+   * at all. Rejects as insert does.
+   */
+  stage(copies: readonly StagedCopy[]): Promise<void>;
+  /**
+   * Makes every staged recipient of these messages due now, with its reception event, in one
+   * transaction; resolves with how many (fewer than staged if erasure removed some meanwhile).
+   */
+  publish(ids: readonly string[]): Promise<number>;
+  /** Deletes these messages while their recipients are still staged (a failed submission). */
+  discard(ids: readonly string[]): Promise<void>;
+  /**
+   * Deletes every message whose recipients are staged: what a submission cut short by a crash
+   * left. Only at start-up, before any submission is accepted; resolves with how many.
+   */
+  purgeStaged(): Promise<number>;
   get(id: string): Promise<StoredMessage | null>;
   count(): Promise<number>;
 }
@@ -66,7 +85,6 @@ interface RecipientRow {
   last_reply: string | null;
 }
 
-
 export function createMessageStore(db: Db, clock: Clock, writer: Writer): MessageStore {
   const selectMessage = db.prepare<[string], MessageRow>('SELECT * FROM messages WHERE id = ?');
   const selectRecipients = db.prepare<[string], RecipientRow>(
@@ -77,25 +95,38 @@ export function createMessageStore(db: Db, clock: Clock, writer: Writer): Messag
 
   return {
     newId(): string {
-      return clock.now().toString(36).toUpperCase().padStart(9, '0') + randomBytes(5).toString('hex').toUpperCase();
+      return (
+        clock.now().toString(36).toUpperCase().padStart(9, '0') + randomBytes(5).toString('hex').toUpperCase()
+      );
     },
     insert(id, message) {
       return writer.run({ op: 'insert', id, message, now: clock.now() });
     },
+    stage(copies) {
+      return writer.run({ op: 'stage', copies, now: clock.now() });
+    },
+    publish(ids) {
+      return writer.run({ op: 'publish', ids, now: clock.now() });
+    },
+    discard(ids) {
+      return writer.run({ op: 'discard', ids });
+    },
+    async purgeStaged() {
+      const sql = `DELETE FROM messages WHERE id IN (SELECT message_id FROM recipients WHERE state = 'staged')`;
+      return (await writer.run({ op: 'exec', sql, params: [] })).changes;
+    },
     async get(id) {
       const row = selectMessage.get(id);
       if (!row) return null;
-      const recipients = selectRecipients.all(id).map(
-        (r): StoredRecipient => ({
-          id: r.id,
-          address: r.rcpt_to,
-          domain: r.domain,
-          state: r.state,
-          attempts: r.attempts,
-          nextAttemptAt: r.next_attempt_at,
-          lastReply: r.last_reply,
-        }),
-      );
+      const recipients = selectRecipients.all(id).map((r): StoredRecipient => ({
+        id: r.id,
+        address: r.rcpt_to,
+        domain: r.domain,
+        state: r.state,
+        attempts: r.attempts,
+        nextAttemptAt: r.next_attempt_at,
+        lastReply: r.last_reply,
+      }));
       return {
         id: row.id,
         accountId: row.account_id,

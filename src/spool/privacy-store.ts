@@ -57,6 +57,9 @@ export interface PrivacyStore {
 }
 
 const FINAL = "('delivered','bounced','expired','suppressed','cancelled')";
+/** Recipients that erasing their message cancels; staged ones belong to a submission under way. */
+const unfinished = (state: string): boolean =>
+  state === 'staged' || state === 'queued' || state === 'inflight';
 
 export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock: Clock, writer: Writer): PrivacyStore {
   const byEnvelope = db.prepare<[string, string], { id: string; account_id: number | null }>(
@@ -125,11 +128,11 @@ export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock
           const account = db.prepare<[string], { account_id: number | null }>('SELECT account_id FROM messages WHERE id = ?').get(id);
           for (const r of rcpts) {
             if (r.rcpt_to.toLowerCase() === canonical) counts.recipients++;
-            else if (r.state === 'queued' || r.state === 'inflight') counts.otherRecipientsCancelled++;
+            else if (unfinished(r.state)) counts.otherRecipientsCancelled++;
           }
           counts.events += db.prepare('DELETE FROM events WHERE message_id = ?').run(id).changes;
           for (const r of rcpts) {
-            if (r.rcpt_to.toLowerCase() !== canonical && (r.state === 'queued' || r.state === 'inflight')) {
+            if (r.rcpt_to.toLowerCase() !== canonical && unfinished(r.state)) {
               db.prepare(
                 `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, details)
                  VALUES (?, 'cancelled', ?, ?, ?, ?, '{"reason":"privacy-erasure"}')`,

@@ -261,7 +261,7 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
     },
     async counts() {
       const out: Record<RecipientState, number> = {
-        queued: 0, inflight: 0, delivered: 0, bounced: 0, expired: 0, suppressed: 0, cancelled: 0,
+        staged: 0, queued: 0, inflight: 0, delivered: 0, bounced: 0, expired: 0, suppressed: 0, cancelled: 0,
       };
       for (const r of selectCounts.all()) out[r.state] = r.n;
       return out;

@@ -14,7 +14,12 @@ export interface NewMessage {
   readonly stream?: 'transactional' | 'marketing';
 }
 
-export type RecipientState = 'queued' | 'inflight' | 'delivered' | 'bounced' | 'expired' | 'suppressed' | 'cancelled';
+/**
+ * `staged`: a copy of a multi-copy submission written before the others are; never leased, and
+ * made `queued` with all its siblings at once, or deleted with them (never both).
+ */
+export type RecipientState =
+  'staged' | 'queued' | 'inflight' | 'delivered' | 'bounced' | 'expired' | 'suppressed' | 'cancelled';
 
 /** One line of the delivery log (KumoMTA's record types). */
 export type EventType =
@@ -52,7 +57,7 @@ export interface RecipientUpdate {
   readonly messageId: string;
   readonly accountId: number | null;
   readonly domain: string;
-  readonly state: Exclude<RecipientState, 'inflight'>;
+  readonly state: Exclude<RecipientState, 'inflight' | 'staged'>;
   /** Only for state `queued`: when to try again. */
   readonly nextAttemptAt?: number;
   /** False when nothing was sent (suppressed, cancelled): the attempt count stays. */

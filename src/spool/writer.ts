@@ -6,6 +6,10 @@ import { checkpointTruncate, prepareHotOps, type HotOp, type HotResult } from '.
 
 /** Runs hot-path writes with group commit; each promise settles after its own fsync'd commit. */
 export interface Writer {
+  /**
+   * The message bodies of `insert` and `stage` ops may be moved to another thread rather than
+   * copied (see threadWriter): the caller must not read them once it has called run().
+   */
   run<O extends HotOp>(op: O): Promise<HotResult<O['op']>>;
   /** Waits for the writes under way, then lets go of the write connection. */
   close(): Promise<void>;
@@ -27,7 +31,13 @@ export function inProcessWriter(db: Db, onFatal: FatalHandler): Writer {
 /** What the writer thread posts back (see writer-worker.ts). */
 export type WriterReply =
   | { readonly type: 'reply'; readonly seq: number; readonly ok: true; readonly value: unknown }
-  | { readonly type: 'reply'; readonly seq: number; readonly ok: false; readonly code: PetrelErrorCode; readonly message: string }
+  | {
+      readonly type: 'reply';
+      readonly seq: number;
+      readonly ok: false;
+      readonly code: PetrelErrorCode;
+      readonly message: string;
+    }
   | { readonly type: 'fatal'; readonly code: PetrelErrorCode; readonly message: string };
 
 /**
@@ -76,7 +86,13 @@ export function threadWriter(path: string, onFatal: FatalHandler): Writer {
     else w.reject(new SpoolError(m.code, m.message));
     if (waiting.size === 0) idle?.();
   });
-  worker.on('error', (err) => fail(new SpoolError('PETREL_SPOOL_WRITE', `spool writer thread failed: ${errorMessage(err)}`, { cause: err })));
+  worker.on('error', (err) =>
+    fail(
+      new SpoolError('PETREL_SPOOL_WRITE', `spool writer thread failed: ${errorMessage(err)}`, {
+        cause: err,
+      }),
+    ),
+  );
   worker.on('exit', (code) => {
     const err = new SpoolError('PETREL_SPOOL_WRITE', `spool writer thread exited (code ${code})`);
     // Expected once close() asked for it; replies still owed then are lost all the same.
@@ -91,9 +107,15 @@ export function threadWriter(path: string, onFatal: FatalHandler): Writer {
       return new Promise((resolve, reject) => {
         const id = ++seq;
         try {
-          worker.postMessage({ seq: id, op });
+          worker.postMessage({ seq: id, op }, transferable(op));
         } catch (err) {
-          reject(new SpoolError('PETREL_SPOOL_WRITE', `spool write not sent to the writer thread: ${errorMessage(err)}`, { cause: err }));
+          reject(
+            new SpoolError(
+              'PETREL_SPOOL_WRITE',
+              `spool write not sent to the writer thread: ${errorMessage(err)}`,
+              { cause: err },
+            ),
+          );
           return;
         }
         waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
@@ -101,11 +123,28 @@ export function threadWriter(path: string, onFatal: FatalHandler): Writer {
     },
     close() {
       closing ??= (async () => {
-        if (!exited && waiting.size > 0) await Promise.race([new Promise<void>((resolve) => (idle = resolve)), exit]);
+        if (!exited && waiting.size > 0)
+          await Promise.race([new Promise<void>((resolve) => (idle = resolve)), exit]);
         if (!exited) worker.postMessage({ close: true });
         await exit;
       })();
       return closing;
     },
   };
+}
+
+/**
+ * The memory of the bodies an op carries that can move to the writer thread without a copy: a
+ * Buffer that owns its whole ArrayBuffer. Small Buffers share Node's pool with other Buffers,
+ * which moving would empty, so they are copied.
+ */
+function transferable(op: HotOp): ArrayBuffer[] {
+  const bodies =
+    op.op === 'insert' ? [op.message.body] : op.op === 'stage' ? op.copies.map((c) => c.message.body) : [];
+  const out = new Set<ArrayBuffer>();
+  for (const b of bodies) {
+    if (b.buffer instanceof ArrayBuffer && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength)
+      out.add(b.buffer);
+  }
+  return [...out];
 }

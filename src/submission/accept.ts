@@ -1,8 +1,15 @@
 import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { SubmissionConfig } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
-import type { Account, Spool } from '../spool/index.js';
-import { SpoolError, domainMatches, parseAddress, smtpError, type Clock } from '../shared/index.js';
+import type { Account, NewMessage, Spool } from '../spool/index.js';
+import {
+  SpoolError,
+  domainMatches,
+  parseAddress,
+  smtpError,
+  type Clock,
+  type SmtpReplyError,
+} from '../shared/index.js';
 import { blockingEntry } from '../suppression/index.js';
 import {
   checkLineEndings,
@@ -25,7 +32,9 @@ export interface AcceptInput {
   readonly spool: Spool;
   readonly clock: Clock;
   readonly logger: Logger;
-  readonly sign: ((message: Buffer, fromDomain: string) => Promise<{ header: Buffer; aligned: boolean } | null>) | undefined;
+  readonly sign:
+    | ((message: Buffer, fromDomain: string) => Promise<{ header: Buffer; aligned: boolean } | null>)
+    | undefined;
   readonly requireSignature: boolean;
   /** List-Unsubscribe and List-Unsubscribe-Post fields for one marketing recipient. */
   readonly unsubscribeHeaders: ((accountId: number, address: string) => Promise<string[]>) | undefined;
@@ -66,7 +75,8 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
   }
 
   const streamFields = parsed.headers.filter((h) => h.name === 'x-petrel-stream');
-  const streamValue = streamFields.length > 0 ? headerValue(streamFields[0]!).toLowerCase() : account.defaultStream;
+  const streamValue =
+    streamFields.length > 0 ? headerValue(streamFields[0]!).toLowerCase() : account.defaultStream;
   if (streamValue !== 'transactional' && streamValue !== 'marketing') {
     throw smtpError(554, '5.6.0', 'X-Petrel-Stream must be transactional or marketing');
   }
@@ -77,62 +87,76 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
   let unsubscribed: string | null = null;
   for (const r of session.envelope.rcptTo) {
     // Unsubscribes stop marketing mail; RCPT could not know the stream of this message yet.
-    const entry = messageStream === 'marketing' ? await blockingEntry(spool.suppressions, account.id, r.address, 'marketing') : null;
+    const entry =
+      messageStream === 'marketing'
+        ? await blockingEntry(spool.suppressions, account.id, r.address, 'marketing')
+        : null;
     if (entry) unsubscribed = entry.reason;
     else recipients.push({ address: r.address, domain: parseAddress(r.address)!.domain });
   }
-  if (recipients.length === 0) throw smtpError(550, '5.7.1', `All recipients are suppressed (${unsubscribed ?? 'suppressed'})`);
+  if (recipients.length === 0)
+    throw smtpError(550, '5.7.1', `All recipients are suppressed (${unsubscribed ?? 'suppressed'})`);
   // Marketing mail carries a List-Unsubscribe link for its one recipient, so each recipient gets
-  // its own copy (and signature); the copies share one group commit.
+  // its own copy (and signature).
   const perRecipient =
-    messageStream === 'marketing' && input.unsubscribeHeaders !== undefined && !parsed.headers.some((h) => h.name === 'list-unsubscribe');
+    messageStream === 'marketing' &&
+    input.unsubscribeHeaders !== undefined &&
+    !parsed.headers.some((h) => h.name === 'list-unsubscribe');
   const units = perRecipient ? recipients.map((r) => [r]) : [recipients];
   const now = new Date(input.clock.now());
-  const prepared = await Promise.all(
-    units.map(async (unitRecipients) => {
-      const id = spool.messages.newId();
-      const extraHeaders = perRecipient ? await input.unsubscribeHeaders!(account.id, unitRecipients[0]!.address) : [];
-      const normalized = normalizeMessage({
-        parsed,
-        receivedHeader: receivedHeader(session, input.hostname, id, now),
-        hostname: input.hostname,
-        queueId: id,
-        now,
-        extraHeaders,
-      });
-      const signature = input.sign ? await input.sign(normalized.data, fromDomains[0]!) : null;
-      if (!signature?.aligned && input.requireSignature) {
-        throw smtpError(550, '5.7.1', 'No DKIM key for the From: domain, and signing is required');
-      }
-      const stored = signature ? Buffer.concat([signature.header, normalized.data]) : normalized.data;
-      return { id, unitRecipients, normalized, stored, signed: signature?.aligned ?? false };
-    }),
-  );
-  if (input.sign && !prepared[0]!.signed) {
-    logger.warn({ sessionId: session.id, msgId: prepared[0]!.id, domain: fromDomains[0] }, 'no DKIM key for the From: domain; not signed as that domain');
-  }
-  try {
-    await Promise.all(
-      prepared.map((p) =>
-        spool.messages.insert(p.id, {
-          accountId: account.id,
-          mailFrom,
-          recipients: p.unitRecipients,
-          headerMessageId: p.normalized.messageId,
-          body: p.stored,
-          listener: input.listener,
-          stream: messageStream,
-        }),
-      ),
-    );
-  } catch (err) {
-    logger.error({ sessionId: session.id, err }, 'spool write failed');
-    if (err instanceof SpoolError && err.code === 'PETREL_SPOOL_FULL') {
-      throw smtpError(452, '4.3.1', 'Insufficient system storage, try again later');
+  const build = async (unitRecipients: readonly { address: string; domain: string }[]): Promise<Copy> => {
+    const id = spool.messages.newId();
+    const extraHeaders = perRecipient
+      ? await input.unsubscribeHeaders!(account.id, unitRecipients[0]!.address)
+      : [];
+    const normalized = normalizeMessage({
+      parsed,
+      receivedHeader: receivedHeader(session, input.hostname, id, now),
+      hostname: input.hostname,
+      queueId: id,
+      now,
+      extraHeaders,
+    });
+    const signature = input.sign ? await input.sign(normalized.data, fromDomains[0]!) : null;
+    if (!signature?.aligned && input.requireSignature) {
+      throw smtpError(550, '5.7.1', 'No DKIM key for the From: domain, and signing is required');
     }
-    throw smtpError(451, '4.3.0', 'Temporary storage failure, try again later');
+    const body = signature ? Buffer.concat([signature.header, normalized.data]) : normalized.data;
+    const message = {
+      accountId: account.id,
+      mailFrom,
+      recipients: unitRecipients,
+      headerMessageId: normalized.messageId,
+      body,
+      listener: input.listener,
+      stream: messageStream,
+    };
+    return { id, message, size: body.length, signed: signature?.aligned ?? false };
+  };
+  const warnUnsigned = (first: Copy): void => {
+    if (input.sign && !first.signed) {
+      logger.warn(
+        { sessionId: session.id, msgId: first.id, domain: fromDomains[0] },
+        'no DKIM key for the From: domain; not signed as that domain',
+      );
+    }
+  };
+
+  // The spool may take the bodies without copying them: from here on only ids and sizes are read.
+  let queued: readonly Queued[];
+  if (units.length === 1) {
+    const copy = await build(units[0]!);
+    warnUnsigned(copy);
+    try {
+      await spool.messages.insert(copy.id, copy.message);
+    } catch (err) {
+      throw storageReply(err, logger, session.id);
+    }
+    queued = [summary(copy)];
+  } else {
+    queued = await fanOut(units, build, warnUnsigned, spool, logger, session.id);
   }
-  for (const p of prepared) {
+  for (const p of queued) {
     logger.info(
       {
         event: 'reception',
@@ -141,18 +165,98 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
         listener: input.listener,
         account: account.name,
         stream: messageStream,
-        recipients: p.unitRecipients.length,
-        size: p.stored.length,
+        recipients: p.recipients,
+        size: p.size,
         signed: p.signed,
       },
       'message queued',
     );
   }
-  const id = prepared[0]!.id;
-  const more = prepared.length - 1;
+  const id = queued[0]!.id;
+  const more = queued.length - 1;
   return more > 0 ? `${id} (+${more} more, one per recipient)` : id;
 }
 
+/**
+ * Bytes of copies a fan-out holds at once: built and signed, not yet written. A 25 MB message
+ * to 100 recipients would otherwise hold 2.5 GB.
+ */
+const FANOUT_BUDGET_BYTES = 32 * 1024 * 1024;
+
+interface Copy {
+  readonly id: string;
+  readonly message: NewMessage;
+  readonly size: number;
+  readonly signed: boolean;
+}
+
+/** What is logged about a copy once written; no body, which the spool write may move away. */
+interface Queued {
+  readonly id: string;
+  readonly recipients: number;
+  readonly size: number;
+  readonly signed: boolean;
+}
+
+const summary = (c: Copy): Queued => ({
+  id: c.id,
+  recipients: c.message.recipients.length,
+  size: c.size,
+  signed: c.signed,
+});
+
+/**
+ * Builds, signs and writes one copy per unit in batches of at most FANOUT_BUDGET_BYTES (the
+ * first copy alone, whose size sets the batch length), staged, then queues them all at once.
+ * On any failure the staged copies are deleted, so the client's retry duplicates nothing; what
+ * a crash leaves staged is purged at the next start.
+ */
+async function fanOut(
+  units: readonly (readonly { address: string; domain: string }[])[],
+  build: (unit: readonly { address: string; domain: string }[]) => Promise<Copy>,
+  warnUnsigned: (first: Copy) => void,
+  spool: Spool,
+  logger: Logger,
+  sessionId: string,
+): Promise<Queued[]> {
+  const written: Queued[] = [];
+  let perBatch = 1;
+  try {
+    for (let next = 0; next < units.length;) {
+      const batch = await Promise.all(units.slice(next, next + perBatch).map(build));
+      if (next === 0) {
+        warnUnsigned(batch[0]!);
+        perBatch = Math.max(1, Math.floor(FANOUT_BUDGET_BYTES / batch[0]!.size));
+      }
+      next += batch.length;
+      written.push(...batch.map(summary));
+      await spool.messages.stage(batch);
+    }
+    await spool.messages.publish(written.map((c) => c.id));
+    return written;
+  } catch (err) {
+    if (written.length > 0) {
+      await spool.messages
+        .discard(written.map((c) => c.id))
+        .catch((e: unknown) =>
+          logger.error(
+            { sessionId, err: e, copies: written.length },
+            'staged copies not discarded; the next start purges them',
+          ),
+        );
+    }
+    throw err instanceof SpoolError ? storageReply(err, logger, sessionId) : err;
+  }
+}
+
+/** The client's reply to a failed spool write; the cause goes to the log only. */
+function storageReply(err: unknown, logger: Logger, sessionId: string): SmtpReplyError {
+  logger.error({ sessionId, err }, 'spool write failed');
+  if (err instanceof SpoolError && err.code === 'PETREL_SPOOL_FULL') {
+    return smtpError(452, '4.3.1', 'Insufficient system storage, try again later');
+  }
+  return smtpError(451, '4.3.0', 'Temporary storage failure, try again later');
+}
 
 /**
  * Collects the DATA stream, keeping at most `limit` bytes. Resolves null when the message was
@@ -166,7 +270,9 @@ function readLimited(stream: SMTPServerDataStream, limit: number): Promise<Buffe
       size += chunk.length;
       if (size <= limit) chunks.push(chunk);
     });
-    stream.once('end', () => resolve(size > limit || stream.sizeExceeded ? null : Buffer.concat(chunks, size)));
+    stream.once('end', () =>
+      resolve(size > limit || stream.sizeExceeded ? null : Buffer.concat(chunks, size)),
+    );
     stream.once('error', reject);
   });
 }
