@@ -18,7 +18,11 @@ export async function serve(options: ServeOptions): Promise<void> {
   const { config } = loadConfig(options.configPath, process.env);
   // With log_dir, lines go to rotating files; without, to stdout (journald, Docker).
   const file = config.log_dir
-    ? await openRollingFile({ dir: config.log_dir, maxSize: config.log_max_size, maxFiles: config.log_max_files })
+    ? await openRollingFile({
+        dir: config.log_dir,
+        maxSize: config.log_max_size,
+        maxFiles: config.log_max_files,
+      })
     : undefined;
   const logger = createLogger({
     level: options.logLevel ?? config.log_level,
@@ -59,7 +63,10 @@ export async function serve(options: ServeOptions): Promise<void> {
     try {
       next = loadConfig(options.configPath, process.env).config;
     } catch (err) {
-      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload refused; keeping the running configuration');
+      logger.error(
+        { err: err instanceof Error ? err.message : String(err) },
+        'config reload refused; keeping the running configuration',
+      );
       next = undefined;
     }
     app.reload(next).catch((err: unknown) => logger.error({ err }, 'reload failed'));

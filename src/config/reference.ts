@@ -36,7 +36,8 @@ function unwrap(schema: AnySchema): { core: AnySchema; fallback: unknown; hasDef
       fallback = def.defaultValue;
       hasDefault = true;
       cur = def.innerType!;
-    } else if (def.type === 'default' || def.type === 'prefault' || def.type === 'optional') cur = def.innerType!;
+    } else if (def.type === 'default' || def.type === 'prefault' || def.type === 'optional')
+      cur = def.innerType!;
     else if (def.type === 'pipe') cur = def.in!;
     else return { core: cur, fallback, hasDefault };
   }
@@ -92,6 +93,7 @@ export function configReference(): string {
   const rows: Row[] = [];
   walk(configSchema as unknown as AnySchema, '', rows);
   const lines = ['| key | type | default | meaning |', '|---|---|---|---|'];
-  for (const r of rows) lines.push(`| \`${r.key}\` | ${r.type} | ${r.default} | ${r.description.replace(/\|/g, '\\|')} |`);
+  for (const r of rows)
+    lines.push(`| \`${r.key}\` | ${r.type} | ${r.default} | ${r.description.replace(/\|/g, '\\|')} |`);
   return `${lines.join('\n')}\n`;
 }

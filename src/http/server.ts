@@ -65,12 +65,20 @@ export function createHttpService(deps: HttpDeps): HttpService {
           });
         });
         s.once('error', (err) =>
-          reject(new PetrelError('PETREL_LISTEN_FAILED', `http: cannot listen on ${deps.listen.host}:${deps.listen.port}: ${err.message}`)),
+          reject(
+            new PetrelError(
+              'PETREL_LISTEN_FAILED',
+              `http: cannot listen on ${deps.listen.host}:${deps.listen.port}: ${err.message}`,
+            ),
+          ),
         );
         s.listen(deps.listen.port, deps.listen.host, () => {
           server = s;
           const addr = s.address();
-          resolve({ host: deps.listen.host, port: typeof addr === 'object' && addr ? addr.port : deps.listen.port });
+          resolve({
+            host: deps.listen.host,
+            port: typeof addr === 'object' && addr ? addr.port : deps.listen.port,
+          });
         });
       });
     },

@@ -14,5 +14,7 @@ export async function blockingEntry(
   stream: Stream | null,
 ): Promise<SuppressionRecord | null> {
   const entries = await store.find(accountId, address);
-  return entries.find((e) => e.scope === 'all' || (e.scope === 'marketing' && stream === 'marketing')) ?? null;
+  return (
+    entries.find((e) => e.scope === 'all' || (e.scope === 'marketing' && stream === 'marketing')) ?? null
+  );
 }

@@ -47,9 +47,14 @@ describe('SIGHUP reload', () => {
   });
 
   it('refuses a bad new configuration with a log line and keeps running on the old one', async () => {
-    writeFileSync(t.configPath, `${base.replace('require = false', 'require = true')}\n[submission]\nbogus_key = 1\n`);
+    writeFileSync(
+      t.configPath,
+      `${base.replace('require = false', 'require = true')}\n[submission]\nbogus_key = 1\n`,
+    );
     daemon.child.kill('SIGHUP');
-    await until(() => daemon.logs.some((l) => l.msg === 'config reload refused; keeping the running configuration'));
+    await until(() =>
+      daemon.logs.some((l) => l.msg === 'config reload refused; keeping the running configuration'),
+    );
     expect(daemon.child.exitCode).toBeNull();
     const c = await RawSmtp.connect(daemon.ports.submission);
     await c.login('app', 'pw');
