@@ -9,7 +9,7 @@ interface Row {
   readonly description: string;
 }
 
-type AnySchema = z.core.$ZodType & { description?: string };
+export type AnySchema = z.core.$ZodType & { description?: string };
 
 interface Def {
   type: string;
@@ -23,10 +23,10 @@ interface Def {
   options?: AnySchema[];
 }
 
-const defOf = (s: AnySchema): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
+export const defOf = (s: AnySchema): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
 
 /** Peels defaults, optionals and transforms off a field: what a user writes, and its default. */
-function unwrap(schema: AnySchema): { core: AnySchema; fallback: unknown; hasDefault: boolean } {
+export function unwrap(schema: AnySchema): { core: AnySchema; fallback: unknown; hasDefault: boolean } {
   let cur = schema;
   let fallback: unknown;
   let hasDefault = false;
