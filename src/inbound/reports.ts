@@ -1,6 +1,7 @@
 import { classifyMessage, type BounceReading, type BounceResult } from '../bounce/index.js';
 import type { Logger } from '../logging/index.js';
 import type { Spool } from '../spool/index.js';
+import { softBouncesSuppress, type SoftBounceThresholds } from '../suppression/index.js';
 import type { Verp } from '../verp/index.js';
 
 /** What the listener accepted a message for (one entry per valid RCPT). */
@@ -13,8 +14,8 @@ export interface ReportDeps {
   readonly spool: Spool;
   readonly verp: Verp;
   readonly logger: Logger;
-  readonly softBounceLimit: number;
-  readonly softBounceWindowMs: number;
+  /** Read at each soft bounce, so that a reload applies to the next report. */
+  readonly softBounce: () => SoftBounceThresholds;
   readonly now: () => number;
   /** Metrics hook: one call per bounce or complaint acted on. */
   readonly onReport?: (category: string, reason: string) => void;
@@ -145,12 +146,13 @@ async function applyReport(
   deps.onReport?.(category, reason);
   let suppress = category === 'hard' || category === 'complaint';
   if (category === 'soft') {
-    const n = await spool.suppressions.softBouncesSince(
+    suppress = await softBouncesSuppress(
+      spool.suppressions,
       rcpt.accountId,
       rcpt.address,
-      deps.now() - deps.softBounceWindowMs,
+      deps.now(),
+      deps.softBounce(),
     );
-    suppress = n >= deps.softBounceLimit;
   }
   logger.info(
     {
