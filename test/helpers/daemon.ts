@@ -56,9 +56,9 @@ ${extra}
   return { dir, dataDir, configPath, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Starts `petrel serve` as a child process and waits until it listens. */
-export async function startDaemon(t: TestDir): Promise<Daemon> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath], {
+/** Starts `petrel serve` (with `args` after it) as a child process and waits until it listens. */
+export async function startDaemon(t: TestDir, args: readonly string[] = []): Promise<Daemon> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];
