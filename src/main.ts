@@ -1,5 +1,5 @@
 import { createApp } from './app.js';
-import { loadConfig } from './config/index.js';
+import { loadConfig, type Config } from './config/index.js';
 import { createLogger, openRollingFile } from './logging/index.js';
 import { VERSION } from './version.js';
 
@@ -15,13 +15,23 @@ export interface ServeOptions {
  * (for the CLI to print one line) when the config is bad or start-up fails.
  */
 export async function serve(options: ServeOptions): Promise<void> {
-  const { config } = loadConfig(options.configPath, process.env);
+  // The command line beats the file, at start-up and on every reload.
+  const withFlags = (c: Config): Config =>
+    options.logLevel === undefined
+      ? c
+      : Object.freeze({ ...c, log_level: options.logLevel as Config['log_level'] });
+  const config = withFlags(loadConfig(options.configPath, process.env).config);
   // With log_dir, lines go to rotating files; without, to stdout (journald, Docker).
   const file = config.log_dir
-    ? await openRollingFile({ dir: config.log_dir, maxSize: config.log_max_size, maxFiles: config.log_max_files })
+    ? await openRollingFile({
+        dir: config.log_dir,
+        maxSize: config.log_max_size,
+        maxFiles: config.log_max_files,
+      })
     : undefined;
+  // pino refuses a --log-level it does not know, so the flag is a valid level from here on.
   const logger = createLogger({
-    level: options.logLevel ?? config.log_level,
+    level: config.log_level,
     version: VERSION,
     ...(file ? { destination: file } : {}),
   });
@@ -57,9 +67,12 @@ export async function serve(options: ServeOptions): Promise<void> {
     logger.info('SIGHUP: reloading');
     let next;
     try {
-      next = loadConfig(options.configPath, process.env).config;
+      next = withFlags(loadConfig(options.configPath, process.env).config);
     } catch (err) {
-      logger.error({ err: err instanceof Error ? err.message : String(err) }, 'config reload refused; keeping the running configuration');
+      logger.error(
+        { err: err instanceof Error ? err.message : String(err) },
+        'config reload refused; keeping the running configuration',
+      );
       next = undefined;
     }
     app.reload(next).catch((err: unknown) => logger.error({ err }, 'reload failed'));

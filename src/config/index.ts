@@ -3,3 +3,4 @@ export { loadConfig, parseConfig, type LoadedConfig, type ConfigSource } from '.
 export { parseDuration, parseSize, parseListen, parseCidr, ipInCidrs } from './units.js';
 export type { ListenAddress, Cidr } from './units.js';
 export { configReference } from './reference.js';
+export { changedSettings } from './diff.js';

@@ -9,7 +9,7 @@ interface Row {
   readonly description: string;
 }
 
-type AnySchema = z.core.$ZodType & { description?: string };
+export type AnySchema = z.core.$ZodType & { description?: string };
 
 interface Def {
   type: string;
@@ -23,10 +23,10 @@ interface Def {
   options?: AnySchema[];
 }
 
-const defOf = (s: AnySchema): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
+export const defOf = (s: AnySchema): Def => (s as unknown as { _zod: { def: Def } })._zod.def;
 
 /** Peels defaults, optionals and transforms off a field: what a user writes, and its default. */
-function unwrap(schema: AnySchema): { core: AnySchema; fallback: unknown; hasDefault: boolean } {
+export function unwrap(schema: AnySchema): { core: AnySchema; fallback: unknown; hasDefault: boolean } {
   let cur = schema;
   let fallback: unknown;
   let hasDefault = false;
@@ -36,7 +36,8 @@ function unwrap(schema: AnySchema): { core: AnySchema; fallback: unknown; hasDef
       fallback = def.defaultValue;
       hasDefault = true;
       cur = def.innerType!;
-    } else if (def.type === 'default' || def.type === 'prefault' || def.type === 'optional') cur = def.innerType!;
+    } else if (def.type === 'default' || def.type === 'prefault' || def.type === 'optional')
+      cur = def.innerType!;
     else if (def.type === 'pipe') cur = def.in!;
     else return { core: cur, fallback, hasDefault };
   }
@@ -92,6 +93,7 @@ export function configReference(): string {
   const rows: Row[] = [];
   walk(configSchema as unknown as AnySchema, '', rows);
   const lines = ['| key | type | default | meaning |', '|---|---|---|---|'];
-  for (const r of rows) lines.push(`| \`${r.key}\` | ${r.type} | ${r.default} | ${r.description.replace(/\|/g, '\\|')} |`);
+  for (const r of rows)
+    lines.push(`| \`${r.key}\` | ${r.type} | ${r.default} | ${r.description.replace(/\|/g, '\\|')} |`);
   return `${lines.join('\n')}\n`;
 }

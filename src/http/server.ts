@@ -11,7 +11,8 @@ export interface HttpDeps {
   readonly logger: Logger;
   /** Prometheus text exposition; null when metrics are not wired. */
   readonly metrics: (() => Promise<{ contentType: string; body: string }>) | null;
-  readonly metricsToken: string;
+  /** Bearer token /metrics requires, '' for none; read per request, so that a reload applies at once. */
+  readonly metricsToken: () => string;
   /** True when Petrel can take mail: listeners up and the database writable. */
   readonly ready: () => Promise<boolean>;
   readonly onUnsubscribe?: () => void;
@@ -39,7 +40,8 @@ export function createHttpService(deps: HttpDeps): HttpService {
       return;
     }
     if (url.pathname === '/metrics' && deps.metrics) {
-      if (deps.metricsToken && req.headers.authorization !== `Bearer ${deps.metricsToken}`) {
+      const token = deps.metricsToken();
+      if (token && req.headers.authorization !== `Bearer ${token}`) {
         res.writeHead(401, { 'www-authenticate': 'Bearer' }).end();
         return;
       }
@@ -65,12 +67,20 @@ export function createHttpService(deps: HttpDeps): HttpService {
           });
         });
         s.once('error', (err) =>
-          reject(new PetrelError('PETREL_LISTEN_FAILED', `http: cannot listen on ${deps.listen.host}:${deps.listen.port}: ${err.message}`)),
+          reject(
+            new PetrelError(
+              'PETREL_LISTEN_FAILED',
+              `http: cannot listen on ${deps.listen.host}:${deps.listen.port}: ${err.message}`,
+            ),
+          ),
         );
         s.listen(deps.listen.port, deps.listen.host, () => {
           server = s;
           const addr = s.address();
-          resolve({ host: deps.listen.host, port: typeof addr === 'object' && addr ? addr.port : deps.listen.port });
+          resolve({
+            host: deps.listen.host,
+            port: typeof addr === 'object' && addr ? addr.port : deps.listen.port,
+          });
         });
       });
     },

@@ -1,6 +1,7 @@
 import { classifyMessage, type BounceReading, type BounceResult } from '../bounce/index.js';
 import type { Logger } from '../logging/index.js';
 import type { Spool } from '../spool/index.js';
+import { softBouncesSuppress, type SoftBounceThresholds } from '../suppression/index.js';
 import type { Verp } from '../verp/index.js';
 
 /** What the listener accepted a message for (one entry per valid RCPT). */
@@ -13,8 +14,8 @@ export interface ReportDeps {
   readonly spool: Spool;
   readonly verp: Verp;
   readonly logger: Logger;
-  readonly softBounceLimit: number;
-  readonly softBounceWindowMs: number;
+  /** Read at each soft bounce, so that a reload applies to the next report. */
+  readonly softBounce: () => SoftBounceThresholds;
   readonly now: () => number;
   /** Metrics hook: one call per bounce or complaint acted on. */
   readonly onReport?: (category: string, reason: string) => void;
@@ -37,18 +38,33 @@ function resultFor(reading: BounceReading, address: string): BounceResult | null
  * (the RCPT, or a return path inside the returned original), so a forged report naming some
  * address changes nothing.
  */
-export async function handleInbound(raw: Buffer, targets: readonly InboundTarget[], deps: ReportDeps): Promise<void> {
+export async function handleInbound(
+  raw: Buffer,
+  targets: readonly InboundTarget[],
+  deps: ReportDeps,
+): Promise<void> {
   const { spool, logger } = deps;
   let reading: BounceReading | null = null;
   const read = (): BounceReading => (reading ??= classifyMessage(raw));
 
   for (const target of targets) {
     if (target.kind === 'unsubscribe') {
-      const added = await spool.suppressions.add({ accountId: target.accountId, address: target.address, scope: 'marketing', reason: 'unsubscribe', source: 'mailto' });
+      const added = await spool.suppressions.add({
+        accountId: target.accountId,
+        address: target.address,
+        scope: 'marketing',
+        reason: 'unsubscribe',
+        source: 'mailto',
+      });
       if (added) {
         await spool.events.record({
-          type: 'unsubscribe', msgId: null, recipientId: null, accountId: target.accountId,
-          domain: target.address.split('@').pop()!.toLowerCase(), address: target.address, details: { source: 'mailto' },
+          type: 'unsubscribe',
+          msgId: null,
+          recipientId: null,
+          accountId: target.accountId,
+          domain: target.address.split('@').pop()!.toLowerCase(),
+          address: target.address,
+          details: { source: 'mailto' },
         });
       }
       logger.info({ event: 'suppressed', reason: 'unsubscribe', source: 'mailto' }, 'unsubscribed by mail');
@@ -69,12 +85,18 @@ export async function handleInbound(raw: Buffer, targets: readonly InboundTarget
       logger.info({ kind: r.kind }, 'message to the feedback address is not an ARF report; ignored');
       continue;
     }
-    if (ids.length === 0) logger.warn({ kind: r.kind }, 'report maps to no valid return path; no suppression');
+    if (ids.length === 0)
+      logger.warn({ kind: r.kind }, 'report maps to no valid return path; no suppression');
     for (const id of ids) await applyReport(r, id, target.kind === 'fbl' ? 'fbl' : 'dsn', deps);
   }
 }
 
-async function applyReport(reading: BounceReading, recipientId: number, source: string, deps: ReportDeps): Promise<void> {
+async function applyReport(
+  reading: BounceReading,
+  recipientId: number,
+  source: string,
+  deps: ReportDeps,
+): Promise<void> {
   const { spool, logger } = deps;
   const rcpt = await spool.queue.recipient(recipientId);
   if (!rcpt) {
@@ -85,8 +107,14 @@ async function applyReport(reading: BounceReading, recipientId: number, source: 
   const complaint = reading.kind === 'arf';
   const category = complaint ? 'complaint' : (result?.category ?? 'none');
   const reason = complaint ? 'feedback' : (result?.reason ?? 'undefined');
-  if (!complaint && (!result || category === 'none' || result.action === 'delayed' || result.action === 'delivered')) {
-    logger.info({ rcptId: rcpt.id, msgId: rcpt.messageId, action: result?.action ?? null }, 'report needs no action');
+  if (
+    !complaint &&
+    (!result || category === 'none' || result.action === 'delayed' || result.action === 'delivered')
+  ) {
+    logger.info(
+      { rcptId: rcpt.id, msgId: rcpt.messageId, action: result?.action ?? null },
+      'report needs no action',
+    );
     return;
   }
   await spool.suppressions.recordBounce({
@@ -102,17 +130,40 @@ async function applyReport(reading: BounceReading, recipientId: number, source: 
     source,
   });
   await spool.events.record({
-    type: complaint ? 'feedback' : 'bounce', msgId: rcpt.messageId, recipientId: rcpt.id, accountId: rcpt.accountId, domain: rcpt.domain,
-    details: { source, category, reason, status: result?.status ?? null, ...(complaint ? { feedbackType: result?.feedbackType ?? null } : {}) },
+    type: complaint ? 'feedback' : 'bounce',
+    msgId: rcpt.messageId,
+    recipientId: rcpt.id,
+    accountId: rcpt.accountId,
+    domain: rcpt.domain,
+    details: {
+      source,
+      category,
+      reason,
+      status: result?.status ?? null,
+      ...(complaint ? { feedbackType: result?.feedbackType ?? null } : {}),
+    },
   });
   deps.onReport?.(category, reason);
   let suppress = category === 'hard' || category === 'complaint';
   if (category === 'soft') {
-    const n = await spool.suppressions.softBouncesSince(rcpt.accountId, rcpt.address, deps.now() - deps.softBounceWindowMs);
-    suppress = n >= deps.softBounceLimit;
+    suppress = await softBouncesSuppress(
+      spool.suppressions,
+      rcpt.accountId,
+      rcpt.address,
+      deps.now(),
+      deps.softBounce(),
+    );
   }
   logger.info(
-    { event: complaint ? 'feedback' : 'bounce', rcptId: rcpt.id, msgId: rcpt.messageId, queue: rcpt.domain, category, reason, suppressed: suppress },
+    {
+      event: complaint ? 'feedback' : 'bounce',
+      rcptId: rcpt.id,
+      msgId: rcpt.messageId,
+      queue: rcpt.domain,
+      category,
+      reason,
+      suppressed: suppress,
+    },
     complaint ? 'complaint received' : 'bounce received',
   );
   if (suppress) {
@@ -120,7 +171,9 @@ async function applyReport(reading: BounceReading, recipientId: number, source: 
       accountId: rcpt.accountId,
       address: rcpt.address,
       scope: 'all',
-      reason: complaint ? `complaint${result?.feedbackType ? `:${result.feedbackType}` : ''}` : `${category}:${reason}`,
+      reason: complaint
+        ? `complaint${result?.feedbackType ? `:${result.feedbackType}` : ''}`
+        : `${category}:${reason}`,
       source,
     });
   }

@@ -1,1 +1,1 @@
-export { blockingEntry, type Stream } from './policy.js';
+export { blockingEntry, softBouncesSuppress, type SoftBounceThresholds, type Stream } from './policy.js';

@@ -56,17 +56,19 @@ ${extra}
   return { dir, dataDir, configPath, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Starts `petrel serve` as a child process and waits until it listens. */
-export async function startDaemon(t: TestDir): Promise<Daemon> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath], {
-    stdio: ["ignore", "pipe", "pipe"],
+/** Starts `petrel serve` (with `args` after it) as a child process and waits until it listens. */
+export async function startDaemon(t: TestDir, args: readonly string[] = []): Promise<Daemon> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: LogLine[] = [];
   let stdout = '';
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
-  const ports: { submission: number; submissions?: number; inbound?: number; http?: number } = { submission: 0 };
+  const ports: { submission: number; submissions?: number; inbound?: number; http?: number } = {
+    submission: 0,
+  };
   await new Promise<void>((res, rej) => {
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
@@ -119,7 +121,9 @@ export function cli(t: TestDir | null, args: string[], input = ''): CliResult {
 /** Runs the CLI without blocking this process (needed when a test's own servers must keep answering). */
 export function cliAsync(t: TestDir, args: string[], input = ''): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, '--config', t.configPath, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, '--config', t.configPath, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -130,7 +134,12 @@ export function cliAsync(t: TestDir, args: string[], input = ''): Promise<CliRes
 }
 
 /** Creates an account through the CLI and returns its password. */
-export function addUser(t: TestDir, name: string, domains: string[], password = 'correct horse battery'): string {
+export function addUser(
+  t: TestDir,
+  name: string,
+  domains: string[],
+  password = 'correct horse battery',
+): string {
   const r = cli(t, ['user', 'add', name, '--allow-from', ...domains], `${password}\n`);
   if (r.status !== 0) throw new Error(`user add failed: ${r.stderr}`);
   return password;

@@ -1,5 +1,12 @@
-/** Polls `fn` until it returns something truthy; the one way tests wait for an event. */
-export async function until<T>(what: string, fn: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 15_000): Promise<T> {
+/**
+ * Polls `fn` every 50 ms until it returns something truthy and resolves with it; rejects naming
+ * `what` after `timeoutMs`. Tests wait on an event this way, never on a fixed sleep.
+ */
+export async function until<T>(
+  what: string,
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

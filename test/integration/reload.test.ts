@@ -2,14 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
-
-async function until(fn: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { until } from '../helpers/until.js';
 
 async function submit(c: RawSmtp): Promise<number> {
   expect((await c.command('MAIL FROM:<a@example.com>')).code).toBe(250);
@@ -40,16 +33,21 @@ describe('SIGHUP reload', () => {
     expect(await submit(open)).toBe(250);
     writeFileSync(t.configPath, base.replace('require = false', 'require = true'));
     daemon.child.kill('SIGHUP');
-    await until(() => daemon.logs.some((l) => l.msg === 'configuration reloaded'));
+    await until('the reload', () => daemon.logs.some((l) => l.msg === 'configuration reloaded'));
     expect(open.closed).toBe(false);
     expect(await submit(open)).toBe(550);
     open.close();
   });
 
   it('refuses a bad new configuration with a log line and keeps running on the old one', async () => {
-    writeFileSync(t.configPath, `${base.replace('require = false', 'require = true')}\n[submission]\nbogus_key = 1\n`);
+    writeFileSync(
+      t.configPath,
+      `${base.replace('require = false', 'require = true')}\n[submission]\nbogus_key = 1\n`,
+    );
     daemon.child.kill('SIGHUP');
-    await until(() => daemon.logs.some((l) => l.msg === 'config reload refused; keeping the running configuration'));
+    await until('the refusal', () =>
+      daemon.logs.some((l) => l.msg === 'config reload refused; keeping the running configuration'),
+    );
     expect(daemon.child.exitCode).toBeNull();
     const c = await RawSmtp.connect(daemon.ports.submission);
     await c.login('app', 'pw');

@@ -1,0 +1,192 @@
+import { readFileSync } from 'node:fs';
+import { classifyReply } from '../bounce/index.js';
+import type { Config } from '../config/index.js';
+import { createMxResolver, openSession, type DestinationResolver, type MxHost } from '../delivery/index.js';
+import type { Logger } from '../logging/index.js';
+import { createScheduler, type Outcome, type Scheduler, type Transport } from '../queue/index.js';
+import { ConfigError, errorMessage, type Clock } from '../shared/index.js';
+import type { RecipientUpdate } from '../spool/index.js';
+import { blockingEntry, softBouncesSuppress } from '../suppression/index.js';
+import type { Part } from './part.js';
+import type { Storage } from './storage.js';
+
+/** What the other parts use of the queue. */
+export interface Queue {
+  /** Looks for due work now (a message was just queued). */
+  wake(): void;
+}
+
+export interface QueueDeps {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly storage: Storage;
+  /** Replaces DNS for outbound delivery (tests); default: MX lookups through [dns] servers. */
+  readonly resolver?: DestinationResolver;
+}
+
+const OUTCOME_OF_STATE: Record<string, string> = {
+  delivered: 'delivered',
+  queued: 'deferred',
+  bounced: 'bounced',
+  expired: 'expired',
+  suppressed: 'suppressed',
+  cancelled: 'cancelled',
+};
+
+/** The outbound side of the queue: DNS/routes and SMTP sessions from src/delivery. */
+function createTransport(config: Config, resolver: DestinationResolver): Transport {
+  const credentials = new Map<string, { user: string; pass: string }>();
+  for (const [domain, route] of Object.entries(config.routes)) {
+    if (!route.auth_user) continue;
+    let pass: string;
+    try {
+      pass = readFileSync(route.auth_password_file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new ConfigError(
+        'PETREL_CONFIG_INVALID',
+        `routes.${domain}.auth_password_file: cannot read: ${errorMessage(err)}`,
+      );
+    }
+    credentials.set(domain, { user: route.auth_user, pass });
+  }
+  return {
+    resolve: (domain) => resolver.resolve(domain),
+    open: (domain, hosts, shaping, signal) => {
+      const auth = credentials.get(domain);
+      // The hosts came from this resolver, so they are MxHosts.
+      return openSession(hosts as readonly MxHost[], {
+        hostname: config.hostname,
+        tls: shaping.tls,
+        signal,
+        ...(auth ? { auth } : {}),
+      });
+    },
+  };
+}
+
+/**
+ * The scheduler, its outbound transport, and the watch on the database that picks up what the
+ * CLI commits. Reloads shaping, the drain deadline and the suppression thresholds for bounces
+ * during delivery; DNS, routes, the MX port and the poll interval are fixed at start.
+ */
+export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
+  const { logger, clock, storage } = deps;
+  let live = config;
+  let scheduler: Scheduler | null = null;
+  let watcher: NodeJS.Timeout | null = null;
+
+  // A 5xx during delivery is a bounce as much as a DSN is: same classifier, same policy.
+  const syncBounce = async (u: RecipientUpdate, outcome: Outcome): Promise<void> => {
+    if (outcome.reply.code < 500 || outcome.mx === null) return;
+    const { spool, metrics } = storage;
+    const rcpt = await spool.queue.recipient(u.recipientId);
+    if (!rcpt) return;
+    const c = classifyReply(outcome.reply.code, outcome.reply.enhanced || null, outcome.reply.text);
+    await spool.suppressions.recordBounce({
+      accountId: rcpt.accountId,
+      recipientId: rcpt.id,
+      messageId: rcpt.messageId,
+      address: rcpt.address,
+      kind: 'smtp',
+      category: c.category,
+      reason: c.reason,
+      status: c.status,
+      diagnostic: `${outcome.reply.code} ${outcome.reply.enhanced} ${outcome.reply.text}`,
+      source: 'smtp',
+    });
+    metrics.bounces.inc({ category: c.category, reason: c.reason });
+    const thresholds = {
+      limit: live.suppression.soft_bounce_limit,
+      windowMs: live.suppression.soft_bounce_window,
+    };
+    if (
+      c.category === 'hard' ||
+      (c.category === 'soft' &&
+        (await softBouncesSuppress(
+          spool.suppressions,
+          rcpt.accountId,
+          rcpt.address,
+          clock.now(),
+          thresholds,
+        )))
+    ) {
+      await spool.suppressions.add({
+        accountId: rcpt.accountId,
+        address: rcpt.address,
+        scope: 'all',
+        reason: `${c.category}:${c.reason}`,
+        source: 'smtp',
+      });
+    }
+  };
+
+  const onTransition = (u: RecipientUpdate, outcome: Outcome | null): void => {
+    const label = OUTCOME_OF_STATE[u.state];
+    if (label) storage.metrics.recipientOutcomes.inc({ outcome: label });
+    if (u.state === 'bounced' && outcome) {
+      syncBounce(u, outcome).catch((err: unknown) => logger.error({ err }, 'recording a bounce failed'));
+    }
+  };
+
+  return {
+    reloadable: [
+      'delivery.default',
+      'delivery.domain',
+      'delivery.mx',
+      'delivery.drain_timeout',
+      'suppression',
+    ],
+    async start() {
+      const { spool, metrics, verp } = storage;
+      const resolver =
+        deps.resolver ??
+        createMxResolver({
+          servers: config.dns.servers,
+          routes: config.routes,
+          port: config.delivery.mx_port,
+        });
+      const s = createScheduler({
+        spool,
+        transport: createTransport(config, resolver),
+        delivery: config.delivery,
+        hostname: config.hostname,
+        logger: logger.child({ component: 'queue' }),
+        clock,
+        pollIntervalMs: config.delivery.poll_interval,
+        holder: storage.holder,
+        leaseMs: config.delivery.lease_time,
+        returnPath: (id) => verp.returnPath(id),
+        suppressed: async (accountId, address, stream) =>
+          (await blockingEntry(spool.suppressions, accountId, address, stream))?.reason ?? null,
+        onAttempt: (seconds) => metrics.deliveryAttemptSeconds.observe(seconds),
+        onTransition,
+      });
+      scheduler = s;
+      await s.start();
+      // The CLI changes keys, accounts and suspensions in the database; data_version tells
+      // this connection when another one committed, so changes apply within a second.
+      let seen = await spool.dataVersion();
+      watcher = setInterval(() => {
+        void (async () => {
+          const now = await spool.dataVersion();
+          if (now === seen) return;
+          seen = now;
+          // Erasure fences and cancellations come from the CLI: one check for every lease.
+          await s.checkFences();
+          await storage.refresh();
+          s.wake();
+        })().catch((err: unknown) => logger.error({ err }, 'database watch failed'));
+      }, 1000);
+      watcher.unref();
+      return { wake: () => s.wake() };
+    },
+    async reload(next) {
+      scheduler?.setDelivery(next.delivery);
+      live = next;
+    },
+    async close() {
+      if (watcher) clearInterval(watcher);
+      await scheduler?.stop(live.delivery.drain_timeout);
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import type { Config } from '../config/index.js';
+import { createKeyCache, createKeyRing, type KeyRing } from '../dkim/index.js';
+import type { Logger } from '../logging/index.js';
+import { createMetrics, type Metrics } from '../metrics/index.js';
+import type { Clock } from '../shared/index.js';
+import { randomBytes } from 'node:crypto';
+import { hostname as machineName } from 'node:os';
+import { lockDataDir, openSpool, type DataDirLock, type Spool } from '../spool/index.js';
+import { createVerp, type Verp } from '../verp/index.js';
+import type { Part } from './part.js';
+
+/** What the other parts use of the storage: the database and what is derived from it. */
+export interface Storage {
+  readonly spool: Spool;
+  /**
+   * Names this run's leases: unique to it, so another run (or, later, another node) never takes
+   * them for its own. The data dir's lock proves every other holder on this machine gone.
+   */
+  readonly holder: string;
+  readonly metrics: Metrics;
+  /** Return paths signed with the database's secret. */
+  readonly verp: Verp;
+  /** DKIM keys named in the database, loaded and cached. */
+  readonly keys: KeyRing;
+  /** Another connection (the CLI) committed: re-reads what is cached from the database. */
+  refresh(): Promise<void>;
+}
+
+export interface StorageDeps {
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly onFatal?: (err: Error) => void;
+}
+
+/**
+ * The spool and what lives in it: metrics over it, VERP, DKIM keys, the erasure count. Nothing
+ * in the configuration it uses reloads; SIGHUP re-reads the DKIM key files.
+ */
+export function createStorage(config: Config, deps: StorageDeps): Part<Storage> {
+  const { logger, clock } = deps;
+  let spool: Spool | null = null;
+  let lock: DataDirLock | null = null;
+  let keys: KeyRing | null = null;
+
+  return {
+    reloadable: [],
+    async start() {
+      // Before anything touches the queue: a second daemon on this data dir stops here.
+      lock = lockDataDir(config.data_dir);
+      const store = openSpool(config.data_dir, {
+        clock,
+        writerThread: true,
+        onFatal: (err) => {
+          logger.fatal({ err }, 'spool storage failed; refusing new mail');
+          deps.onFatal?.(err);
+        },
+      });
+      spool = store;
+      if ((await store.messages.purgeStaged()) > 0) logger.warn('deleted copies left staged by an unanswered DATA');
+      const metrics = createMetrics({
+        queueDepth: async () => {
+          const now = clock.now();
+          return (await store.queue.stats()).map((d) => ({
+            domain: d.domain,
+            recipients: d.queued + d.inflight,
+            oldestSeconds: Math.max(0, (now - d.oldestReceivedAt) / 1000),
+          }));
+        },
+        spoolBytes: () => store.fileBytes(),
+      });
+      const verp = createVerp({
+        secret: store.secret,
+        bounceDomain: config.inbound.bounce_domain,
+        clock,
+        maxAgeMs: config.inbound.verp_max_age,
+      });
+      const ring = createKeyRing(() => store.dkimKeys.active(), createKeyCache());
+      keys = ring;
+      for (const f of await ring.refresh())
+        logger.error({ path: f.path, err: f.error }, 'cannot load DKIM key');
+      let erasures = await store.privacy.erasures();
+      metrics.privacyErasures.inc(erasures);
+      return {
+        spool: store,
+        holder: `${machineName()}:${randomBytes(6).toString('hex')}`,
+        metrics,
+        verp,
+        keys: ring,
+        async refresh() {
+          for (const f of await ring.refresh())
+            logger.error({ path: f.path, err: f.error }, 'cannot load DKIM key');
+          logger.debug({ keys: ring.loaded() }, 'DKIM keys refreshed');
+          // Erasures run in the CLI; the counter counts them here.
+          const total = await store.privacy.erasures();
+          if (total > erasures) metrics.privacyErasures.inc(total - erasures);
+          erasures = total;
+        },
+      };
+    },
+    async reload() {
+      if (!keys) return;
+      for (const f of await keys.reload())
+        logger.error({ path: f.path, err: f.error }, 'cannot reload DKIM key');
+      logger.info('reloaded DKIM keys');
+    },
+    async close() {
+      try {
+        await spool?.close();
+      } finally {
+        // Last: until the spool is closed this run may still hold leases.
+        lock?.release();
+      }
+    },
+  };
+}
