@@ -12,6 +12,7 @@ export interface DoctorDns {
   resolveMx(name: string): Promise<{ exchange: string; priority: number }[]>;
   resolve4(name: string): Promise<string[]>;
   resolve6(name: string): Promise<string[]>;
+  resolvePtr(name: string): Promise<string[]>;
   reverse(ip: string): Promise<string[]>;
 }
 

@@ -172,7 +172,7 @@ servers = ["${dns.server}"]
       'good.test 192.0.2.10',
       'good.test 2001:db8::10',
     ]);
-    expect(results.find((r) => r.check === 'spf')?.message).toContain('include:_spf.good.test');
+    expect(results.find((r) => r.check === 'spf')?.message).toContain('SPF of good.test covers 192.0.2.10');
     expect(results.filter((r) => r.check === 'reverse-dns')).toHaveLength(2);
   });
 
@@ -275,6 +275,27 @@ servers = ["${dns.server}"]
       status: 'fail',
       fix: 'publish: bounces.bare.test. IN MX 10 mta.bare.test. (and mta.bare.test needs an A record for this host)',
     });
+  });
+
+  it('decides records that use macros, exists and ptr as receivers do', async () => {
+    dns.set('macro.test', { txt: ['v=spf1 exists:%{i}._spf.macro.test -all'] });
+    dns.set('192.0.2.10._spf.macro.test', { a: ['127.0.0.2'] });
+    dns.set('ptr.test', { txt: ['v=spf1 ptr:good.test -all'] });
+    const config = loadConfig(good.config, {}).config;
+    const results = await runDoctor({
+      config,
+      domains: ['macro.test', 'ptr.test'],
+      ips: ['192.0.2.10', '192.0.2.11'],
+      dkimKeys: [],
+      dns: createDoctorDns([dns.server]),
+    });
+    const spf = results.filter((r) => r.check === 'spf').map((r) => [r.subject, r.status]);
+    expect(spf).toEqual([
+      ['macro.test 192.0.2.10', 'ok'],
+      ['macro.test 192.0.2.11', 'fail'],
+      ['ptr.test 192.0.2.10', 'ok'],
+      ['ptr.test 192.0.2.11', 'fail'],
+    ]);
   });
 
   it('warns instead of failing when the DNS server cannot answer', async () => {
