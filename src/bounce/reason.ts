@@ -250,12 +250,6 @@ const COMMAND_TESTS: readonly (readonly [SmtpCommand, RegExp])[] = [
   ['CONN', /after initial connection|(?:in reply to|after) (?:ehlo|helo)|greeting/i],
 ];
 
-/** The SMTP command a failure answered, when the text says so (`in reply to RCPT TO command`). */
-export function smtpCommand(text: string): SmtpCommand | null {
-  for (const [command, re] of COMMAND_TESTS) if (re.test(text)) return command;
-  return null;
-}
-
 /** Collapses whitespace so multi-line diagnostics match single-line rules. */
 export function flatText(text: string): string {
   return text.replace(/\s+/g, ' ').trim();

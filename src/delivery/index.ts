@@ -26,4 +26,3 @@ export {
   type OutboundMessage,
   type SendOptions,
 } from './attempt.js';
-export { deliverOnce } from './deliver.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createMxResolver, deliverOnce, type Resolution } from '../../src/delivery/index.js';
+import { createMxResolver, openSession, type Resolution } from '../../src/delivery/index.js';
 import { startDnsServer, type TestDnsServer } from '../helpers/dns-server.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 
@@ -112,16 +112,20 @@ describe('MX resolution through a real DNS server', () => {
   });
 
   it('delivers end to end: DNS MX lookup, then the session to the MX', async () => {
-    const outcomes = await deliverOnce(
-      resolver({ port: sink.port }),
-      'sink.test',
-      {
-        mailFrom: 'a@petrel.test',
-        rcptTo: ['x@sink.test'],
-        message: Buffer.from('Subject: e2e\r\n\r\nhi\r\n'),
-      },
-      { hostname: 'mta.petrel.test', tls: 'may', timeouts: { connectMs: 2_000, greetingMs: 2_000 } },
-    );
+    const resolved = await resolver({ port: sink.port }).resolve('sink.test');
+    if (!resolved.ok) throw new Error('sink.test did not resolve');
+    const opened = await openSession(resolved.hosts, {
+      hostname: 'mta.petrel.test',
+      tls: 'may',
+      timeouts: { connectMs: 2_000, greetingMs: 2_000 },
+    });
+    if (!opened.ok) throw new Error('no session to sink.test');
+    const outcomes = await opened.session.send({
+      mailFrom: 'a@petrel.test',
+      rcptTo: ['x@sink.test'],
+      message: Buffer.from('Subject: e2e\r\n\r\nhi\r\n'),
+    });
+    await opened.session.close();
     expect(outcomes).toMatchObject([{ kind: 'delivered', mx: 'mx.sink.test' }]);
     expect((await sink.waitForMessages(1))[0]!.rcptTo).toEqual(['x@sink.test']);
   });
