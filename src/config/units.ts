@@ -1,3 +1,5 @@
+import { BlockList, isIP } from 'node:net';
+
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const SIZE_UNITS: Record<string, number> = { b: 1, kb: 1024, mb: 1024 ** 2, gb: 1024 ** 3 };
 
@@ -30,51 +32,38 @@ export function parseListen(text: string): ListenAddress | null {
   return { host: (m[1] ?? m[2])!, port };
 }
 
-/** A CIDR block in a parsed form that matching can use quickly. */
+/** A CIDR block, checked by node:net's BlockList. */
 export interface Cidr {
   readonly text: string;
   readonly family: 4 | 6;
-  readonly bits: bigint;
+  readonly address: string;
   readonly prefix: number;
 }
 
 export function parseCidr(text: string): Cidr | null {
-  const [addr, prefixText] = text.trim().split('/');
-  if (addr === undefined) return null;
-  const parsed = ipToBigInt(addr);
-  if (!parsed) return null;
-  const max = parsed.family === 4 ? 32 : 128;
+  const [addr, prefixText, extra] = text.trim().split('/');
+  if (addr === undefined || extra !== undefined) return null;
+  const family = isIP(addr);
+  if (family !== 4 && family !== 6) return null;
+  const max = family === 4 ? 32 : 128;
   const prefix = prefixText === undefined ? max : Number(prefixText);
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) return null;
-  return { text, family: parsed.family, bits: parsed.value, prefix };
+  if (prefixText === '' || !Number.isInteger(prefix) || prefix < 0 || prefix > max) return null;
+  return { text, family, address: addr, prefix };
 }
+
+// Config is frozen and lists of blocks live as long as it does: one BlockList per list.
+const blockLists = new WeakMap<readonly Cidr[], BlockList>();
 
 /** True when `ip` (v4, v6 or v4-mapped v6) lies in any of the blocks. */
 export function ipInCidrs(ip: string, cidrs: readonly Cidr[]): boolean {
-  const parsed = ipToBigInt(ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip);
-  if (!parsed) return false;
-  return cidrs.some((c) => {
-    if (c.family !== parsed.family) return false;
-    const width = BigInt(c.family === 4 ? 32 : 128);
-    const shift = width - BigInt(c.prefix);
-    return parsed.value >> shift === c.bits >> shift;
-  });
-}
-
-function ipToBigInt(ip: string): { family: 4 | 6; value: bigint } | null {
-  if (/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) {
-    const parts = ip.split('.').map(Number);
-    if (parts.some((p) => p > 255)) return null;
-    return { family: 4, value: parts.reduce((acc, p) => (acc << 8n) | BigInt(p), 0n) };
+  let list = blockLists.get(cidrs);
+  if (!list) {
+    list = new BlockList();
+    for (const c of cidrs) list.addSubnet(c.address, c.prefix, c.family === 4 ? 'ipv4' : 'ipv6');
+    blockLists.set(cidrs, list);
   }
-  if (!/^[0-9a-fA-F:]+$/.test(ip) || !ip.includes(':')) return null;
-  const halves = ip.split('::');
-  if (halves.length > 2) return null;
-  const head = halves[0] ? halves[0].split(':') : [];
-  const tail = halves.length === 2 && halves[1] ? halves[1].split(':') : [];
-  const missing = 8 - head.length - tail.length;
-  if ((halves.length === 1 && missing !== 0) || missing < 0) return null;
-  const groups = [...head, ...Array<string>(missing).fill('0'), ...tail];
-  if (groups.some((g) => g.length > 4 || g === '')) return null;
-  return { family: 6, value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
+  const plain = ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;
+  const family = isIP(plain);
+  if (family === 0) return false;
+  return list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
 }
