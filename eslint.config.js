@@ -26,7 +26,26 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': 'off' },
   },
   {
-    files: ['**/*.js', '**/*.mjs'],
+    // The process (signals, exit codes, environment) belongs to the CLI and main.ts.
+    files: ['src/**/*.ts'],
+    ignores: ['src/cli/**', 'src/main.ts'],
+    rules: {
+      'no-restricted-globals': ['error', { name: 'process', message: 'Only src/cli and src/main.ts touch process.' }],
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: [{ name: 'node:process', message: 'Only src/cli and src/main.ts touch process.' }],
+          patterns: [{ group: ['better-sqlite3'], message: 'Only src/spool talks to SQLite.' }],
+        },
+      ],
+    },
+  },
+  {
+    files: ['src/spool/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'node:process', message: 'Only src/cli and src/main.ts touch process.' }] }] },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     languageOptions: { globals: { ...globals.node } },
   },
 );
