@@ -1,25 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addUser, cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { openSpool } from '../../src/spool/index.js';
+import { cli, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { interopTool } from '../helpers/interop.js';
-import { startSink, type Sink } from '../helpers/sink.js';
+import { startRoutedDaemon, type Routed } from '../helpers/routed.js';
+import type { Sink } from '../helpers/sink.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
+import { until } from '../helpers/until.js';
 
 const promtool = interopTool('/usr/bin/promtool', 'prometheus');
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | null | false>,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function submit(port: number, to: string, subject: string): Promise<string> {
   const c = await RawSmtp.connect(port);
@@ -46,6 +35,7 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 }
 
 describe('metrics after real traffic', () => {
+  let routed: Routed | undefined;
   let sink: Sink;
   let t: TestDir;
   let daemon: Daemon;
@@ -60,39 +50,28 @@ describe('metrics after real traffic', () => {
   };
 
   beforeAll(async () => {
-    sink = await startSink({
-      rcpt: (a) => {
-        if (a.startsWith('bad@'))
-          return { code: 550, text: '5.1.1 <bad@dest.test>: Recipient address rejected: User unknown' };
-        // Each slow-* recipient is deferred once, then accepted.
-        if (a.startsWith('slow-') && !deferred.has(a)) {
-          deferred.add(a);
-          return { code: 451, text: '4.7.1 Greylisted, try again later' };
-        }
-        return undefined;
+    routed = await startRoutedDaemon({
+      toml: '[delivery]\npoll_interval = "100ms"\n\n[delivery.default]\nretry = ["300ms"]',
+      sink: {
+        rcpt: (a) => {
+          if (a.startsWith('bad@'))
+            return { code: 550, text: '5.1.1 <bad@dest.test>: Recipient address rejected: User unknown' };
+          // Each slow-* recipient is deferred once, then accepted.
+          if (a.startsWith('slow-') && !deferred.has(a)) {
+            deferred.add(a);
+            return { code: 451, text: '4.7.1 Greylisted, try again later' };
+          }
+          return undefined;
+        },
       },
+      // The DSN for bad@ goes to sender@example.com; held here, it stays out of the counters.
+      prepare: (dir) => expect(cli(dir, ['queue', 'suspend', 'example.com']).status).toBe(0),
     });
-    t = makeTestDir(`
-[delivery]
-poll_interval = "100ms"
-
-[delivery.default]
-retry = ["300ms"]
-
-[routes."dest.test"]
-host = "127.0.0.1"
-port = ${sink.port}
-`);
-    addUser(t, 'app', ['example.com'], 'pw');
-    // The DSN for bad@ goes to sender@example.com; held here, it stays out of the counters.
-    expect(cli(t, ['queue', 'suspend', 'example.com']).status).toBe(0);
-    daemon = await startDaemon(t);
+    ({ sink, t, daemon } = routed);
   });
 
   afterAll(async () => {
-    await daemon?.stop();
-    await sink?.close();
-    t?.cleanup();
+    await routed?.stop();
   });
 
   it('counts exactly the traffic sent: 10 delivered (2 after a deferral), 2 deferred, 1 bounced', async () => {
@@ -114,9 +93,17 @@ port = ${sink.port}
         s
       );
     });
-    // Give a stray extra transition a chance to show before asserting exact values.
-    await new Promise((r) => setTimeout(r, 500));
-    const after = await scrape();
+    // Every recipient in its final state (the held DSN aside): no transition is still to come.
+    const spool = openSpool(t.dataDir);
+    await until('every recipient to be final', async () => {
+      const c = await spool.queue.counts();
+      return c.delivered === 10 && c.bounced === 1 && c.queued === 1 && c.inflight === 0;
+    });
+    await spool.close();
+    const after = await until('the counters to catch up', async () => {
+      const s = await scrape();
+      return sample(s, 'petrel_delivery_attempt_seconds_count', {}) >= 13 && s;
+    });
     const at = (name: string, labels: Record<string, string> = {}): number => sample(after, name, labels);
     expect(at('petrel_recipient_outcomes_total', { outcome: 'delivered' })).toBe(10);
     expect(at('petrel_recipient_outcomes_total', { outcome: 'deferred' })).toBe(2);

@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSpool, type Spool } from '../../src/spool/index.js';
-import { BIN, addUser, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
-import { startSink, type Sink } from '../helpers/sink.js';
+import { BIN, type TestDir } from '../helpers/daemon.js';
+import { startRoutedDaemon, type Routed } from '../helpers/routed.js';
+import type { Sink } from '../helpers/sink.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { until } from '../helpers/until.js';
 
@@ -18,9 +19,6 @@ async function submit(port: number, to: string[], subject: string): Promise<stri
   expect(r.code).toBe(250);
   return /queued as (\S+)/.exec(r.text)![1]!;
 }
-
-const routed = (sink: Sink, ...domains: string[]): string =>
-  domains.map((d) => `[routes."${d}"]\nhost = "127.0.0.1"\nport = ${sink.port}\n`).join('\n');
 
 const bySubject = (sink: Sink, subject: string) => sink.accepted().filter((m) => m.body.includes(`Subject: ${subject}\r\n`));
 
@@ -45,27 +43,21 @@ function serveToExit(t: TestDir, timeoutMs: number): Promise<{ status: number | 
 }
 
 describe('the queue core', () => {
-  let t: TestDir | undefined;
-  let daemon: Daemon | undefined;
-  let sink: Sink | undefined;
+  let r: Routed | undefined;
   let spool: Spool | undefined;
 
   afterEach(async () => {
     await spool?.close();
-    await daemon?.stop();
-    await sink?.close();
-    t?.cleanup();
-    spool = daemon = sink = t = undefined;
+    await r?.stop();
+    spool = r = undefined;
   });
 
   it('refuses a second serve on a live data dir with one line, and the first delivers its in-flight recipient exactly once', async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
     let started = 0;
-    sink = await startSink({ dataStart: () => started++, beforeReply: () => gate });
-    t = makeTestDir(`[delivery]\npoll_interval = "200ms"\n\n${routed(sink, 'dest.test')}`);
-    addUser(t, 'app', ['example.com'], 'pw');
-    daemon = await startDaemon(t);
+    r = await startRoutedDaemon({ sink: { dataStart: () => started++, beforeReply: () => gate } });
+    const { t, sink, daemon } = r;
     const id = await submit(daemon.ports.submission, ['one@dest.test'], 'held');
     await until('the delivery to be in flight', () => started === 1);
 
@@ -85,17 +77,15 @@ describe('the queue core', () => {
   });
 
   it('delivers a recipient whose outcome could not be recorded once its lease lapses, and leaves nothing in flight', async () => {
-    sink = await startSink();
-    t = makeTestDir(`[delivery]\npoll_interval = "200ms"\nlease_time = "2s"\n\n${routed(sink, 'dest.test')}`);
-    addUser(t, 'app', ['example.com'], 'pw');
-    daemon = await startDaemon(t);
+    r = await startRoutedDaemon({ toml: '[delivery]\npoll_interval = "200ms"\nlease_time = "2s"' });
+    const { t, sink, daemon } = r;
     // A real failure of the outcome's commit, as a full disk or an I/O error would give.
     const db = new Database(join(t.dataDir, 'petrel.db'));
     db.exec(`CREATE TRIGGER fail_outcome BEFORE UPDATE OF state ON recipients WHEN NEW.state = 'delivered'
              BEGIN SELECT RAISE(ABORT, 'simulated outcome failure'); END`);
     const id = await submit(daemon.ports.submission, ['one@dest.test'], 'lapsed');
-    await until('the first delivery', () => bySubject(sink!, 'lapsed').length === 1);
-    await until('the holder to give the outcome up', () => daemon!.logs.some((l) => l.msg.startsWith('outcome not recorded')), 20_000);
+    await until('the first delivery', () => bySubject(sink, 'lapsed').length === 1);
+    await until('the holder to give the outcome up', () => daemon.logs.some((l) => l.msg.startsWith('outcome not recorded')), 20_000);
     db.exec('DROP TRIGGER fail_outcome');
     db.close();
 
@@ -107,27 +97,30 @@ describe('the queue core', () => {
   });
 
   it('sends mail for another domain within a second while a destination paced to 1 a minute has 5 000 recipients waiting', async () => {
-    sink = await startSink();
-    t = makeTestDir(`[delivery]\npoll_interval = "200ms"\n\n[delivery.domain."slow.test"]\nrate = "1/min"\n\n${routed(sink, 'slow.test', 'fast.test')}`);
-    addUser(t, 'app', ['example.com'], 'pw');
-    const backlog = openSpool(t.dataDir);
-    for (let m = 0; m < 50; m++) {
-      await backlog.messages.insert(backlog.messages.newId(), {
-        accountId: null,
-        mailFrom: 'sender@example.com',
-        recipients: Array.from({ length: 100 }, (_, i) => ({ address: `r${m}-${i}@slow.test`, domain: 'slow.test' })),
-        headerMessageId: null,
-        body: Buffer.from(`From: sender@example.com\r\nSubject: backlog ${m}\r\n\r\nwaiting\r\n`),
-        listener: 'submission',
-      });
-    }
-    await backlog.close();
-    daemon = await startDaemon(t);
-    await until('the paced destination to get its first message', () => sink!.accepted().some((m) => m.rcptTo[0]!.endsWith('@slow.test')));
+    r = await startRoutedDaemon({
+      domains: ['slow.test', 'fast.test'],
+      toml: '[delivery.domain."slow.test"]\nrate = "1/min"',
+      prepare: async (t) => {
+        const backlog = openSpool(t.dataDir);
+        for (let m = 0; m < 50; m++) {
+          await backlog.messages.insert(backlog.messages.newId(), {
+            accountId: null,
+            mailFrom: 'sender@example.com',
+            recipients: Array.from({ length: 100 }, (_, i) => ({ address: `r${m}-${i}@slow.test`, domain: 'slow.test' })),
+            headerMessageId: null,
+            body: Buffer.from(`From: sender@example.com\r\nSubject: backlog ${m}\r\n\r\nwaiting\r\n`),
+            listener: 'submission',
+          });
+        }
+        await backlog.close();
+      },
+    });
+    const { t, sink, daemon } = r;
+    await until('the paced destination to get its first message', () => sink.accepted().some((m) => m.rcptTo[0]!.endsWith('@slow.test')));
 
     const queuedAt = Date.now();
     await submit(daemon.ports.submission, ['someone@fast.test'], 'fast');
-    await until('the other domain to get its mail', () => bySubject(sink!, 'fast').length === 1, 10_000);
+    await until('the other domain to get its mail', () => bySubject(sink, 'fast').length === 1, 10_000);
     expect(Date.now() - queuedAt).toBeLessThan(1000);
     spool = openSpool(t.dataDir);
     // The paced destination holds only a short horizon of work, not its backlog.

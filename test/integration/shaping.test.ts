@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
-import { addUser, makeTestDir, startDaemon, type TestDir } from '../helpers/daemon.js';
-import { startSink, type Sink } from '../helpers/sink.js';
+import { startDaemon } from '../helpers/daemon.js';
+import { startRoutedDaemon } from '../helpers/routed.js';
+import type { Sink } from '../helpers/sink.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { until } from '../helpers/until.js';
 
@@ -35,27 +36,18 @@ describe('traffic shaping and crash recovery', () => {
 
   const setup = async (shapingToml: string) => {
     const times: number[] = [];
-    const sink = await startSink({
-      data: () => {
-        times.push(Date.now());
-        return undefined;
+    const r = await startRoutedDaemon({
+      domains: ['shaped.test'],
+      toml: `[delivery.domain."shaped.test"]\n${shapingToml}`,
+      sink: {
+        data: () => {
+          times.push(Date.now());
+          return undefined;
+        },
       },
     });
-    const t: TestDir = makeTestDir(`
-[delivery]
-poll_interval = "200ms"
-
-[routes."shaped.test"]
-host = "127.0.0.1"
-port = ${sink.port}
-
-[delivery.domain."shaped.test"]
-${shapingToml}
-`);
-    addUser(t, 'app', ['example.com'], 'pw');
-    const daemon = await startDaemon(t);
-    cleanups.push(() => t.cleanup(), () => sink.close(), async () => void (await daemon.stop()));
-    return { sink, t, daemon, times };
+    cleanups.push(() => r.stop());
+    return { sink: r.sink, t: r.t, daemon: r.daemon, times };
   };
 
   it('never opens more than max_connections and sends at most messages_per_connection per session', async () => {
