@@ -120,20 +120,16 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   const insertMessage = prepareMessageInsert(db);
   // recipients_due covers every term, so rows of skipped or suspended destinations are passed
   // over in the index, never read from the table. Lapsed leases are few: their index is short.
-  const selectLapsed = db.prepare<[number, string], { id: number; domain: string }>(
-    `SELECT r.id, r.domain FROM recipients r
-     WHERE r.state = 'inflight' AND r.lease_until <= ? AND r.abort_requested = 0
-       AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
-       AND r.domain NOT IN (SELECT value FROM json_each(?))
-     ORDER BY r.lease_until`,
-  );
-  const selectDue = db.prepare<[number, string], { id: number; domain: string }>(
-    `SELECT r.id, r.domain FROM recipients r
-     WHERE r.state = 'queued' AND r.next_attempt_at <= ? AND r.abort_requested = 0
-       AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
-       AND r.domain NOT IN (SELECT value FROM json_each(?))
-     ORDER BY r.next_attempt_at`,
-  );
+  const dueIn = (state: 'inflight' | 'queued', dueColumn: 'lease_until' | 'next_attempt_at') =>
+    db.prepare<[number, string], { id: number; domain: string }>(
+      `SELECT r.id, r.domain FROM recipients r
+       WHERE r.state = '${state}' AND r.${dueColumn} <= ? AND r.abort_requested = 0
+         AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
+         AND r.domain NOT IN (SELECT value FROM json_each(?))
+       ORDER BY r.${dueColumn}`,
+    );
+  const selectLapsed = dueIn('inflight', 'lease_until');
+  const selectDue = dueIn('queued', 'next_attempt_at');
   const lease = db.prepare(
     `UPDATE recipients SET state = 'inflight', lease_holder = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
   );
