@@ -1,2 +1,3 @@
-export { eraseAddress, type EraseOptions, type EraseReport } from './erase.js';
+export { eraseAddress, exportAddress, messagesNaming, type EraseOptions, type EraseReport } from './erase.js';
+export { mentionedAddresses, mentionsAddress } from './mentions.js';
 export { startRetention, type RetentionSettings } from './retention.js';

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { NewMessage, ReplyRecord } from '../spool/index.js';
+import { mentionedAddresses } from '../privacy/index.js';
 import { parseAddress } from '../shared/index.js';
 
 export interface FailedRecipient {
@@ -110,5 +111,7 @@ export function buildDsn(input: DsnInput): NewMessage | null {
     headerMessageId: messageId,
     body,
     listener: 'dsn',
+    // The report names the failed recipients and returns the original's header fields.
+    mentions: mentionedAddresses(body),
   };
 }

@@ -308,17 +308,18 @@ function asBuffers(message: NewMessage): NewMessage {
 }
 
 /**
- * Prepared statements that write one message and its recipients, due at once. Queued ones get
- * their reception event now; staged ones get it when they are published. Must run inside a
- * transaction.
+ * Prepared statements that write one message, its recipients (due at once) and its mentions.
+ * Queued ones get their reception event now; staged ones get it when they are published. Must
+ * run inside a transaction.
  */
 export function prepareMessageInsert(
   db: Db,
 ): (id: string, message: NewMessage, now: number, state?: 'queued' | 'staged') => void {
   const insertMessage = db.prepare(
-    `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at, stream)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at, stream, mentions_indexed)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
+  const insertMention = db.prepare('INSERT OR IGNORE INTO message_mentions (address, message_id) VALUES (?, ?)');
   const insertRecipient = db.prepare(
     `INSERT INTO recipients (message_id, rcpt_to, domain, state, next_attempt_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?)`,
@@ -327,8 +328,9 @@ export function prepareMessageInsert(
   return (id, message, now, state = 'queued') => {
     insertMessage.run(
       id, message.accountId, message.mailFrom, message.headerMessageId, message.body.length, message.body,
-      message.listener, now, message.stream ?? 'transactional',
+      message.listener, now, message.stream ?? 'transactional', message.mentions ? 1 : 0,
     );
+    for (const address of message.mentions ?? []) insertMention.run(address, id);
     for (const r of message.recipients) insertRecipient.run(id, r.address, r.domain, state, now, now);
     if (state === 'queued') insertEvent.run(now, message.recipients.length, id);
   };

@@ -179,4 +179,16 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX recipients_lease ON recipients(lease_until) WHERE state = 'inflight';
   CREATE INDEX recipients_staged ON recipients(message_id) WHERE state = 'staged';
   `,
+  // The addresses each message mentions once decoded, so that erasure finds them without reading
+  // bodies. Messages stored before have mentions_indexed = 0: erasure decodes those.
+  `
+  CREATE TABLE message_mentions (
+    address TEXT NOT NULL,
+    message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+    PRIMARY KEY (address, message_id)
+  ) WITHOUT ROWID;
+  CREATE INDEX message_mentions_message ON message_mentions(message_id);
+  ALTER TABLE messages ADD COLUMN mentions_indexed INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX messages_unindexed ON messages(mentions_indexed) WHERE mentions_indexed = 0;
+  `,
 ];

@@ -37,19 +37,63 @@ export interface ExportDocument {
   readonly unsubscribeTokens: unknown[];
 }
 
+/** What deleting some messages removed (part of ErasureCounts). */
+export interface MessageErasureCounts {
+  messages: number;
+  recipients: number;
+  otherRecipientsCancelled: number;
+  events: number;
+}
+
+/** A message stored without its mentions (before they were indexed): erasure decodes its body. */
+export interface UnindexedMessage {
+  readonly rowid: number;
+  readonly id: string;
+  readonly body: Buffer;
+}
+
+export type FinishResult =
+  | { readonly done: true; readonly result: ErasureResult }
+  /** Nothing written: this many messages naming the address arrived meanwhile; delete them first. */
+  | { readonly done: false; readonly late: string[] };
+
+/**
+ * The rows of erasure and export and the primitives erasure is made of (privacy/ decides what to
+ * find and in what order). Reads take no write lock; each write is one short transaction, so the
+ * daemon's writer waits for none of them long.
+ */
 export interface PrivacyStore {
   /**
-   * Marks every recipient of the messages that carry the address so that the daemon leases
-   * none of them again and aborts a delivery in flight. Returns the message ids.
+   * Messages whose envelope names the address or whose indexed mentions include it (canonical
+   * form), in the account's scope (every account when null). Index look-ups only.
    */
-  fence(address: string, accountId: number | null): Promise<string[]>;
+  candidates(address: string, accountId: number | null): Promise<string[]>;
+  /** Up to `limit` messages without indexed mentions in the scope, after rowid `after`, in order. */
+  unindexed(accountId: number | null, after: number, limit: number): Promise<UnindexedMessage[]>;
+  /** Marks every recipient of these messages so that the daemon leases none again and aborts one in flight. */
+  fence(messageIds: readonly string[]): Promise<void>;
   /** Recipients of these messages still being delivered. */
   inflight(messageIds: readonly string[]): Promise<number>;
-  /** Deletes the address's data (in one transaction) and records the audit row. */
-  erase(address: string, accountId: number | null, messageIds: readonly string[]): Promise<ErasureResult>;
+  /**
+   * Deletes these messages with their recipients, events and mentions in one transaction; other
+   * recipients' unfinished deliveries get a `cancelled` event. Keep the list short (a chunk).
+   */
+  deleteMessages(address: string, messageIds: readonly string[]): Promise<MessageErasureCounts>;
+  /** Ids of events after `afterId` in the scope whose details name the address (unsubscribes), in order. */
+  eventsNaming(address: string, accountId: number | null, afterId: number): Promise<number[]>;
+  /** Deletes these events in one transaction. Keep the list short (a chunk). */
+  deleteEvents(eventIds: readonly number[]): Promise<number>;
+  /**
+   * The last transaction of an erasure: deletes what arrived since (up to a chunk of messages;
+   * events after `eventsAfter`), the address's bounces and tokens, keeps its suppressions as the
+   * keyed hash, and records the audit row with `counts` plus all of that. When more messages
+   * than a chunk arrived, writes nothing and returns them.
+   */
+  finish(address: string, accountId: number | null, counts: ErasureCounts, eventsAfter: number): Promise<FinishResult>;
   /** Moves the WAL into the database and truncates it, so deleted pages survive in no file. */
   scrub(): Promise<boolean>;
-  export(address: string, accountId: number | null): Promise<ExportDocument>;
+  /** Everything held about the address; `messageIds` are the messages that name it. */
+  export(address: string, accountId: number | null, messageIds: readonly string[]): Promise<ExportDocument>;
   /** Erasures recorded so far (audit rows, never deleted). */
   erasures(): Promise<number>;
   /** Deletes bodies of finished messages and old records (retention). */
@@ -60,103 +104,127 @@ const FINAL = "('delivered','bounced','expired','suppressed','cancelled')";
 /** Recipients that erasing their message cancels; staged ones belong to a submission under way. */
 const unfinished = (state: string): boolean =>
   state === 'staged' || state === 'queued' || state === 'inflight';
+/** Messages the last transaction deletes itself; more come back to the caller to delete in chunks. */
+const LATE_LIMIT = 200;
 
 export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock: Clock, writer: Writer): PrivacyStore {
-  const byEnvelope = db.prepare<[string, string], { id: string; account_id: number | null }>(
-    `SELECT id, account_id FROM messages WHERE mail_from = ? COLLATE NOCASE
-     UNION SELECT m.id, m.account_id FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.rcpt_to = ? COLLATE NOCASE`,
+  const inScope = 'AND (? IS NULL OR m.account_id = ?)';
+  const selectCandidates = db.prepare<(string | number | null)[], { id: string }>(
+    `SELECT m.id FROM messages m WHERE m.mail_from = ? COLLATE NOCASE ${inScope}
+     UNION SELECT m.id FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.rcpt_to = ? COLLATE NOCASE ${inScope}
+     UNION SELECT m.id FROM message_mentions x JOIN messages m ON m.id = x.message_id WHERE x.address = ? ${inScope}`,
   );
-  const allBodies = db.prepare<[], { id: string; account_id: number | null; body: Buffer }>(
-    'SELECT id, account_id, body FROM messages',
+  const selectUnindexed = db.prepare<(string | number | null)[], UnindexedMessage>(
+    `SELECT m.rowid AS rowid, m.id, m.body FROM messages m
+     WHERE m.mentions_indexed = 0 AND m.rowid > ? ${inScope} ORDER BY m.rowid LIMIT ?`,
   );
+  const fenceOne = db.prepare('UPDATE recipients SET abort_requested = 1 WHERE message_id = ?');
+  // A lapsed lease's holder has given the recipient up: nothing to wait for.
+  const countInflight = db.prepare<[number, string], { n: number }>(
+    `SELECT count(*) AS n FROM recipients WHERE state = 'inflight' AND lease_until > ?
+     AND message_id IN (SELECT value FROM json_each(?))`,
+  );
+  const recipientsOf = db.prepare<[string], { id: number; rcpt_to: string; state: string; domain: string }>(
+    'SELECT id, rcpt_to, state, domain FROM recipients WHERE message_id = ?',
+  );
+  const accountOf = db.prepare<[string], { account_id: number | null }>('SELECT account_id FROM messages WHERE id = ?');
+  const deleteEventsOf = db.prepare('DELETE FROM events WHERE message_id = ?');
+  const insertCancelled = db.prepare(
+    `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, details)
+     VALUES (?, 'cancelled', ?, ?, ?, ?, '{"reason":"privacy-erasure"}')`,
+  );
+  // Recipients and mentions go with their message (ON DELETE CASCADE).
+  const deleteMessage = db.prepare('DELETE FROM messages WHERE id = ?');
+  const selectEventsNaming = db.prepare<[number, string, number | null, number | null], { id: number }>(
+    `SELECT id FROM events WHERE id > ? AND instr(lower(coalesce(details, '')), ?) > 0
+     AND (? IS NULL OR account_id = ?) ORDER BY id`,
+  );
+  const deleteEvent = db.prepare('DELETE FROM events WHERE id = ?');
 
-  const targets = (address: string, accountId: number | null): string[] => {
-    const canonical = canonicalAddress(address) ?? address.toLowerCase();
-    const ids = new Set<string>();
-    const inScope = (acc: number | null): boolean => accountId === null || acc === accountId;
-    for (const r of byEnvelope.all(canonical, canonical)) if (inScope(r.account_id)) ids.add(r.id);
-    // Headers, and bodies too: a DSN names the failed recipient in its report part.
-    for (const r of allBodies.iterate()) {
-      if (ids.has(r.id) || !inScope(r.account_id)) continue;
-      if (r.body.toString('latin1').toLowerCase().includes(canonical)) ids.add(r.id);
+  const scope = (accountId: number | null): [number | null, number | null] => [accountId, accountId];
+  const candidates = (canonical: string, accountId: number | null): string[] =>
+    selectCandidates
+      .all(canonical, ...scope(accountId), canonical, ...scope(accountId), canonical, ...scope(accountId))
+      .map((r) => r.id);
+
+  const deleteMessages = (canonical: string, ids: readonly string[]): MessageErasureCounts => {
+    const counts = { messages: 0, recipients: 0, otherRecipientsCancelled: 0, events: 0 };
+    const now = clock.now();
+    for (const id of ids) {
+      const account = accountOf.get(id);
+      if (!account) continue;
+      const rcpts = recipientsOf.all(id);
+      counts.events += deleteEventsOf.run(id).changes;
+      for (const r of rcpts) {
+        if (r.rcpt_to.toLowerCase() === canonical) counts.recipients++;
+        else if (unfinished(r.state)) {
+          counts.otherRecipientsCancelled++;
+          insertCancelled.run(now, id, r.id, account.account_id, r.domain);
+        }
+      }
+      counts.messages += deleteMessage.run(id).changes;
     }
-    return [...ids];
+    return counts;
+  };
+  const deleteEventIds = (ids: readonly number[]): number => {
+    let n = 0;
+    for (const id of ids) n += deleteEvent.run(id).changes;
+    return n;
   };
 
-  const inList = (ids: readonly string[]): string => ids.map(() => '?').join(',');
-
   return {
-    async fence(address, accountId) {
-      const ids = targets(address, accountId);
-      if (ids.length > 0) {
-        db.transaction(() => {
-          for (const id of ids) db.prepare('UPDATE recipients SET abort_requested = 1 WHERE message_id = ?').run(id);
-        }).immediate();
-      }
-      return ids;
+    async candidates(address, accountId) {
+      return candidates(address, accountId);
+    },
+    async unindexed(accountId, after, limit) {
+      return selectUnindexed.all(after, ...scope(accountId), limit);
+    },
+    async fence(ids) {
+      db.transaction(() => {
+        for (const id of ids) fenceOne.run(id);
+      }).immediate();
     },
     async inflight(ids) {
       if (ids.length === 0) return 0;
-      return (
-        db
-          // A lapsed lease's holder has given the recipient up: nothing to wait for.
-          .prepare<(string | number)[], { n: number }>(
-            `SELECT count(*) AS n FROM recipients WHERE state = 'inflight' AND lease_until > ? AND message_id IN (${inList(ids)})`,
-          )
-          .get(clock.now(), ...ids)?.n ?? 0
-      );
+      return countInflight.get(clock.now(), JSON.stringify(ids))?.n ?? 0;
     },
-    async erase(address, accountId, fenced) {
-      const canonical = canonicalAddress(address) ?? address.toLowerCase();
-      const hash = suppressions.addressKey(canonical);
-      const requestId = randomUUID();
-      const now = clock.now();
-      const counts: ErasureCounts = {
-        messages: 0, recipients: 0, otherRecipientsCancelled: 0, events: 0, bounces: 0, unsubscribeTokens: 0, suppressionsKeptAsHash: 0,
-      };
-      db.transaction(() => {
-        // Messages that arrived since the fence was set are caught here too.
-        const ids = [...new Set([...fenced, ...targets(canonical, accountId)])];
-        const accountFilter = accountId === null ? '' : ' AND account_id = ?';
-        const accountArgs = accountId === null ? [] : [accountId];
-        for (const id of ids) {
-          const rcpts = db
-            .prepare<[string], { id: number; rcpt_to: string; state: string; domain: string }>(
-              'SELECT id, rcpt_to, state, domain FROM recipients WHERE message_id = ?',
-            )
-            .all(id);
-          const account = db.prepare<[string], { account_id: number | null }>('SELECT account_id FROM messages WHERE id = ?').get(id);
-          for (const r of rcpts) {
-            if (r.rcpt_to.toLowerCase() === canonical) counts.recipients++;
-            else if (unfinished(r.state)) counts.otherRecipientsCancelled++;
-          }
-          counts.events += db.prepare('DELETE FROM events WHERE message_id = ?').run(id).changes;
-          for (const r of rcpts) {
-            if (r.rcpt_to.toLowerCase() !== canonical && unfinished(r.state)) {
-              db.prepare(
-                `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, details)
-                 VALUES (?, 'cancelled', ?, ?, ?, ?, '{"reason":"privacy-erasure"}')`,
-              ).run(now, id, r.id, account?.account_id ?? null, r.domain);
-            }
-          }
-          counts.messages += db.prepare('DELETE FROM messages WHERE id = ?').run(id).changes;
-        }
-        // Events about the address alone (unsubscribes) carry it in their details.
-        counts.events += db
-          .prepare(`DELETE FROM events WHERE instr(lower(coalesce(details, '')), ?) > 0${accountFilter}`)
-          .run(canonical, ...accountArgs).changes;
-        counts.bounces = db.prepare(`DELETE FROM bounces WHERE address_hash = ?${accountFilter}`).run(hash, ...accountArgs).changes;
-        counts.unsubscribeTokens = db
-          .prepare(`DELETE FROM unsubscribe_tokens WHERE address_hash = ?${accountFilter}`)
-          .run(hash, ...accountArgs).changes;
-        counts.suppressionsKeptAsHash = db
-          .prepare(`UPDATE suppressions SET address = NULL WHERE address_hash = ? AND address IS NOT NULL${accountFilter}`)
-          .run(hash, ...accountArgs).changes;
+    async deleteMessages(address, ids) {
+      return db.transaction(() => deleteMessages(address, ids)).immediate();
+    },
+    async eventsNaming(address, accountId, afterId) {
+      return selectEventsNaming.all(afterId, address, ...scope(accountId)).map((r) => r.id);
+    },
+    async deleteEvents(ids) {
+      return db.transaction(() => deleteEventIds(ids)).immediate();
+    },
+    async finish(address, accountId, soFar, eventsAfter) {
+      const hash = suppressions.addressKey(address);
+      const accountFilter = accountId === null ? '' : ' AND account_id = ?';
+      const accountArgs = accountId === null ? [] : [accountId];
+      return db.transaction((): FinishResult => {
+        // Under the write lock nothing else arrives: what these find is all that is left.
+        const late = candidates(address, accountId);
+        if (late.length > LATE_LIMIT) return { done: false, late };
+        const m = deleteMessages(address, late);
+        const counts: ErasureCounts = {
+          messages: soFar.messages + m.messages,
+          recipients: soFar.recipients + m.recipients,
+          otherRecipientsCancelled: soFar.otherRecipientsCancelled + m.otherRecipientsCancelled,
+          events: soFar.events + m.events + deleteEventIds(selectEventsNaming.all(eventsAfter, address, ...scope(accountId)).map((r) => r.id)),
+          bounces: db.prepare(`DELETE FROM bounces WHERE address_hash = ?${accountFilter}`).run(hash, ...accountArgs).changes,
+          unsubscribeTokens: db
+            .prepare(`DELETE FROM unsubscribe_tokens WHERE address_hash = ?${accountFilter}`)
+            .run(hash, ...accountArgs).changes,
+          suppressionsKeptAsHash: db
+            .prepare(`UPDATE suppressions SET address = NULL WHERE address_hash = ? AND address IS NOT NULL${accountFilter}`)
+            .run(hash, ...accountArgs).changes,
+        };
+        const requestId = randomUUID();
         db.prepare(
           'INSERT INTO privacy_audit (at, request_id, kind, address_hash, account_id, counts) VALUES (?, ?, ?, ?, ?, ?)',
-        ).run(now, requestId, 'erase', hash, accountId, JSON.stringify(counts));
+        ).run(clock.now(), requestId, 'erase', hash, accountId, JSON.stringify(counts));
+        return { done: true, result: { requestId, counts } };
       }).immediate();
-      return { requestId, counts };
     },
     async scrub() {
       // A reader on an older snapshot (the daemon, briefly) can hold the checkpoint back: retry.
@@ -167,10 +235,9 @@ export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock
       }
       return false;
     },
-    async export(address, accountId) {
+    async export(address, accountId, ids) {
       const canonical = canonicalAddress(address) ?? address.toLowerCase();
       const hash = suppressions.addressKey(canonical);
-      const ids = targets(canonical, accountId);
       const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
       const messages = ids.map((id) => {
         const m = db

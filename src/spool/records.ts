@@ -12,6 +12,11 @@ export interface NewMessage {
   readonly listener: string;
   /** transactional (default) or marketing: unsubscribes stop only marketing mail. */
   readonly stream?: 'transactional' | 'marketing';
+  /**
+   * The addresses the content mentions once decoded, in canonical form (privacy's
+   * mentionedAddresses), which erasure and export look up. When absent, they decode the body.
+   */
+  readonly mentions?: readonly string[];
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   type Clock,
   type SmtpReplyError,
 } from '../shared/index.js';
+import { mentionedAddresses } from '../privacy/index.js';
 import { blockingEntry } from '../suppression/index.js';
 import {
   checkLineEndings,
@@ -104,6 +105,13 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
     !parsed.headers.some((h) => h.name === 'list-unsubscribe');
   const units = perRecipient ? recipients.map((r) => [r]) : [recipients];
   const now = new Date(input.clock.now());
+  // Copies differ only in their header fields: the body's mentions are found once.
+  let firstMentions: readonly string[] | null = null;
+  const mentionsOf = (body: Buffer): readonly string[] => {
+    if (firstMentions === null) return (firstMentions = mentionedAddresses(body));
+    const end = body.indexOf('\r\n\r\n');
+    return [...new Set([...firstMentions, ...mentionedAddresses(body.subarray(0, end === -1 ? body.length : end + 4))])];
+  };
   const build = async (unitRecipients: readonly { address: string; domain: string }[]): Promise<Copy> => {
     const id = spool.messages.newId();
     const extraHeaders = perRecipient
@@ -130,6 +138,7 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
       body,
       listener: input.listener,
       stream: messageStream,
+      mentions: mentionsOf(body),
     };
     return { id, message, size: body.length, signed: signature?.aligned ?? false };
   };

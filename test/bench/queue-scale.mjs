@@ -15,6 +15,9 @@
 //                      next to `petrel config check` as the CLI's own start-up floor
 //   queue stats        latency of `petrel queue stats --json` (aggregates the whole queue)
 //   with the backlog   outcomes per second by kind (deliveries to the sink, deferrals) over --observe s
+//   privacy erase      `petrel privacy erase` of one person named in 10 messages (as recipient, and in
+//                      a base64 part only), daemon stopped; --unindexed fills without the mentions index
+//                      (a spool from before it), so that erasure decodes every body
 // Writes bench-results/queue-scale-<time>.json and prints a table. Nothing is suspended.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, openSync, closeSync, statSync, readdirSync } from 'node:fs';
@@ -28,6 +31,7 @@ import { freePort, median, now, procStatus, run, startSink, waitExit, waitForPor
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PETREL = join(ROOT, 'bin/petrel.js');
 const { openSpool } = await import(join(ROOT, 'dist/spool/index.js'));
+const { mentionedAddresses } = await import(join(ROOT, 'dist/privacy/index.js'));
 
 const { values: args } = parseArgs({
   options: {
@@ -42,12 +46,13 @@ const { values: args } = parseArgs({
     tmp: { type: 'string' },
     out: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    unindexed: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (args.help) {
   console.log(`usage: node test/bench/queue-scale.mjs [--recipients 1000000] [--domains 10000] [--per-message 100]
-  [--size 5120] [--routed 100] [--observe 20] [--cli-runs 5] [--quick] [--tmp DIR] [--out FILE] [--keep]
+  [--size 5120] [--routed 100] [--observe 20] [--cli-runs 5] [--quick] [--unindexed] [--tmp DIR] [--out FILE] [--keep]
   --routed N     the first N domains are routed to a local smtp-sink (deliverable); the rest defer
   --observe S    seconds of running with the backlog before shutting down
   --quick        100 000 recipients, 10 s of observation`);
@@ -82,6 +87,7 @@ function body(size) {
 async function fill(dataDir) {
   const spool = openSpool(dataDir);
   const message = body(opts.size);
+  const mentions = args.unindexed ? undefined : mentionedAddresses(message);
   const messages = Math.ceil(opts.recipients / opts.perMessage);
   const t0 = now();
   let r = 0;
@@ -104,6 +110,7 @@ async function fill(dataDir) {
             headerMessageId: `<scale.${m}@sender.test>`,
             body: message,
             listener: 'bench',
+            ...(mentions ? { mentions } : {}),
           }),
         );
       }
@@ -118,6 +125,29 @@ async function fill(dataDir) {
   }
   const seconds = (now() - t0) / 1000;
   return { messages, recipients: r, seconds: round(seconds, 1), recipientsPerSecond: Math.round(r / seconds) };
+}
+
+const PERSON = 'person@erase.scale.test';
+
+/** Ten messages naming one person (as recipient, and in a base64 part only), then erases them. */
+async function timeErase(config, dataDir) {
+  const spool = openSpool(dataDir);
+  try {
+    for (let i = 0; i < 10; i++) {
+      const text = `From: News <news@sender.test>\r\nTo: a@d0.scale.test\r\nSubject: erase ${i}\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(`write to ${PERSON}`).toString('base64')}\r\n`;
+      const message = Buffer.from(text);
+      const recipients = i % 2 === 0 ? [{ address: PERSON, domain: 'erase.scale.test' }] : [{ address: `a${i}@d0.scale.test`, domain: 'd0.scale.test' }];
+      const mentions = args.unindexed ? {} : { mentions: mentionedAddresses(message) };
+      await spool.messages.insert(spool.messages.newId(), { accountId: null, mailFrom: 'news@sender.test', recipients, headerMessageId: null, body: message, listener: 'bench', ...mentions });
+    }
+  } finally {
+    await spool.close();
+  }
+  const t0 = now();
+  const { stdout } = await run(process.execPath, [PETREL, '--config', config, '--json', 'privacy', 'erase', PERSON], { timeoutMs: 600_000 });
+  const ms = now() - t0;
+  const report = JSON.parse(stdout);
+  return { ms: Math.round(ms), messages: report.counts.messages, indexed: !args.unindexed };
 }
 
 function round(v, d) {
@@ -276,6 +306,8 @@ ${routes.join('\n')}`,
     };
     daemon = null;
 
+    result.erase = await timeErase(config, dataDir);
+
     result.start = {
       listeningMs: Math.round(firstDaemon.listeningMs),
       startedLogMs: startedLine ? startedLine.at - firstDaemon.spawnedAt : null,
@@ -333,7 +365,8 @@ queue scale — ${r.fill.recipients.toLocaleString('en-US')} queued recipients, 
 | with the backlog: outcomes/s (${Object.entries(b.outcomes).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}) | ${b.outcomesPerSecond ?? '—'} /s over ${b.observedSeconds} s | |
 | with the backlog: delivered to the sink (${opts.routed} routed domains) | ${b.deliveredToSink} (${b.deliveredPerSecond ?? '—'}/s) | |
 | shutdown (SIGTERM → exit) | ${s.stopMs} ms, exit ${s.exitCode} | < 30 000 ms |
-| restart on the same spool: port accepts / first outcome | ${r.restart.listeningMs} / ${r.restart.firstOutcomeMs ?? '—'} ms | |`);
+| restart on the same spool: port accepts / first outcome | ${r.restart.listeningMs} / ${r.restart.firstOutcomeMs ?? '—'} ms | |
+| \`petrel privacy erase\` of one person in ${r.erase.messages} messages (${r.erase.indexed ? 'mentions indexed' : 'no index: bodies decoded'}), daemon stopped | ${r.erase.ms} ms | |`);
 }
 
 await main().catch((err) => {

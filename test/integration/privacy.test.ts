@@ -1,9 +1,10 @@
-import { readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
 import { addUser, cli, cliAsync, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { startSink, type Sink } from '../helpers/sink.js';
+import { encodedForms, filesContaining } from '../helpers/grep.js';
 import { arfFor } from '../helpers/reports.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
@@ -21,18 +22,43 @@ async function until<T>(fn: () => T | undefined | null | false | Promise<T | und
   }
 }
 
-function filesUnder(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const p = join(dir, name);
-    return statSync(p).isDirectory() ? filesUnder(p) : [p];
-  });
-}
+// Each message of ENCODED names this address only in an encoded form: no plain byte of it is stored.
+const ENCODED_ADDRESS = 'zqxenc9@dest.test';
+const MIXED = 'ZqxEnc9@DEST.Test';
+const b64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
 
-/** Files holding the bytes of `needle` in any letter case (ASCII). */
-function filesContaining(dirs: string[], needle: string): string[] {
-  const lower = needle.toLowerCase();
-  return dirs.flatMap(filesUnder).filter((f) => readFileSync(f).toString('latin1').toLowerCase().includes(lower));
-}
+/** Subject → header fields after From/To/Subject, and the body. */
+const ENCODED: Record<string, { headers: string[]; body: string }> = {
+  b64html: {
+    headers: ['MIME-Version: 1.0', 'Content-Type: multipart/alternative; boundary="b1"'],
+    body: [
+      '--b1',
+      'Content-Type: text/plain; charset=utf-8',
+      '',
+      'See the HTML part.',
+      '--b1',
+      'Content-Type: text/html; charset=utf-8',
+      'Content-Transfer-Encoding: base64',
+      '',
+      b64(`<p>Write to <a href="mailto:${ENCODED_ADDRESS}">our colleague</a>.</p>`),
+      '--b1--',
+    ].join('\r\n'),
+  },
+  qpsoft: {
+    headers: ['MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable'],
+    // The soft line break falls inside the address.
+    body: `Please write to ${ENCODED_ADDRESS.slice(0, 5)}=\r\n${ENCODED_ADDRESS.slice(5)} today.`,
+  },
+  rfc2047b: { headers: [`Cc: =?utf-8?b?${b64(ENCODED_ADDRESS)}?= <cc1@else.test>`], body: 'Copied by name.' },
+  rfc2047q: {
+    headers: [`Cc: =?utf-8?q?${ENCODED_ADDRESS.replace('@', '=40').replace(/\./g, '=2E')}?= <cc2@else.test>`],
+    body: 'Copied by name.',
+  },
+  mixedcase: {
+    headers: ['MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: base64'],
+    body: b64(`Reach ${MIXED} for details.`),
+  },
+};
 
 describe('privacy erase and export', () => {
   let sink: Sink;
@@ -40,7 +66,7 @@ describe('privacy erase and export', () => {
   let daemon: Daemon;
   let logDir: string;
 
-  const send = async (user: string, from: string, to: string, subject: string, headers: string[] = []): Promise<{ code: number; text: string }> => {
+  const send = async (user: string, from: string, to: string, subject: string, headers: string[] = [], body = `hello ${subject}`): Promise<{ code: number; text: string }> => {
     const c = await RawSmtp.connect(daemon.ports.submission);
     await c.login(user, 'pw');
     await c.command(`MAIL FROM:<${from}>`);
@@ -49,10 +75,12 @@ describe('privacy erase and export', () => {
       c.close();
       return rcpt;
     }
-    const r = await c.data([`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, ...headers, '', `hello ${subject}`, ''].join('\r\n'));
+    const r = await c.data([`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, ...headers, '', body, ''].join('\r\n'));
     c.close();
     return r;
   };
+
+  const writeLog = (): void => writeFileSync(join(logDir, 'petrel.log'), daemon.stdoutText());
 
   beforeAll(async () => {
     sink = await startSink({
@@ -153,6 +181,56 @@ port = ${sink.port}
     const metrics = await (await fetch(`http://127.0.0.1:${daemon.ports.http!}/metrics`)).text();
     await until(async () => /petrel_privacy_erasures_total 1/.test(await (await fetch(`http://127.0.0.1:${daemon.ports.http!}/metrics`)).text()));
     expect(metrics).not.toContain('@');
+  }, 60_000);
+
+  it('exports and erases each such message and the DSN quoting one, leaving no byte of the address in any form', async () => {
+    for (const [subject, m] of Object.entries(ENCODED)) {
+      expect((await send('app', 'sender@example.com', 'friend@else.test', subject, m.headers, m.body)).code).toBe(250);
+    }
+    // Refused at the next hop: the DSN returns the header block, encoded Cc included.
+    const quoted = ENCODED['rfc2047b']!;
+    expect((await send('app', 'sender@example.com', 'bouncer@else.test', 'bounceme', quoted.headers, quoted.body)).code).toBe(250);
+    await until(() => sink.messages.filter((m) => m.rcptTo.includes('friend@else.test')).length === Object.keys(ENCODED).length);
+    await until(() => sink.messages.find((m) => m.mailFrom === '' && m.body.includes('bouncer@else.test')));
+    writeLog();
+    const leftovers = (): Record<string, string[]> =>
+      Object.fromEntries(
+        encodedForms(ENCODED_ADDRESS, [MIXED])
+          .map((form) => [form, filesContaining([t.dataDir, logDir], form)] as const)
+          .filter(([, files]) => files.length > 0),
+      );
+    // The forms the grep looks for are there before: the grep can see them.
+    expect(Object.keys(leftovers()).length).toBeGreaterThan(0);
+
+    const before = JSON.parse(cli(t, ['privacy', 'export', ENCODED_ADDRESS]).stdout) as {
+      messages: { mailFrom: string; body: string | null; role: string }[];
+    };
+    const subjects = before.messages.map((m) => /Subject: (\w+)/.exec(m.body ?? '')?.[1]);
+    expect(subjects.filter((s) => s !== 'Undelivered').sort()).toEqual(
+      [...Object.keys(ENCODED), 'bounceme'].sort(),
+    );
+    expect(before.messages.filter((m) => m.mailFrom === '')).toHaveLength(1);
+    expect(before.messages.every((m) => m.role === 'mentioned')).toBe(true);
+
+    const erase = cli(t, ['--json', 'privacy', 'erase', MIXED]);
+    expect(erase.status, erase.stderr).toBe(0);
+    const report = JSON.parse(erase.stdout) as { counts: Record<string, number>; scrubbed: boolean };
+    expect(report.counts['messages']).toBe(Object.keys(ENCODED).length + 2);
+    expect(report.scrubbed).toBe(true);
+
+    writeLog();
+    expect(leftovers()).toEqual({});
+    const after = JSON.parse(cli(t, ['privacy', 'export', ENCODED_ADDRESS]).stdout) as { messages: unknown[] };
+    expect(after.messages).toEqual([]);
+
+    // Nothing comes back from the WAL or anywhere else when the daemon starts again.
+    await daemon.stop();
+    daemon = await startDaemon(t);
+    writeLog();
+    expect(leftovers()).toEqual({});
+    expect(
+      (JSON.parse(cli(t, ['privacy', 'export', ENCODED_ADDRESS]).stdout) as { messages: unknown[] }).messages,
+    ).toEqual([]);
   }, 60_000);
 
   it('aborts or finishes a delivery in flight and makes no later attempt', async () => {

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { eraseAddress } from '../../privacy/index.js';
+import { eraseAddress, exportAddress } from '../../privacy/index.js';
 import { canonicalAddress } from '../../shared/index.js';
 import type { Spool } from '../../spool/index.js';
 import { CliError, globals, print, withSpool } from '../context.js';
@@ -51,7 +51,7 @@ export function register(program: Command): void {
     .option('--out <file>', 'write to this file (mode 0600) instead of stdout')
     .action(async (address: string, opts: { account?: string; out?: string }, cmd: Command) => {
       const canonical = checked(address);
-      const doc = await withSpool(cmd, async (spool) => spool.privacy.export(canonical, await accountId(spool, opts.account)));
+      const doc = await withSpool(cmd, async (spool) => exportAddress(spool, canonical, await accountId(spool, opts.account)));
       const text = `${JSON.stringify(doc, null, 2)}\n`;
       if (opts.out) writeFileSync(opts.out, text, { mode: 0o600 });
       else process.stdout.write(text);
