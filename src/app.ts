@@ -10,11 +10,10 @@ import { randomBytes } from 'node:crypto';
 import { hostname as machineName } from 'node:os';
 import { ConfigError, errorMessage, systemClock, type Clock } from './shared/index.js';
 import { createKeyCache, createKeyRing, createSigner, type DkimKey, type KeyRing } from './dkim/index.js';
-import { classifyReply } from './bounce/index.js';
 import { createHttpService, type HttpService } from './http/index.js';
 import { createInboundService, type InboundService } from './inbound/index.js';
 import { createMetrics, type Metrics } from './metrics/index.js';
-import { blockingEntry } from './suppression/index.js';
+import { blockingEntry, createSuppressionPolicy } from './suppression/index.js';
 import { createVerp } from './verp/index.js';
 import { createWebhookDispatcher, loadWebhookTargets, type WebhookDispatcher } from './webhooks/index.js';
 import { startRetention } from './privacy/index.js';
@@ -176,22 +175,9 @@ export function createApp(config: Config, deps: AppDeps): App {
         };
         // A 5xx during delivery is a bounce as much as a DSN is: same classifier, same policy.
         const syncBounce = async (u: RecipientUpdate, outcome: Outcome): Promise<void> => {
-          if (outcome.reply.code < 500 || outcome.mx === null) return;
-          const rcpt = await store.queue.recipient(u.recipientId);
-          if (!rcpt) return;
-          const c = classifyReply(outcome.reply.code, outcome.reply.enhanced || null, outcome.reply.text);
-          await store.suppressions.recordBounce({
-            accountId: rcpt.accountId, recipientId: rcpt.id, messageId: rcpt.messageId, address: rcpt.address,
-            kind: 'smtp', category: c.category, reason: c.reason, status: c.status,
-            diagnostic: `${outcome.reply.code} ${outcome.reply.enhanced} ${outcome.reply.text}`, source: 'smtp',
-          });
-          m.bounces.inc({ category: c.category, reason: c.reason });
-          const soft = c.category === 'soft'
-            ? await store.suppressions.softBouncesSince(rcpt.accountId, rcpt.address, clock.now() - live.suppression.soft_bounce_window)
-            : 0;
-          if (c.category === 'hard' || soft >= live.suppression.soft_bounce_limit) {
-            await store.suppressions.add({ accountId: rcpt.accountId, address: rcpt.address, scope: 'all', reason: `${c.category}:${c.reason}`, source: 'smtp' });
-          }
+          if (outcome.mx === null) return;
+          const policy = createSuppressionPolicy({ stores: store, settings: () => live.suppression, now: () => clock.now(), onCounted: (category, reason) => m.bounces.inc({ category, reason }) });
+          await policy.onReply(u.recipientId, outcome.reply);
         };
         const resolver =
           deps.resolver ??
@@ -277,15 +263,18 @@ export function createApp(config: Config, deps: AppDeps): App {
             bounceDomain: config.inbound.bounce_domain,
             fblAddress: config.inbound.fbl_address,
             maxMessageSize: config.inbound.max_message_size,
+            maxConnections: config.inbound.max_connections,
             maxConnectionsPerIp: config.inbound.max_connections_per_ip,
+            idleTimeoutMs: config.inbound.idle_timeout,
+            dataTimeoutMs: config.inbound.data_timeout,
+            greetingPauseMs: config.inbound.greeting_pause,
           },
           hostname: config.hostname,
           tls,
           spool: store,
           verp,
           logger: logger.child({ component: 'inbound' }),
-          softBounceLimit: config.suppression.soft_bounce_limit,
-          softBounceWindowMs: config.suppression.soft_bounce_window,
+          suppression: () => live.suppression,
           now: () => clock.now(),
           onReport: (category, reason) => {
             if (category === 'unsubscribe') m.unsubscribes.inc({ source: 'mailto' });

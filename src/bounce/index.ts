@@ -29,3 +29,4 @@ export {
 export { readArf, type ArfReport } from './arf.js';
 export { isAutoReply } from './autoreply.js';
 export { DEFAULT_LIMITS, parseMime, type MimeLimits, type MimePart } from './mime.js';
+export { MAX_RETURN_PATHS, readReport, returnPathCandidates, type ReportReading, type UnparsedWhy } from './report.js';
