@@ -32,17 +32,18 @@ export function createInbound(config: Config, deps: InboundPartDeps): Part {
           bounceDomain: config.inbound.bounce_domain,
           fblAddress: config.inbound.fbl_address,
           maxMessageSize: config.inbound.max_message_size,
+          maxConnections: config.inbound.max_connections,
           maxConnectionsPerIp: config.inbound.max_connections_per_ip,
+          idleTimeoutMs: config.inbound.idle_timeout,
+          dataTimeoutMs: config.inbound.data_timeout,
+          greetingPauseMs: config.inbound.greeting_pause,
         },
         hostname: config.hostname,
         tls: certificates.current,
         spool,
         verp,
         logger: deps.logger.child({ component: 'inbound' }),
-        softBounce: () => ({
-          limit: live.suppression.soft_bounce_limit,
-          windowMs: live.suppression.soft_bounce_window,
-        }),
+        suppression: () => live.suppression,
         now: () => clock.now(),
         onReport: (category, reason) => {
           if (category === 'unsubscribe') metrics.unsubscribes.inc({ source: 'mailto' });

@@ -1,12 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { classifyReply } from '../bounce/index.js';
 import type { Config } from '../config/index.js';
 import { createMxResolver, openSession, type DestinationResolver, type MxHost } from '../delivery/index.js';
 import type { Logger } from '../logging/index.js';
 import { createScheduler, type Outcome, type Scheduler, type Transport } from '../queue/index.js';
 import { ConfigError, errorMessage, type Clock } from '../shared/index.js';
 import type { RecipientUpdate } from '../spool/index.js';
-import { blockingEntry, softBouncesSuppress } from '../suppression/index.js';
+import { blockingEntry, createSuppressionPolicy } from '../suppression/index.js';
 import type { Part } from './part.js';
 import type { Storage } from './storage.js';
 
@@ -76,48 +75,15 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
   let watcher: NodeJS.Timeout | null = null;
 
   // A 5xx during delivery is a bounce as much as a DSN is: same classifier, same policy.
+  const policy = createSuppressionPolicy({
+    stores: storage.spool,
+    settings: () => live.suppression,
+    now: () => clock.now(),
+    onCounted: (category, reason) => storage.metrics.bounces.inc({ category, reason }),
+  });
   const syncBounce = async (u: RecipientUpdate, outcome: Outcome): Promise<void> => {
-    if (outcome.reply.code < 500 || outcome.mx === null) return;
-    const { spool, metrics } = storage;
-    const rcpt = await spool.queue.recipient(u.recipientId);
-    if (!rcpt) return;
-    const c = classifyReply(outcome.reply.code, outcome.reply.enhanced || null, outcome.reply.text);
-    await spool.suppressions.recordBounce({
-      accountId: rcpt.accountId,
-      recipientId: rcpt.id,
-      messageId: rcpt.messageId,
-      address: rcpt.address,
-      kind: 'smtp',
-      category: c.category,
-      reason: c.reason,
-      status: c.status,
-      diagnostic: `${outcome.reply.code} ${outcome.reply.enhanced} ${outcome.reply.text}`,
-      source: 'smtp',
-    });
-    metrics.bounces.inc({ category: c.category, reason: c.reason });
-    const thresholds = {
-      limit: live.suppression.soft_bounce_limit,
-      windowMs: live.suppression.soft_bounce_window,
-    };
-    if (
-      c.category === 'hard' ||
-      (c.category === 'soft' &&
-        (await softBouncesSuppress(
-          spool.suppressions,
-          rcpt.accountId,
-          rcpt.address,
-          clock.now(),
-          thresholds,
-        )))
-    ) {
-      await spool.suppressions.add({
-        accountId: rcpt.accountId,
-        address: rcpt.address,
-        scope: 'all',
-        reason: `${c.category}:${c.reason}`,
-        source: 'smtp',
-      });
-    }
+    if (outcome.mx === null) return;
+    await policy.onReply(u.recipientId, outcome.reply);
   };
 
   const onTransition = (u: RecipientUpdate, outcome: Outcome | null): void => {

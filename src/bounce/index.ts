@@ -38,3 +38,4 @@ export {
   type MimeLimits,
   type MimePart,
 } from './mime.js';
+export { MAX_RETURN_PATHS, readReport, returnPathCandidates, type ReportReading, type UnparsedWhy } from './report.js';

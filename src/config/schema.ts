@@ -91,8 +91,12 @@ export const configSchema = z.strictObject({
       listen: z.array(listen).prefault(['127.0.0.1:2525']).describe('Listeners for bounces, feedback reports and unsubscribe mail (port 25 in production).'),
       bounce_domain: z.string().default('bounces.localhost').describe('VERP return paths live here; its MX must point at this listener.'),
       fbl_address: z.string().default('fbl@bounces.localhost').describe('Where feedback-loop (ARF) reports are sent.'),
-      max_message_size: size.prefault('10MB').describe('Largest report accepted.'),
+      max_message_size: size.prefault('4MB').describe('Largest report accepted (reports are small; the public port keeps each message cheap).'),
+      max_connections: z.number().int().positive().default(200).describe('Concurrent connections over all clients.'),
       max_connections_per_ip: z.number().int().positive().default(20).describe('Concurrent connections from one IP address.'),
+      idle_timeout: duration.prefault('1m').describe('A connection idle this long is closed.'),
+      data_timeout: duration.prefault('5m').describe('DATA must finish within this time, however slowly the bytes drip.'),
+      greeting_pause: duration.prefault('300ms').describe('Wait before the banner; a client that sends anything sooner gets 421 and is closed ("0s": greet at once, no check).'),
       verp_max_age: duration.prefault('30d').describe('Return paths older than this are refused (a replayed old bounce changes nothing).'),
     })
     .prefault({}),

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../logging/index.js';
 import type { Spool } from '../spool/index.js';
+import { unsubscribe } from '../suppression/index.js';
 
 const page = (title: string, body: string): string =>
   `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">` +
@@ -55,13 +56,7 @@ export async function handleUnsubscribe(
       return;
     }
   }
-  const added = await spool.suppressions.add({ accountId: found.accountId, address: found.address, scope: 'marketing', reason: 'unsubscribe', source: 'one-click' });
-  if (added) {
-    await spool.events.record({
-      type: 'unsubscribe', msgId: null, recipientId: null, accountId: found.accountId,
-      domain: found.address.split('@').pop()!.toLowerCase(), address: found.address, details: { source: 'one-click' },
-    });
-  }
+  await unsubscribe(spool, found.accountId, found.address, 'one-click');
   logger.info({ event: 'suppressed', reason: 'unsubscribe', source: 'one-click' }, 'unsubscribed');
   onUnsubscribe?.();
   send(res, 200, page('Unsubscribed', '<h1>You are unsubscribed</h1><p>You will get no more marketing mail from this sender.</p>'));

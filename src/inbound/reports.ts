@@ -1,7 +1,11 @@
-import { classifyMessage, type BounceReading, type BounceResult } from '../bounce/index.js';
+import { readReport, type ReportReading } from '../bounce/index.js';
 import type { Logger } from '../logging/index.js';
 import type { Spool } from '../spool/index.js';
-import { softBouncesSuppress, type SoftBounceThresholds } from '../suppression/index.js';
+import {
+  createSuppressionPolicy,
+  type PolicyDecision,
+  type SoftBounceSettings,
+} from '../suppression/index.js';
 import type { Verp } from '../verp/index.js';
 
 /** What the listener accepted a message for (one entry per valid RCPT). */
@@ -14,167 +18,106 @@ export interface ReportDeps {
   readonly spool: Spool;
   readonly verp: Verp;
   readonly logger: Logger;
-  /** Read at each soft bounce, so that a reload applies to the next report. */
-  readonly softBounce: () => SoftBounceThresholds;
+  /** The soft-bounce rule, read per report (SIGHUP may change it). */
+  readonly suppression: () => SoftBounceSettings;
   readonly now: () => number;
-  /** Metrics hook: one call per bounce or complaint acted on. */
+  /** Metrics hook: one call per report counted (category `unparsed` for those not acted on). */
   readonly onReport?: (category: string, reason: string) => void;
 }
 
-/**
- * The result for the recipient a token names: the one naming that address, or a lone result
- * that names nobody (a mangled DSN). A report naming someone else changes nothing.
- */
-function resultFor(reading: BounceReading, address: string): BounceResult | null {
-  const lower = address.toLowerCase();
-  const exact = reading.results.find((r) => r.recipient === lower);
-  if (exact) return exact;
-  const only = reading.results.length === 1 ? reading.results[0]! : null;
-  return only && only.recipient === null ? only : null;
+function logDecision(logger: Logger, reading: ReportReading, d: PolicyDecision): void {
+  const rcpt = d.recipient
+    ? { rcptId: d.recipient.id, msgId: d.recipient.msgId, queue: d.recipient.domain }
+    : {};
+  if (d.category === 'unparsed') {
+    logger.warn(
+      { ...rcpt, reason: d.reason },
+      'report is not well-formed; counted as unparsed, no suppression',
+    );
+  } else if (d.category === 'none') {
+    logger.info({ ...rcpt, kind: reading.kind, action: d.reason }, 'report needs no action');
+  } else {
+    const complaint = d.category === 'complaint';
+    logger.info(
+      {
+        event: complaint ? 'feedback' : 'bounce',
+        ...rcpt,
+        category: d.category,
+        reason: d.reason,
+        suppressed: d.suppressed,
+      },
+      complaint ? 'complaint received' : 'bounce received',
+    );
+  }
 }
 
 /**
  * Acts on one accepted inbound message. Suppression changes only through a valid VERP token
- * (the RCPT, or a return path inside the returned original), so a forged report naming some
- * address changes nothing.
+ * (the RCPT, or a return path the report names for its original), so a forged report naming
+ * some address changes nothing; and only for a well-formed DSN or ARF. The work is bounded: one
+ * bounded parse, and a MAC check for at most a few return-path candidates.
  */
 export async function handleInbound(
   raw: Buffer,
   targets: readonly InboundTarget[],
   deps: ReportDeps,
 ): Promise<void> {
-  const { spool, logger } = deps;
-  let reading: BounceReading | null = null;
-  const read = (): BounceReading => (reading ??= classifyMessage(raw));
+  const { logger, verp } = deps;
+  const policy = createSuppressionPolicy({
+    stores: deps.spool,
+    settings: deps.suppression,
+    now: deps.now,
+    ...(deps.onReport ? { onCounted: deps.onReport } : {}),
+  });
+  let reading: ReportReading | null = null;
+  const read = (): ReportReading => (reading ??= readReport(raw));
 
   for (const target of targets) {
     if (target.kind === 'unsubscribe') {
-      const added = await spool.suppressions.add({
+      await policy.onReport({
+        kind: 'unsubscribe',
         accountId: target.accountId,
         address: target.address,
-        scope: 'marketing',
-        reason: 'unsubscribe',
         source: 'mailto',
       });
-      if (added) {
-        await spool.events.record({
-          type: 'unsubscribe',
-          msgId: null,
-          recipientId: null,
-          accountId: target.accountId,
-          domain: target.address.split('@').pop()!.toLowerCase(),
-          address: target.address,
-          details: { source: 'mailto' },
-        });
-      }
       logger.info({ event: 'suppressed', reason: 'unsubscribe', source: 'mailto' }, 'unsubscribed by mail');
-      deps.onReport?.('unsubscribe', 'unsubscribe');
       continue;
     }
     const r = read();
-    const ids =
-      target.kind === 'bounce'
-        ? [target.recipientId]
-        : // A complaint names its recipient through the return path of the original it carries.
-          deps.verp.findIn([...Object.values(r.originalHeaders), raw.toString('latin1')].join('\n'));
-    if (r.kind === 'none' || r.kind === 'autoreply') {
-      logger.info({ kind: r.kind, tokens: ids.length }, 'inbound message is not a report; ignored');
+    const source = target.kind === 'fbl' ? 'fbl' : 'dsn';
+    if (r.kind === 'none') {
+      logger.info({ kind: r.kind }, 'inbound message is not a report; ignored');
       continue;
     }
-    if (target.kind === 'fbl' && r.kind !== 'arf') {
+    if (target.kind === 'fbl' && r.kind === 'dsn') {
       logger.info({ kind: r.kind }, 'message to the feedback address is not an ARF report; ignored');
       continue;
     }
-    if (ids.length === 0)
-      logger.warn({ kind: r.kind }, 'report maps to no valid return path; no suppression');
-    for (const id of ids) await applyReport(r, id, target.kind === 'fbl' ? 'fbl' : 'dsn', deps);
-  }
-}
-
-async function applyReport(
-  reading: BounceReading,
-  recipientId: number,
-  source: string,
-  deps: ReportDeps,
-): Promise<void> {
-  const { spool, logger } = deps;
-  const rcpt = await spool.queue.recipient(recipientId);
-  if (!rcpt) {
-    logger.info({ rcptId: recipientId }, 'report for a recipient no longer held; ignored');
-    return;
-  }
-  const result = resultFor(reading, rcpt.address);
-  const complaint = reading.kind === 'arf';
-  const category = complaint ? 'complaint' : (result?.category ?? 'none');
-  const reason = complaint ? 'feedback' : (result?.reason ?? 'undefined');
-  if (
-    !complaint &&
-    (!result || category === 'none' || result.action === 'delayed' || result.action === 'delivered')
-  ) {
-    logger.info(
-      { rcptId: rcpt.id, msgId: rcpt.messageId, action: result?.action ?? null },
-      'report needs no action',
-    );
-    return;
-  }
-  await spool.suppressions.recordBounce({
-    accountId: rcpt.accountId,
-    recipientId: rcpt.id,
-    messageId: rcpt.messageId,
-    address: rcpt.address,
-    kind: reading.kind,
-    category,
-    reason,
-    status: result?.status ?? null,
-    diagnostic: result?.diagnostic ?? null,
-    source,
-  });
-  await spool.events.record({
-    type: complaint ? 'feedback' : 'bounce',
-    msgId: rcpt.messageId,
-    recipientId: rcpt.id,
-    accountId: rcpt.accountId,
-    domain: rcpt.domain,
-    details: {
-      source,
-      category,
-      reason,
-      status: result?.status ?? null,
-      ...(complaint ? { feedbackType: result?.feedbackType ?? null } : {}),
-    },
-  });
-  deps.onReport?.(category, reason);
-  let suppress = category === 'hard' || category === 'complaint';
-  if (category === 'soft') {
-    suppress = await softBouncesSuppress(
-      spool.suppressions,
-      rcpt.accountId,
-      rcpt.address,
-      deps.now(),
-      deps.softBounce(),
-    );
-  }
-  logger.info(
-    {
-      event: complaint ? 'feedback' : 'bounce',
-      rcptId: rcpt.id,
-      msgId: rcpt.messageId,
-      queue: rcpt.domain,
-      category,
-      reason,
-      suppressed: suppress,
-    },
-    complaint ? 'complaint received' : 'bounce received',
-  );
-  if (suppress) {
-    await spool.suppressions.add({
-      accountId: rcpt.accountId,
-      address: rcpt.address,
-      scope: 'all',
-      reason: complaint
-        ? `complaint${result?.feedbackType ? `:${result.feedbackType}` : ''}`
-        : `${category}:${reason}`,
-      source,
-    });
+    const ids =
+      target.kind === 'bounce'
+        ? [target.recipientId]
+        : // A complaint names its recipient through the return path of the original it is about.
+          [...new Set(r.returnPaths.map((a) => verp.parse(a)).filter((id): id is number => id !== null))];
+    if (ids.length === 0) {
+      if (r.kind === 'unparsed')
+        logDecision(
+          logger,
+          r,
+          (await policy.onReport({ kind: 'unparsed', recipientId: null, why: r.why, source }))!,
+        );
+      else logger.warn({ kind: r.kind }, 'report maps to no valid return path; no suppression');
+      continue;
+    }
+    for (const recipientId of ids) {
+      const decision = await policy.onReport(
+        r.kind === 'unparsed'
+          ? { kind: 'unparsed', recipientId, why: r.why, source }
+          : r.kind === 'arf'
+            ? { kind: 'arf', recipientId, feedbackType: r.feedbackType, complaint: r.complaint, source }
+            : { kind: 'dsn', recipientId, results: r.results, source },
+      );
+      if (decision) logDecision(logger, r, decision);
+      else logger.info({ rcptId: recipientId }, 'report for a recipient no longer held; ignored');
+    }
   }
 }

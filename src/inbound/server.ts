@@ -1,5 +1,6 @@
-import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from 'smtp-server';
+import type { SMTPServer, SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
 import type { ListenAddress } from '../config/index.js';
+import { GreetingServer, PerIpLimit, armDataDeadline } from '../listener/index.js';
 import type { Logger } from '../logging/index.js';
 import { PetrelError, smtpError } from '../shared/index.js';
 import type { Spool } from '../spool/index.js';
@@ -12,7 +13,13 @@ export interface InboundSettings {
   readonly bounceDomain: string;
   readonly fblAddress: string;
   readonly maxMessageSize: number;
+  readonly maxConnections: number;
   readonly maxConnectionsPerIp: number;
+  readonly idleTimeoutMs: number;
+  /** Total time DATA may take, however slowly its bytes drip. */
+  readonly dataTimeoutMs: number;
+  /** Pause before the banner; bytes sent during it get 421 and a close. 0: greet at once. */
+  readonly greetingPauseMs: number;
 }
 
 export interface InboundDeps extends ReportDeps {
@@ -31,6 +38,12 @@ export interface InboundService {
   updateTls(material: TlsMaterial): void;
 }
 
+/**
+ * Bytes of a message that are read: a report's own fields and the returned original's headers
+ * come first, and the rest of a large original never changes what the report says.
+ */
+const READ_BYTES = 1024 * 1024;
+
 const UNSUB = /^unsub-([A-Za-z0-9_-]{24})@(.+)$/i;
 
 /**
@@ -40,11 +53,11 @@ const UNSUB = /^unsub-([A-Za-z0-9_-]{24})@(.+)$/i;
 export function createInboundService(deps: InboundDeps): InboundService {
   const { settings, logger, spool, verp } = deps;
   const targets = new Map<string, InboundTarget[]>();
-  const perIp = new Map<string, number>();
+  const perIp = new PerIpLimit(settings.maxConnectionsPerIp);
   const servers: SMTPServer[] = [];
 
-  const server = (): SMTPServer =>
-    new SMTPServer({
+  const server = (): SMTPServer => {
+    const s: SMTPServer = new GreetingServer({
       name: deps.hostname,
       banner: 'Petrel',
       key: deps.tls.key,
@@ -54,19 +67,19 @@ export function createInboundService(deps: InboundDeps): InboundService {
       authOptional: true,
       disabledCommands: ['AUTH'],
       maxRecipients: 20,
-      socketTimeout: 60_000,
+      maxClients: settings.maxConnections,
+      socketTimeout: settings.idleTimeoutMs,
       closeTimeout: 5_000,
       logger: false,
       onConnect(session, cb) {
-        const n = perIp.get(session.remoteAddress) ?? 0;
-        if (n >= settings.maxConnectionsPerIp) return cb(smtpError(421, '4.7.0', 'Too many connections'));
-        perIp.set(session.remoteAddress, n + 1);
+        if (!perIp.admit(session.id, session.remoteAddress)) {
+          logger.warn({ sessionId: session.id, remoteIp: session.remoteAddress }, 'too many connections from one address');
+          return cb(smtpError(421, '4.7.0', 'Too many connections from your address, try again later'));
+        }
         cb();
       },
       onClose(session) {
-        const n = (perIp.get(session.remoteAddress) ?? 1) - 1;
-        if (n <= 0) perIp.delete(session.remoteAddress);
-        else perIp.set(session.remoteAddress, n);
+        perIp.release(session.id, session.remoteAddress);
         targets.delete(session.id);
       },
       onMailFrom(_address, session, cb) {
@@ -86,11 +99,15 @@ export function createInboundService(deps: InboundDeps): InboundService {
           });
       },
       onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb) {
+        const disarm = armDataDeadline(s, session.id, settings.dataTimeoutMs, () =>
+          logger.warn({ sessionId: session.id }, 'DATA deadline passed, closing connection'),
+        );
+        stream.once('end', disarm);
         const chunks: Buffer[] = [];
         let size = 0;
         stream.on('data', (c: Buffer) => {
+          if (size < READ_BYTES) chunks.push(c.subarray(0, READ_BYTES - size));
           size += c.length;
-          if (size <= settings.maxMessageSize) chunks.push(c);
         });
         stream.once('end', () => {
           if (stream.sizeExceeded || size > settings.maxMessageSize) {
@@ -106,7 +123,9 @@ export function createInboundService(deps: InboundDeps): InboundService {
             });
         });
       },
-    });
+    }, settings.greetingPauseMs);
+    return s;
+  };
 
   const resolveTarget = async (address: string): Promise<InboundTarget | null> => {
     const lower = address.toLowerCase();

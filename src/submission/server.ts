@@ -24,7 +24,7 @@ import {
   type Clock,
 } from '../shared/index.js';
 import { AuthGuard } from './auth-guard.js';
-import { PromptSMTPServer } from './greeting.js';
+import { GreetingServer, PerIpLimit, armDataDeadline } from '../listener/index.js';
 import { acceptMessage } from './accept.js';
 import { blockingEntry } from '../suppression/index.js';
 
@@ -83,8 +83,7 @@ interface SenderState {
 export function createSubmissionService(deps: SubmissionDeps): SubmissionService {
   const { config, logger, spool, clock } = deps;
   const guard = new AuthGuard(config.auth_max_failures, config.auth_failure_window, clock);
-  const perIp = new Map<string, number>();
-  const counted = new Set<string>();
+  const perIp = new PerIpLimit(config.max_connections_per_ip);
   const senders = new Map<string, SenderState>();
   const servers: { server: SMTPServer; name: ListenerName }[] = [];
 
@@ -92,24 +91,17 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
 
   const onConnect = (session: SMTPServerSession, callback: (err?: Error | null) => void): void => {
     const ip = session.remoteAddress;
-    const n = perIp.get(ip) ?? 0;
-    if (n >= config.max_connections_per_ip) {
+    if (!perIp.admit(session.id, ip)) {
       logger.warn({ sessionId: session.id, remoteIp: ip }, 'too many connections from one address');
       callback(smtpError(421, '4.7.0', 'Too many connections from your address, try again later'));
       return;
     }
-    perIp.set(ip, n + 1);
-    counted.add(session.id);
     callback();
   };
 
   const onClose = (session: SMTPServerSession): void => {
     senders.delete(session.id);
-    if (!counted.delete(session.id)) return;
-    const ip = session.remoteAddress;
-    const n = (perIp.get(ip) ?? 1) - 1;
-    if (n <= 0) perIp.delete(ip);
-    else perIp.set(ip, n);
+    perIp.release(session.id, session.remoteAddress);
   };
 
   const onAuth = (
@@ -194,17 +186,9 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
 
   const makeOnData = (name: ListenerName, getServer: () => SMTPServer) =>
     (stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void => {
-      // smtp-server re-arms its idle timer on every byte; a slow drip must still end.
-      const deadline = setTimeout(() => {
-        logger.warn({ sessionId: session.id }, 'DATA deadline passed, closing connection');
-        for (const conn of getServer().connections) {
-          if (conn.id === session.id) {
-            conn.send(421, '4.4.2 DATA took too long, closing connection');
-            conn.close();
-          }
-        }
-      }, config.data_timeout);
-      deadline.unref();
+      const disarm = armDataDeadline(getServer(), session.id, config.data_timeout, () =>
+        logger.warn({ sessionId: session.id }, 'DATA deadline passed, closing connection'),
+      );
       const started = performance.now();
       acceptMessage({
         stream,
@@ -225,13 +209,13 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
           deps.onQueued?.(name, (performance.now() - started) / 1000);
         })
         .catch((err: unknown) => failEdge(logger, session, err, callback))
-        .finally(() => clearTimeout(deadline));
+        .finally(disarm);
     };
 
   const build = (name: ListenerName): SMTPServer => {
     let server: SMTPServer | null = null;
-    const Server = config.greeting_delay ? SMTPServer : PromptSMTPServer;
-    server = new Server({
+    // smtp-server's own 100 ms, or none: see GreetingServer.
+    server = new GreetingServer({
       name: deps.hostname,
       banner: 'Petrel',
       secure: name === 'submissions',
@@ -254,7 +238,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       onMailFrom,
       onRcptTo,
       onData: makeOnData(name, () => server!),
-    });
+    }, config.greeting_delay ? 100 : 0);
     server.on('error', (err) => logger.warn({ err, listener: name }, 'listener error'));
     return server;
   };

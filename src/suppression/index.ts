@@ -1,1 +1,12 @@
-export { blockingEntry, softBouncesSuppress, type SoftBounceThresholds, type Stream } from './policy.js';
+export {
+  blockingEntry,
+  createSuppressionPolicy,
+  unsubscribe,
+  type InboundReport,
+  type PolicyDecision,
+  type PolicyStores,
+  type SoftBounceSettings,
+  type Stream,
+  type SuppressionPolicy,
+  type SuppressionPolicyDeps,
+} from './policy.js';

@@ -12,8 +12,6 @@ export interface Verp {
   returnPath(recipientId: number): string;
   /** The recipient id of a valid, unexpired token address on the bounce domain; null otherwise. */
   parse(address: string): number | null;
-  /** Every valid token address found in a text (the headers of a returned original). */
-  findIn(text: string): number[];
 }
 
 export interface VerpOptions {
@@ -52,14 +50,6 @@ export function createVerp(options: VerpOptions): Verp {
       const m = pattern.exec(lower);
       if (!m || m.index !== 0 || m[0].length !== lower.length) return null;
       return check(m[1]!, m[2]!, m[3]!);
-    },
-    findIn(text) {
-      const found = new Set<number>();
-      for (const m of text.toLowerCase().matchAll(pattern)) {
-        const id = check(m[1]!, m[2]!, m[3]!);
-        if (id !== null) found.add(id);
-      }
-      return [...found];
     },
   };
 }

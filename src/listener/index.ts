@@ -1,0 +1,2 @@
+export { GreetingServer } from './greeting.js';
+export { PerIpLimit, armDataDeadline } from './limits.js';
