@@ -28,4 +28,4 @@ export {
 } from './dsn.js';
 export { readArf, type ArfReport } from './arf.js';
 export { isAutoReply } from './autoreply.js';
-export { DEFAULT_LIMITS, parseMime, type MimeLimits, type MimePart } from './mime.js';
+export { DEFAULT_LIMITS, parseContentType, parseMime, type MimeLimits, type MimePart } from './mime.js';

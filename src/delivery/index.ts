@@ -27,3 +27,4 @@ export {
   type SendOptions,
 } from './attempt.js';
 export { deliverOnce } from './deliver.js';
+export { downgradeTo7Bit } from './downgrade.js';
