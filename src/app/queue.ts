@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { Config } from '../config/index.js';
+import { createSigner, resignMessage } from '../dkim/index.js';
 import { createMxResolver, openSession, type DestinationResolver, type MxHost } from '../delivery/index.js';
 import type { Logger } from '../logging/index.js';
 import { createScheduler, type Outcome, type Scheduler, type Transport } from '../queue/index.js';
@@ -33,7 +34,11 @@ const OUTCOME_OF_STATE: Record<string, string> = {
 };
 
 /** The outbound side of the queue: DNS/routes and SMTP sessions from src/delivery. */
-function createTransport(config: Config, resolver: DestinationResolver): Transport {
+function createTransport(
+  config: Config,
+  resolver: DestinationResolver,
+  resign: (message: Buffer) => Promise<Buffer>,
+): Transport {
   const credentials = new Map<string, { user: string; pass: string }>();
   for (const [domain, route] of Object.entries(config.routes)) {
     if (!route.auth_user) continue;
@@ -57,6 +62,7 @@ function createTransport(config: Config, resolver: DestinationResolver): Transpo
         hostname: config.hostname,
         tls: shaping.tls,
         signal,
+        resign,
         ...(auth ? { auth } : {}),
       });
     },
@@ -111,9 +117,13 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
           routes: config.routes,
           port: config.delivery.mx_port,
         });
+      const signer = createSigner({ clock });
       const s = createScheduler({
         spool,
-        transport: createTransport(config, resolver),
+        // A message downgraded to 7 bits is signed again with the keys that signed it.
+        transport: createTransport(config, resolver, (message) =>
+          resignMessage(message, signer, (domain) => storage.keys.keysFor(domain)),
+        ),
         delivery: config.delivery,
         hostname: config.hostname,
         logger: logger.child({ component: 'queue' }),

@@ -1,3 +1,5 @@
+import { domainToASCII } from 'node:url';
+
 /**
  * RFC 3464 delivery-status fields. Also used on text parts of non-standard bounces that copy the
  * same `Field: value` lines into their human-readable body.
@@ -33,14 +35,37 @@ const RECIPIENT_FIELDS = new Set([
   'x-display-name',
 ]);
 
-/** Extracts the address from `rfc822; user@example.com` (or a bare address); null when none. */
+/** Undoes RFC 6533 utf-8-addr-xtext: `\x{7528}` → 用. */
+function fromXtext(value: string): string {
+  return value.replace(/\\x\{([0-9A-Fa-f]{2,6})\}/g, (all, hex: string) => {
+    const code = parseInt(hex, 16);
+    return code <= 0x10ffff ? String.fromCodePoint(code) : all;
+  });
+}
+
+/**
+ * Extracts the address from `rfc822; user@example.com` (or a bare address); null when none.
+ * A `utf-8;` address (RFC 6533) comes back in UTF-8, its `\x{HEX}` escapes decoded.
+ */
 export function addressOfField(value: string | null | undefined): string | null {
   if (!value) return null;
+  if (/^\s*utf-8\s*;/i.test(value)) {
+    const decoded = fromXtext(value.replace(/^\s*utf-8\s*;/i, '').trim());
+    if (decoded.includes('@') && /[^\p{ASCII}]/u.test(decoded)) return utf8Address(decoded);
+  }
   const v = value.replace(/^\s*(rfc822|utf-8|x-local|unknown)\s*;/i, '').trim();
   const m = /<?([^\s<>"';,()]+@[^\s<>"';,()]+?)>?\.?$/.exec(v) ?? /<?([^\s<>"';,()]+@[A-Za-z0-9.-]+)/.exec(v);
   if (!m) return null;
   const addr = m[1]!.replace(/^mailto:/i, '').toLowerCase();
   return /^[^@\s]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.?$/i.test(addr) ? addr.replace(/\.$/, '') : null;
+}
+
+/** A UTF-8 address: checked with its domain in A-labels, returned as written (lowercased). */
+function utf8Address(value: string): string | null {
+  const m = /^<?([^\s<>"';,()@]+)@([^\s<>"';,()@]+?)>?\.?$/u.exec(value);
+  if (!m) return null;
+  const ascii = domainToASCII(m[2]!);
+  return ascii !== '' && isAddress(`x@${ascii}`) ? `${m[1]!}@${m[2]!}`.toLowerCase() : null;
 }
 
 /** Whether a (lowercased) string is a plausible mailbox: a local part, "@", and a dotted-or-not domain. */

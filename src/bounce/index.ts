@@ -34,6 +34,7 @@ export {
   decodeTransfer,
   decodeWords,
   flatten,
+  parseContentType,
   parseMime,
   type MimeLimits,
   type MimePart,

@@ -133,7 +133,9 @@ function walk(raw: string, depth: number, state: WalkState, headersOnly = false)
       walk(decodeTransfer(body, headers.get('content-transfer-encoding')?.[0]), depth + 1, state),
     );
   } else if (type === 'text/rfc822-headers' || type === 'text/global-headers') {
-    if (room()) children.push(walk(body, depth + 1, state, true));
+    // Returned headers with 8-bit bytes come quoted-printable or base64 in a 7-bit report.
+    const cte = headers.get('content-transfer-encoding')?.[0];
+    if (room()) children.push(walk(decodeTransfer(body, cte), depth + 1, state, true));
   }
   return { headers, type, params, rawBody: body, children };
 }

@@ -1,4 +1,5 @@
 import { PassThrough } from 'node:stream';
+import { errorMessage } from '../shared/index.js';
 import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { SMTPConnectionEnvelope } from 'nodemailer/lib/smtp-connection';
 import {
@@ -16,6 +17,7 @@ import {
   type DeliveryOutcome,
   type FailureOutcome,
 } from './outcome.js';
+import { downgradeTo7Bit } from './downgrade.js';
 import type { MxHost } from './resolver.js';
 import {
   featuresOf,
@@ -89,7 +91,9 @@ export async function openSession(hosts: readonly MxHost[], options: SessionOpti
       // Opportunistic TLS must never make delivery worse than plaintext (RFC 7435).
       result = await connect(host, options, timeouts, true);
     }
-    if (result.ok) return { ok: true, session: new Session(result.conn, host, timeouts, options.signal) };
+    if (result.ok) {
+      return { ok: true, session: new Session(result.conn, host, timeouts, options.signal, options.resign) };
+    }
     last = result.outcome;
     if (result.outcome.kind === 'deferred') lastTransient = result.outcome;
   }
@@ -105,6 +109,7 @@ class Session implements DeliverySession {
   #conn: SMTPConnection;
   #timeouts: SessionTimeouts;
   #signal: AbortSignal | undefined;
+  #resign: ((message: Buffer) => Promise<Buffer>) | undefined;
   #features: ServerFeatures;
   #closed = false;
   #sent = 0;
@@ -116,8 +121,10 @@ class Session implements DeliverySession {
     host: MxHost,
     timeouts: SessionTimeouts,
     signal: AbortSignal | undefined,
+    resign: ((message: Buffer) => Promise<Buffer>) | undefined,
   ) {
     this.mx = host.name;
+    this.#resign = resign;
     this.address = host.address;
     this.port = host.port;
     this.#conn = conn;
@@ -185,16 +192,8 @@ class Session implements DeliverySession {
     if (this.#signal?.aborted || signal?.aborted) return all(abortedOutcome(mx));
     if (!this.usable) return all(localOutcome(451, '4.4.2', `session with ${mx} is closed`, mx));
 
-    const { extensions, maxSize } = this.#features;
-    const eightBit = hasEightBit(message.message);
-    if (eightBit && !extensions.has('8BITMIME')) {
-      return all(
-        localOutcome(554, '5.6.3', `message has 8-bit content and ${mx} does not support 8BITMIME`, mx),
-      );
-    }
-    if (maxSize > 0 && message.message.length > maxSize) {
-      return all(localOutcome(552, '5.3.4', `message size exceeds the ${maxSize} byte limit of ${mx}`, mx));
-    }
+    const { extensions } = this.#features;
+    // Addresses first: a message that needs SMTPUTF8 fails with 5.6.7 whatever its body.
     const smtpUtf8 = extensions.has('SMTPUTF8');
     const from = wireAddress(message.mailFrom, smtpUtf8);
     if (from === null) {
@@ -216,11 +215,59 @@ class Session implements DeliverySession {
         targets.push({ index, address });
       }
     }
-    if (targets.length > 0) {
-      const result = await this.#transact(from, targets, message.message, eightBit, signal);
-      for (const [i, outcome] of result.entries()) outcomes[targets[i]!.index] = outcome;
-    }
+    const result = targets.length > 0 ? await this.#prepare(from, message.message, targets, signal) : [];
+    for (const [i, outcome] of result.entries()) outcomes[targets[i]!.index] = outcome;
     return outcomes.map((o) => o ?? localOutcome(451, '4.4.2', `no reply from ${mx}`, mx));
+  }
+
+  /** Downgrades the message if the server needs it, checks its size, and sends it to `targets`. */
+  async #prepare(
+    from: string,
+    message: Uint8Array,
+    targets: readonly { address: string }[],
+    signal: AbortSignal | undefined,
+  ): Promise<DeliveryOutcome[]> {
+    const mx = this.mx;
+    const { extensions, maxSize } = this.#features;
+    let bytes = message;
+    let eightBit = hasEightBit(bytes);
+    if (eightBit && !extensions.has('8BITMIME')) {
+      const downgraded = await this.#downgrade(bytes);
+      if ('outcome' in downgraded) return targets.map(() => downgraded.outcome);
+      bytes = downgraded.bytes;
+      eightBit = false;
+    }
+    if (maxSize > 0 && bytes.length > maxSize) {
+      const tooBig = localOutcome(552, '5.3.4', `message size exceeds the ${maxSize} byte limit of ${mx}`, mx);
+      return targets.map(() => tooBig);
+    }
+    return this.#transact(from, targets, bytes, eightBit, signal);
+  }
+
+  /**
+   * The 7-bit form of an 8-bit message (RFC 6152 §3), re-signed; or the outcome for every
+   * recipient when it cannot be downgraded (5.6.3) or re-signing failed (transient: a key
+   * problem the operator can fix, better than sending signatures that fail).
+   */
+  async #downgrade(bytes: Uint8Array): Promise<{ bytes: Buffer } | { outcome: DeliveryOutcome }> {
+    const mx = this.mx;
+    const downgraded = downgradeTo7Bit(bytes);
+    if (downgraded === null) {
+      return {
+        outcome: localOutcome(
+          554,
+          '5.6.3',
+          `message has 8-bit content that cannot be converted to 7 bits, and ${mx} does not support 8BITMIME`,
+          mx,
+        ),
+      };
+    }
+    if (!this.#resign) return { bytes: downgraded };
+    try {
+      return { bytes: await this.#resign(downgraded) };
+    } catch (err) {
+      return { outcome: localOutcome(451, '4.3.0', `re-signing the 7-bit form failed: ${errorMessage(err)}`, mx) };
+    }
   }
 
   /** One MAIL/RCPT/DATA transaction; returns one outcome per target. */

@@ -43,6 +43,12 @@ export interface SessionOptions {
   readonly localAddress?: string;
   /** Credentials for a smarthost (AUTH PLAIN/LOGIN after EHLO and STARTTLS). */
   readonly auth?: { readonly user: string; readonly pass: string };
+  /**
+   * Re-signs a message that was downgraded to 7 bits for a server without 8BITMIME: replaces
+   * the DKIM signatures Petrel added (made over the 8-bit form, which the re-encoding breaks).
+   * Without it a downgraded message goes out with its original, now failing, signatures.
+   */
+  readonly resign?: (message: Buffer) => Promise<Buffer>;
 }
 
 export type ConnectResult =

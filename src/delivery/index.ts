@@ -26,3 +26,4 @@ export {
   type OutboundMessage,
   type SendOptions,
 } from './attempt.js';
+export { downgradeTo7Bit } from './downgrade.js';

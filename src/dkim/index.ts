@@ -25,3 +25,4 @@ export {
   type SplitMessage,
 } from './canonicalize.js';
 export { createKeyRing, type KeyRing, type ActiveKeyRef } from './keyring.js';
+export { resignMessage } from './resign.js';

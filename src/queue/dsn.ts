@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { NewMessage, ReplyRecord } from '../spool/index.js';
 import { mentionedAddresses } from '../privacy/index.js';
-import { parseAddress } from '../shared/index.js';
+import { encodeQuotedPrintable, hasEightBitBytes, parseAddress } from '../shared/index.js';
 
 export interface FailedRecipient {
   readonly address: string;
@@ -31,6 +31,37 @@ const MAX_RETURNED_HEADERS = 64 * 1024;
 function oneLine(text: string, max = 900): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim().slice(0, max);
+}
+
+/** One character as RFC 6533 `\x{HEX}` (upper-case hex, at least two digits). */
+function hexPoint(ch: string): string {
+  return `\\x{${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(2, '0')}}`;
+}
+
+/**
+ * The utf-8-addr-xtext form a message/delivery-status field must use (RFC 6533 §3): non-ASCII
+ * characters, and `+`, `=`, `\` and space, which would be ambiguous, as `\x{HEX}`.
+ */
+function xtext(text: string): string {
+  return text.replace(/[^\x21-\x2a\x2c-\x3c\x3e-\x5b\x5d-\x7e]/gu, hexPoint);
+}
+
+/** Final-Recipient: `rfc822;` for an ASCII address, RFC 6533 `utf-8;` in xtext otherwise. */
+function finalRecipient(address: string): string {
+  const value = oneLine(address, 320);
+  return hasEightBitBytes(value) ? `utf-8; ${xtext(value)}` : `rfc822; ${value}`;
+}
+
+/** A delivery-status field value in 7 bits: non-ASCII characters as `\x{HEX}`. */
+function asciiField(text: string, max?: number): string {
+  return oneLine(text, max).replace(/[^\p{ASCII}]/gu, hexPoint);
+}
+
+/** A text part's body and its Content-Transfer-Encoding: 7bit when it is ASCII, else quoted-printable. */
+function textPart(bytes: Buffer): { encoding: string; body: Buffer } {
+  const latin1 = bytes.toString('latin1');
+  if (!hasEightBitBytes(latin1)) return { encoding: '7bit', body: bytes };
+  return { encoding: 'quoted-printable', body: Buffer.from(encodeQuotedPrintable(latin1), 'latin1') };
 }
 
 function statusOf(r: FailedRecipient): string {
@@ -65,19 +96,26 @@ export function buildDsn(input: DsnInput): NewMessage | null {
 
   const perRecipient = input.recipients
     .map((r) => {
-      const lines = [
-        `Final-Recipient: rfc822; ${oneLine(r.address, 320)}`,
-        `Action: ${r.action}`,
-        `Status: ${statusOf(r)}`,
-      ];
-      if (r.mx) lines.push(`Remote-MTA: dns; ${oneLine(r.mx, 255)}`);
-      if (r.reply) lines.push(`Diagnostic-Code: smtp; ${oneLine(`${r.reply.code} ${r.reply.enhanced} ${r.reply.text}`)}`);
+      const lines = [`Final-Recipient: ${finalRecipient(r.address)}`, `Action: ${r.action}`, `Status: ${statusOf(r)}`];
+      if (r.mx) lines.push(`Remote-MTA: dns; ${asciiField(r.mx, 255)}`);
+      if (r.reply) lines.push(`Diagnostic-Code: smtp; ${asciiField(`${r.reply.code} ${r.reply.enhanced} ${r.reply.text}`)}`);
       lines.push(`Last-Attempt-Date: ${new Date(r.lastAttemptAt).toUTCString().replace('GMT', '+0000')}`);
       return lines.join('\r\n');
     })
     .join('\r\n\r\n');
 
   const messageId = `<dsn.${randomBytes(8).toString('hex')}@${input.reportingMta}>`;
+  // Every part is 7-bit, so the DSN reaches a sender's MX without 8BITMIME: a null-sender
+  // message that is refused is lost, with nobody left to tell.
+  const explanation = textPart(
+    Buffer.from(
+      `This is the mail system at ${input.reportingMta}.\r\n\r\n` +
+        `Your message could not be delivered to one or more recipients.\r\n\r\n` +
+        `${human}\r\n`,
+      'utf8',
+    ),
+  );
+  const headers = textPart(originalHeaders);
   const text =
     `From: Mail Delivery System <MAILER-DAEMON@${input.reportingMta}>\r\n` +
     `To: <${input.originalMailFrom}>\r\n` +
@@ -91,10 +129,8 @@ export function buildDsn(input: DsnInput): NewMessage | null {
     `This is a delivery status notification in MIME format.\r\n` +
     `\r\n--${boundary}\r\n` +
     `Content-Type: text/plain; charset=utf-8\r\n` +
-    `Content-Transfer-Encoding: 8bit\r\n\r\n` +
-    `This is the mail system at ${input.reportingMta}.\r\n\r\n` +
-    `Your message could not be delivered to one or more recipients.\r\n\r\n` +
-    `${human}\r\n` +
+    `Content-Transfer-Encoding: ${explanation.encoding}\r\n\r\n`;
+  const report =
     `\r\n--${boundary}\r\n` +
     `Content-Type: message/delivery-status\r\n\r\n` +
     `Reporting-MTA: dns; ${input.reportingMta}\r\n` +
@@ -102,8 +138,15 @@ export function buildDsn(input: DsnInput): NewMessage | null {
     `Arrival-Date: ${new Date(input.arrivalDate).toUTCString().replace('GMT', '+0000')}\r\n\r\n` +
     `${perRecipient}\r\n` +
     `\r\n--${boundary}\r\n` +
-    `Content-Type: text/rfc822-headers\r\n\r\n`;
-  const body = Buffer.concat([Buffer.from(text, 'utf8'), originalHeaders, Buffer.from(`\r\n--${boundary}--\r\n`)]);
+    `Content-Type: text/rfc822-headers\r\n` +
+    `Content-Transfer-Encoding: ${headers.encoding}\r\n\r\n`;
+  const body = Buffer.concat([
+    Buffer.from(text, 'utf8'),
+    explanation.body,
+    Buffer.from(report, 'utf8'),
+    headers.body,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
   return {
     accountId: input.originalAccountId,
     mailFrom: '',

@@ -3,3 +3,4 @@ export * from './smtp-reply.js';
 export * from './address.js';
 export * from './clock.js';
 export * from './password.js';
+export * from './transfer-encoding.js';

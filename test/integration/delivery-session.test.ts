@@ -261,13 +261,40 @@ describe('delivery session', () => {
     expect(session.usable).toBe(true);
   });
 
-  it('fails an 8-bit message with 5.6.3 when the server lacks 8BITMIME, without sending it', async () => {
+  it('downgrades an 8-bit message to 7 bits for a server without 8BITMIME and sends the re-signed form', async () => {
+    const s = await sink({ hide8BITMIME: true, starttls: false });
+    const given: Buffer[] = [];
+    const session = await open([hostOf(s)], {
+      resign: async (message) => {
+        given.push(message);
+        return Buffer.concat([Buffer.from('X-Resigned: yes\r\n'), message]);
+      },
+    });
+    const outcomes = await session.send({
+      mailFrom: 'a@petrel.test',
+      rcptTo: ['x@example.test'],
+      message: Buffer.from('Subject: é\r\n\r\né\r\n'),
+    });
+    expect(outcomes[0]!.kind).toBe('delivered');
+    const [received] = await s.waitForMessages(1);
+    expect(given).toHaveLength(1);
+    expect(received!.body.equals(Buffer.concat([Buffer.from('X-Resigned: yes\r\n'), given[0]!]))).toBe(true);
+    expect(received!.body.toString('latin1')).toBe(
+      'X-Resigned: yes\r\nSubject:\r\n =?UTF-8?B?w6k=?=\r\nMIME-Version: 1.0\r\n' +
+        'Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n=C3=A9\r\n',
+    );
+    // Without 8BITMIME the transaction must not claim BODY=8BITMIME either.
+    expect(s.plaintextTranscript()).toContain('MAIL FROM:<a@petrel.test>');
+    expect(s.plaintextTranscript()).not.toContain('BODY=8BITMIME');
+  });
+
+  it('fails an 8-bit message it cannot downgrade with 5.6.3, without sending it', async () => {
     const s = await sink({ hide8BITMIME: true });
     const session = await open([hostOf(s)]);
     const outcomes = await session.send({
       mailFrom: 'a@petrel.test',
       rcptTo: ['x@example.test'],
-      message: Buffer.from('Subject: é\r\n\r\né\r\n'),
+      message: Buffer.from('From: Jörg <a@petrel.test>\r\n\r\né\r\n'),
     });
     expect(outcomes[0]).toMatchObject({ kind: 'failed', reply: { code: 554, enhanced: '5.6.3' } });
     expect(s.messages).toHaveLength(0);
@@ -277,6 +304,20 @@ describe('delivery session', () => {
       message: MESSAGE,
     });
     expect(ascii[0]!.kind).toBe('delivered');
+  });
+
+  it('defers a downgraded message whose re-signing fails, rather than send broken signatures', async () => {
+    const s = await sink({ hide8BITMIME: true });
+    const session = await open([hostOf(s)], {
+      resign: () => Promise.reject(new Error('key file unreadable')),
+    });
+    const outcomes = await session.send({
+      mailFrom: 'a@petrel.test',
+      rcptTo: ['x@example.test'],
+      message: Buffer.from('Subject: hi\r\n\r\né\r\n'),
+    });
+    expect(outcomes[0]).toMatchObject({ kind: 'deferred', reply: { code: 451, enhanced: '4.3.0' } });
+    expect(s.messages).toHaveLength(0);
   });
 
   it('fails a non-ASCII local part with 5.6.7 without SMTPUTF8 and sends IDN domains as A-labels', async () => {
