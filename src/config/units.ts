@@ -78,3 +78,11 @@ function ipToBigInt(ip: string): { family: 4 | 6; value: bigint } | null {
   if (groups.some((g) => g.length > 4 || g === '')) return null;
   return { family: 6, value: groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n) };
 }
+
+const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** A name for EHLO and Received: dot-separated labels of letters, digits and inner hyphens. */
+export function isHostName(text: string): boolean {
+  const name = text.endsWith('.') ? text.slice(0, -1) : text;
+  return name.length > 0 && name.length <= 253 && name.split('.').every((label) => LABEL.test(label));
+}

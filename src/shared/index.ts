@@ -3,3 +3,5 @@ export * from './smtp-reply.js';
 export * from './address.js';
 export * from './clock.js';
 export * from './password.js';
+export * from './directory.js';
+export * from './secret.js';
