@@ -1,4 +1,4 @@
-import type { Config } from '../config/index.js';
+import { readMetricsToken, type Config } from '../config/index.js';
 import { createHttpService, type HttpService } from '../http/index.js';
 import type { Logger } from '../logging/index.js';
 import type { Part } from './part.js';
@@ -11,23 +11,27 @@ export interface HttpPartDeps {
   readonly listening: () => boolean;
 }
 
-/** The HTTP listener: metrics, health, readiness, one-click unsubscribe. Reloads the metrics token. */
+/**
+ * The HTTP listener: metrics, health, readiness, one-click unsubscribe. A reload re-reads the
+ * metrics token file; one that cannot be read leaves the token in use.
+ */
 export function createHttp(config: Config, deps: HttpPartDeps): Part {
   const { storage } = deps;
   const logger = deps.logger.child({ component: 'http' });
-  let live = config;
+  let token = '';
   let service: HttpService | null = null;
 
   return {
-    reloadable: ['http.metrics_token'],
+    reloadable: ['http.metrics_token_file'],
     async start() {
+      token = readMetricsToken(config.http);
       const { spool, metrics } = storage;
       service = createHttpService({
         listen: config.http.listen,
         spool,
         logger,
         metrics: () => metrics.render(),
-        metricsToken: () => live.http.metrics_token,
+        metricsToken: () => token,
         ready: async () => deps.listening() && (await spool.writable()),
         onUnsubscribe: () => metrics.unsubscribes.inc({ source: 'one-click' }),
       });
@@ -35,7 +39,7 @@ export function createHttp(config: Config, deps: HttpPartDeps): Part {
       deps.logger.info({ listener: 'http', address: `${web.host}:${web.port}` }, 'listening');
     },
     async reload(next) {
-      live = next;
+      token = readMetricsToken(next.http);
     },
     async close() {
       await service?.close();

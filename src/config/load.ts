@@ -46,11 +46,18 @@ export function parseConfig(raw: unknown, origin: string): Config {
   return deepFreeze(result.data);
 }
 
+/** Keys Petrel no longer reads, with what to write instead. */
+const REPLACED_KEYS: Readonly<Record<string, string>> = {
+  'http.metrics_token': 'secrets are not written in the config: put the token in a file and set http.metrics_token_file',
+};
+
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {
   if (!issue) return 'invalid configuration';
   const path = formatPath(issue.path);
   if (issue.code === 'unrecognized_keys') {
     const keys = issue.keys.map((k) => (path ? `${path}.${k}` : k));
+    const replaced = keys.find((k) => REPLACED_KEYS[k] !== undefined);
+    if (replaced) return `${replaced}: ${REPLACED_KEYS[replaced]}`;
     return `${keys.join(', ')}: unknown key${keys.length > 1 ? 's' : ''}`;
   }
   return `${path || '(top level)'}: ${issue.message}`;

@@ -67,3 +67,11 @@ export function ipInCidrs(ip: string, cidrs: readonly Cidr[]): boolean {
   if (family === 0) return false;
   return list.check(plain, family === 4 ? 'ipv4' : 'ipv6');
 }
+
+const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
+/** A name for EHLO and Received: dot-separated labels of letters, digits and inner hyphens. */
+export function isHostName(text: string): boolean {
+  const name = text.endsWith('.') ? text.slice(0, -1) : text;
+  return name.length > 0 && name.length <= 253 && name.split('.').every((label) => LABEL.test(label));
+}

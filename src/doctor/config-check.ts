@@ -118,16 +118,5 @@ export function checkConfig(load: () => { config: Config; origin: string }): {
   } else {
     out.push(checkCertificate(config));
   }
-  if (config.submission.trusted_networks.length > 0 && !config.submission.trusted_account) {
-    out.push(
-      result(
-        'config',
-        'warn',
-        'submission.trusted_networks',
-        'trusted_networks is set but trusted_account is empty: trusted clients cannot send',
-        'set submission.trusted_account to the account their mail is sent as',
-      ),
-    );
-  }
   return { results: out, config };
 }

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ListenAddress } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
-import { PetrelError } from '../shared/index.js';
+import { PetrelError, secretsEqual } from '../shared/index.js';
 import type { Spool } from '../spool/index.js';
 import { handleUnsubscribe } from './unsubscribe.js';
 
@@ -41,7 +41,7 @@ export function createHttpService(deps: HttpDeps): HttpService {
     }
     if (url.pathname === '/metrics' && deps.metrics) {
       const token = deps.metricsToken();
-      if (token && req.headers.authorization !== `Bearer ${token}`) {
+      if (token && !secretsEqual(req.headers.authorization ?? '', `Bearer ${token}`)) {
         res.writeHead(401, { 'www-authenticate': 'Bearer' }).end();
         return;
       }

@@ -1,8 +1,8 @@
-import { accessSync, constants, mkdirSync } from 'node:fs';
+import { accessSync, constants } from 'node:fs';
 import { join, resolve } from 'node:path';
 import pinoRoll from 'pino-roll';
 import type { DestinationStream } from 'pino';
-import { ConfigError, errorMessage } from '../shared/index.js';
+import { ConfigError, errorMessage, makeDirectory } from '../shared/index.js';
 
 export interface RollingFileOptions {
   /** Directory of the files (config `log_dir`); made when missing. */
@@ -28,7 +28,7 @@ export async function openRollingFile(options: RollingFileOptions): Promise<Roll
   // Checked here, before the stream exists: SonicBoom reports open failures as 'error' events
   // after the fact, which would crash the process instead of naming the key.
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o750 });
+    makeDirectory(dir, 0o750);
     accessSync(dir, constants.W_OK);
   } catch (err) {
     throw unwritable(err);

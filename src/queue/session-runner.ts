@@ -1,5 +1,5 @@
 import type { Logger } from '../logging/index.js';
-import { maskAddresses, type Clock } from '../shared/index.js';
+import { maskAddresses, parseAddress, type Clock } from '../shared/index.js';
 import type { RecipientUpdate, Spool } from '../spool/index.js';
 import type { LeaseLoop } from './lease-loop.js';
 import type { Pool, Pools } from './pools.js';
@@ -72,7 +72,9 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
     }
   };
 
-  const logTransition = (u: RecipientUpdate, outcome: Outcome | null): void => {
+  // The recipients' local parts are masked too: a reply may quote one without its domain.
+  const logTransition = (job: Job, u: RecipientUpdate, outcome: Outcome | null): void => {
+    const locals = job.recipients.map((r) => parseAddress(r.address)?.local ?? r.address);
     logger.info(
       {
         event: u.event,
@@ -80,7 +82,7 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
         rcptId: u.recipientId,
         queue: u.domain,
         mx: u.mx,
-        reply: u.reply ? { code: u.reply.code, enhanced: u.reply.enhanced, text: maskAddresses(u.reply.text).slice(0, 312) } : null,
+        reply: u.reply ? { code: u.reply.code, enhanced: u.reply.enhanced, text: maskAddresses(u.reply.text, locals).slice(0, 312) } : null,
         ...(u.nextAttemptAt !== undefined ? { nextAttemptAt: new Date(u.nextAttemptAt).toISOString() } : {}),
       },
       u.event,
@@ -98,7 +100,7 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
       dsnQueued = dsn !== null;
       return dsn ? [{ id: spool.messages.newId(), message: dsn }] : [];
     });
-    for (const u of applied) logTransition(u, outcomes[job.recipients.findIndex((r) => r.id === u.recipientId)] ?? null);
+    for (const u of applied) logTransition(job, u, outcomes[job.recipients.findIndex((r) => r.id === u.recipientId)] ?? null);
     if (dsnQueued && applied.length > 0) deps.onDsn();
   };
 
@@ -118,7 +120,7 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
         });
       }
     }
-    if (ended.length > 0) for (const u of await completeOrAbandon(ended)) logTransition(u, null);
+    if (ended.length > 0) for (const u of await completeOrAbandon(ended)) logTransition(job, u, null);
     return { ...job, recipients: keep };
   };
 

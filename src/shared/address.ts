@@ -38,9 +38,18 @@ export function domainMatches(domain: string, allowed: string): boolean {
 
 const ADDRESS_LIKE = /[^\s<>()"',;:]+@[A-Za-z0-9.-]+/g;
 
-/** Replaces anything shaped like an email address, for text that goes into logs (remote replies). */
-export function maskAddresses(text: string): string {
-  return text.replace(ADDRESS_LIKE, '[address]');
+/**
+ * Replaces anything shaped like an email address, for text that goes into logs (remote replies),
+ * and each of `localParts` standing alone (a reply may quote a recipient's local part only).
+ */
+export function maskAddresses(text: string, localParts: readonly string[] = []): string {
+  const words = [...new Set(localParts.filter((l) => l !== ''))]
+    .sort((a, b) => b.length - a.length)
+    .map((l) => l.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+  if (words.length === 0) return text.replace(ADDRESS_LIKE, '[address]');
+  // One pass, so that nothing already masked is masked again.
+  const alone = `(?<![A-Za-z0-9_%+-])(?:${words.join('|')})(?![A-Za-z0-9_%+-])`;
+  return text.replace(new RegExp(`${ADDRESS_LIKE.source}|${alone}`, 'gi'), '[address]');
 }
 
 /**

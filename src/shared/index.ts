@@ -4,3 +4,5 @@ export * from './address.js';
 export * from './clock.js';
 export * from './password.js';
 export * from './transfer-encoding.js';
+export * from './directory.js';
+export * from './secret.js';

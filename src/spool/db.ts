@@ -1,7 +1,7 @@
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { SpoolError, errorMessage } from '../shared/index.js';
+import { SpoolError, errorMessage, makeDirectory } from '../shared/index.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;
@@ -15,7 +15,7 @@ export type Db = Database.Database;
 export function openDatabase(path: string, options: { readonly?: boolean } = {}): Db {
   let db: Db;
   try {
-    if (!options.readonly) mkdirSync(dirname(path), { recursive: true, mode: 0o750 });
+    if (!options.readonly) makeDirectory(dirname(path), 0o750);
     db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
   } catch (err) {
     throw new SpoolError('PETREL_SPOOL_UNAVAILABLE', `cannot open spool ${path}: ${errorMessage(err)}`, {

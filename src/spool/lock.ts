@@ -1,7 +1,6 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { SpoolError, errorMessage } from '../shared/index.js';
+import { SpoolError, errorMessage, makeDirectory } from '../shared/index.js';
 
 export const LOCK_FILE = 'petrel.lock';
 
@@ -21,7 +20,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
   const path = join(dataDir, LOCK_FILE);
   let db: Database.Database;
   try {
-    mkdirSync(dataDir, { recursive: true, mode: 0o750 });
+    makeDirectory(dataDir, 0o750);
     db = new Database(path, { timeout: 0 });
   } catch (err) {
     throw new SpoolError('PETREL_SPOOL_UNAVAILABLE', `cannot open lock file ${path}: ${errorMessage(err)}`, { cause: err });

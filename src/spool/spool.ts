@@ -1,10 +1,11 @@
 import { chmodSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../shared/index.js';
 import { createAccountStore, type AccountStore } from './account-store.js';
 import { openDatabase, type Db } from './db.js';
 import type { FatalHandler } from './committer.js';
 import { inProcessWriter, threadWriter } from './writer.js';
+import { watchSpace } from './space-watch.js';
 import { createMessageStore, type MessageStore } from './message-store.js';
 import { createQueueStore, type QueueStore } from './queue-store.js';
 import { createDkimKeyStore, type DkimKeyStore } from './dkim-store.js';
@@ -33,7 +34,10 @@ export interface Spool {
   dataVersion(): Promise<number>;
   /** Reads a PRAGMA for diagnostics and the durability tests. */
   pragma(name: 'synchronous' | 'secure_delete' | 'journal_mode'): Promise<string | number>;
-  /** True when a durable write succeeds now (readiness). */
+  /**
+   * True when a durable write succeeds now (readiness); false too while a message was last
+   * refused for want of space and the disk has no room for it yet.
+   */
   writable(): Promise<boolean>;
   /** Bytes of the database, WAL and shared-memory files. */
   fileBytes(): number;
@@ -72,7 +76,11 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
   const secret = (db.prepare("SELECT value FROM settings WHERE key = 'install_secret'").get() as { value: Buffer }).value;
   let closed = false;
   const onFatal = options.onFatal ?? (() => undefined);
-  const writer = options.writerThread ? threadWriter(path, onFatal) : inProcessWriter(db, onFatal);
+  const space = watchSpace(
+    options.writerThread ? threadWriter(path, onFatal) : inProcessWriter(db, onFatal),
+    dirname(path),
+  );
+  const writer = space.writer;
   const suppressions = createSuppressionStore(db, secret, clock, writer);
   return {
     path,
@@ -91,6 +99,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
       return db.pragma(name, { simple: true }) as string | number;
     },
     async writable() {
+      if (space.short()) return false;
       // Through the writer, so that the probe never waits for SQLite's lock on the event loop;
       // a write that has not committed within the deadline counts as a failure.
       let timer: NodeJS.Timeout | undefined;
@@ -98,7 +107,9 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
         timer = setTimeout(() => resolve(false), WRITABLE_DEADLINE_MS);
       });
       try {
-        return await Promise.race([writer.run({ op: 'probe', now: clock.now() }).then(() => true, () => false), deadline]);
+        const ok = await Promise.race([writer.run({ op: 'probe', now: clock.now() }).then(() => true, () => false), deadline]);
+        if (ok) space.clear();
+        return ok;
       } finally {
         clearTimeout(timer);
       }
@@ -127,7 +138,9 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
       // Writes under way finish before the handles go away.
       await writer.close();
       try {
-        db.pragma('wal_checkpoint(TRUNCATE)');
+        // PASSIVE: TRUNCATE would wait for the daemon's writer (every CLI command closes so), and
+        // erasure truncates the WAL on its own.
+        db.pragma('wal_checkpoint(PASSIVE)');
       } finally {
         db.close();
       }

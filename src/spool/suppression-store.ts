@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { canonicalAddress, type Clock } from '../shared/index.js';
+import { canonicalAddress, secretsEqual, type Clock } from '../shared/index.js';
 import type { Db } from './db.js';
 import type { SqlValue } from './hot-ops.js';
 import type { Writer } from './writer.js';
@@ -155,7 +155,7 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock, wri
     },
     async resolveUnsubscribeToken(token) {
       // The MAC is checked before any lookup, so guessing costs nothing and finds nothing.
-      if (!/^[A-Za-z0-9_-]{24}$/.test(token) || tokenMac(token.slice(0, 12)) !== token.slice(12)) return null;
+      if (!/^[A-Za-z0-9_-]{24}$/.test(token) || !secretsEqual(token.slice(12), tokenMac(token.slice(0, 12)))) return null;
       const row = tokenGet.get(token, clock.now());
       return row ? { accountId: row.account_id, address: row.address } : null;
     },

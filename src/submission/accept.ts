@@ -20,6 +20,7 @@ import {
   normalizeMessage,
   parseMessage,
   rfc5322Date,
+  type HeaderField,
 } from './message.js';
 
 export interface AcceptInput {
@@ -64,15 +65,13 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
   if (!account) throw smtpError(451, '4.3.0', 'Sending account is not available');
   const fromFields = parsed.headers.filter((h) => h.name === 'from');
   if (fromFields.length !== 1) throw smtpError(554, '5.6.0', 'Message must have exactly one From header');
-  const fromAddresses = extractAddresses(headerValue(fromFields[0]!));
-  if (fromAddresses.length === 0) throw smtpError(554, '5.6.0', 'From header has no address');
-  const fromDomains: string[] = [];
-  for (const addr of fromAddresses) {
-    const domain = parseAddress(addr)?.domain;
-    if (!domain || !account.allowedDomains.some((d) => domainMatches(domain, d))) {
-      throw smtpError(550, '5.7.1', 'From: domain not allowed for this account');
-    }
-    fromDomains.push(domain);
+  const fromDomains = authorDomains(fromFields[0]!, 'From', account);
+  const senderFields = parsed.headers.filter((h) => h.name === 'sender');
+  if (senderFields.length > 1) throw smtpError(554, '5.6.0', 'Message must have at most one Sender header');
+  // Receivers show Sender: and Resent-* as who sent the mail: they bind the account like From:.
+  for (const field of parsed.headers) {
+    const label = AUTHOR_FIELDS[field.name];
+    if (label && field.name !== 'from') authorDomains(field, label, account);
   }
 
   const streamFields = parsed.headers.filter((h) => h.name === 'x-petrel-stream');
@@ -172,7 +171,7 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
         msgId: p.id,
         sessionId: session.id,
         listener: input.listener,
-        account: account.name,
+        accountId: account.id,
         stream: messageStream,
         recipients: p.recipients,
         size: p.size,
@@ -184,6 +183,27 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
   const id = queued[0]!.id;
   const more = queued.length - 1;
   return more > 0 ? `${id} (+${more} more, one per recipient)` : id;
+}
+
+/** Header fields that name who wrote or sent the message, with their names for replies. */
+const AUTHOR_FIELDS: Readonly<Record<string, string>> = {
+  from: 'From',
+  sender: 'Sender',
+  'resent-from': 'Resent-From',
+  'resent-sender': 'Resent-Sender',
+};
+
+/** The domains of a From:-like field; refuses a field without an address or with a domain the account may not use. */
+function authorDomains(field: HeaderField, label: string, account: Account): string[] {
+  const addresses = extractAddresses(headerValue(field));
+  if (addresses.length === 0) throw smtpError(554, '5.6.0', `${label} header has no address`);
+  return addresses.map((addr) => {
+    const domain = parseAddress(addr)?.domain;
+    if (!domain || !account.allowedDomains.some((d) => domainMatches(domain, d))) {
+      throw smtpError(550, '5.7.1', `${label}: domain not allowed for this account`);
+    }
+    return domain;
+  });
 }
 
 /**

@@ -58,6 +58,9 @@ function lineTooLong(max: number): MessageProblem {
 }
 
 const FIELD_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
+/** C0 controls but HTAB, and DEL; CR and LF reach here only as CRLF line ends (checkLineEndings). */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const HEADER_CONTROL = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
 
 /**
  * Splits the header block from the body. Expects CRLF line endings (checkLineEndings first).
@@ -68,6 +71,10 @@ export function parseMessage(data: Buffer, limits: MessageLimits): ParsedMessage
   const headerEnd = data.subarray(0, 2).equals(Buffer.from('\r\n')) ? 0 : end === -1 ? data.length : end + 2;
   if (headerEnd > limits.maxHeaderSize) {
     return { code: 552, enhanced: '5.3.4', text: 'Message header block is too large' };
+  }
+  // Other software may read a control character as a line end or strip it, seeing other fields.
+  if (HEADER_CONTROL.test(data.toString('latin1', 0, headerEnd))) {
+    return { code: 554, enhanced: '5.6.0', text: 'Message header contains a control character' };
   }
   const headers: HeaderField[] = [];
   let pos = 0;

@@ -122,7 +122,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       const ok = await verifyPassword(auth.password ?? '', account?.passwordHash ?? DUMMY_PASSWORD_HASH);
       if (account && ok && !impersonating) {
         guard.recordSuccess(ip);
-        logger.info({ sessionId: session.id, account: account.name, method: auth.method }, 'authenticated');
+        logger.info({ sessionId: session.id, accountId: account.id, method: auth.method }, 'authenticated');
         return callback(null, { user: { account: account.name } satisfies SessionUser });
       }
       const delay = guard.recordFailure(ip);
@@ -146,7 +146,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
 
       const account = await spool.accounts.get(accountName);
       if (!account) {
-        logger.error({ sessionId: session.id, account: accountName }, 'sending account does not exist');
+        logger.error({ sessionId: session.id, via: user ? 'auth' : 'trusted_account' }, 'sending account does not exist');
         return callback(smtpError(user ? 535 : 451, user ? '5.7.8' : '4.3.0', 'Sending account is not available'));
       }
       if (address.address === '') {

@@ -1,8 +1,8 @@
-import { readFileSync, writeFileSync, existsSync, mkdirSync, renameSync } from 'node:fs';
+import { readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
-import { ConfigError, errorMessage } from '../shared/index.js';
+import { ConfigError, errorMessage, makeDirectory } from '../shared/index.js';
 
 /** A certificate chain and its key in PEM, ready for tls.createSecureContext. */
 export interface TlsMaterial {
@@ -40,7 +40,7 @@ export async function loadTlsMaterial(settings: TlsSettings, dataDir: string, ho
   if (existsSync(certPath) && existsSync(keyPath)) {
     return { cert: readPem('tls.cert', certPath), key: readPem('tls.key', keyPath), origin: 'self-signed' };
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirectory(dir, 0o700);
   const notAfter = new Date();
   notAfter.setFullYear(notAfter.getFullYear() + 10);
   const pems = await generate([{ name: 'commonName', value: hostname }], {

@@ -1,7 +1,9 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
-import { verifyPassword } from '../../src/shared/index.js';
-import { cli, makeTestDir } from '../helpers/daemon.js';
+import { hashPassword, verifyPassword } from '../../src/shared/index.js';
+import { cli, makeTestDir, startDaemon } from '../helpers/daemon.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
+import { until } from '../helpers/until.js';
 
 describe('petrel user', () => {
   const t = makeTestDir();
@@ -29,6 +31,10 @@ describe('petrel user', () => {
   it('lists, changes passwords and removes accounts, with clear errors', async () => {
     expect(cli(t, ['user', 'add', 'shop', '--allow-from', 'x.example'], 'p\n')).toMatchObject({ status: 1 });
     expect(cli(t, ['user', 'add', 'bad name', '--allow-from', 'x.example'], 'p\n').status).toBe(2);
+    // A name shaped like an address would be personal data wherever the name is shown.
+    const at = cli(t, ['user', 'add', 'jane@shop.example', '--allow-from', 'x.example'], 'p\n');
+    expect(at.status).toBe(2);
+    expect(at.stderr).toBe('petrel: invalid account name "jane@shop.example": use letters, digits and . _ + - (no @)\n');
     expect(cli(t, ['user', 'add', 'nodomain', '--allow-from', 'not a domain'], 'p\n').stderr).toMatch(/invalid domain/);
     const list = cli(t, ['user', 'list', '--json']);
     expect(list.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { name: string }).name)).toEqual(['gen', 'shop']);
@@ -41,6 +47,32 @@ describe('petrel user', () => {
     const again = cli(t, ['user', 'remove', 'shop']);
     expect(again.status).toBe(1);
     expect(again.stderr).toBe('petrel: no account named shop\n');
+  });
+});
+
+describe('an account named like an address, made before @ was refused', () => {
+  const t = makeTestDir();
+  afterAll(() => t.cleanup());
+
+  it('still authenticates and sends, and the log names it by id, never by its name', async () => {
+    const spool = openSpool(t.dataDir);
+    const account = await spool.accounts.add('jane@shop.example', await hashPassword('pw'), ['shop.example']);
+    await spool.close();
+    const daemon = await startDaemon(t);
+    try {
+      const c = await RawSmtp.connect(daemon.ports.submission);
+      await c.login('jane@shop.example', 'pw');
+      await c.command('MAIL FROM:<jane@shop.example>');
+      await c.command('RCPT TO:<one@dest.test>');
+      expect((await c.data('From: jane@shop.example\r\nSubject: hi\r\n\r\nhello\r\n')).code).toBe(250);
+      c.close();
+      const reception = await until('the reception line', () => daemon.logs.find((l) => l['event'] === 'reception'));
+      expect(reception['accountId']).toBe(account.id);
+      expect(daemon.logs.find((l) => l.msg === 'authenticated')?.['accountId']).toBe(account.id);
+      expect(daemon.stdoutText()).not.toContain('jane@shop.example');
+    } finally {
+      await daemon.stop();
+    }
   });
 });
 

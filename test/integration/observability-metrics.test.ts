@@ -1,7 +1,9 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
-import { cli, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { interopTool } from '../helpers/interop.js';
 import { startRoutedDaemon, type Routed } from '../helpers/routed.js';
 import type { Sink } from '../helpers/sink.js';
@@ -202,5 +204,48 @@ describe('metrics after real traffic', () => {
     ]);
     child.kill('SIGINT');
     expect(await exited).toBe(0);
+  });
+});
+
+describe('/metrics behind a bearer token read from metrics_token_file', () => {
+  let t: TestDir;
+  let daemon: Daemon;
+  let tokenFile: string;
+
+  beforeAll(async () => {
+    t = makeTestDir('[http]\nlisten = "127.0.0.1:0"\nmetrics_token_file = "TOKEN_FILE"\n');
+    tokenFile = join(t.dir, 'metrics-token');
+    writeFileSync(tokenFile, 'first-token-0123456789\n', { mode: 0o600 });
+    writeFileSync(t.configPath, readFileSync(t.configPath, 'utf8').replace('TOKEN_FILE', tokenFile));
+    daemon = await startDaemon(t);
+  });
+
+  afterAll(async () => {
+    await daemon?.stop();
+    t?.cleanup();
+  });
+
+  const status = async (authorization?: string): Promise<number> =>
+    (
+      await fetch(`http://127.0.0.1:${daemon.ports.http}/metrics`, {
+        headers: authorization === undefined ? {} : { authorization },
+      })
+    ).status;
+
+  it('answers 401 without the token or with a wrong one, and 200 with it', async () => {
+    expect(await status()).toBe(401);
+    expect(await status('Bearer first-token-012345678')).toBe(401);
+    expect(await status('Bearer first-token-01234567890')).toBe(401);
+    expect(await status('first-token-0123456789')).toBe(401);
+    expect(await status('Bearer first-token-0123456789')).toBe(200);
+  });
+
+  it('re-reads the file on SIGHUP', async () => {
+    writeFileSync(tokenFile, 'second-token-0123456789\n');
+    const from = daemon.logs.length;
+    daemon.child.kill('SIGHUP');
+    await until('the reload', async () => daemon.logs.slice(from).some((l) => /^configuration reloaded/.test(l.msg)));
+    expect(await status('Bearer first-token-0123456789')).toBe(401);
+    expect(await status('Bearer second-token-0123456789')).toBe(200);
   });
 });

@@ -223,7 +223,7 @@ poll_interval = "100ms"
   });
 
   it('names each restart-only setting that changed, and says when nothing reloadable did', async () => {
-    const from = await reload({ maxRecipients: 50 });
+    const from = await reload({ maxRecipients: 150 });
     const lines = daemon.logs.slice(from);
     expect(lines.filter((l) => l.level === 'warn' && l['key'] === 'submission.max_recipients')).toHaveLength(
       1,

@@ -36,8 +36,7 @@ describe('submission', () => {
   beforeAll(async () => {
     t = makeTestDir(
       '',
-      `max_recipients = 5
-max_message_size = "64KB"
+      `max_message_size = "64KB"
 trusted_networks = ["127.0.0.2/32"]
 trusted_account = "local-apps"
 auth_max_failures = 4
@@ -144,6 +143,52 @@ data_timeout = "2s"`,
     c.close();
   });
 
+  it.each([
+    ['a Sender: in another domain', ['From: sender@example.com', 'Sender: Boss <boss@other-tenant.test>'], /5\.7\.1 Sender: domain not allowed/],
+    ['a Resent-From: in another domain', ['From: sender@example.com', 'Resent-From: boss@other-tenant.test'], /5\.7\.1 Resent-From: domain not allowed/],
+    ['a Resent-Sender: in another domain', ['From: sender@example.com', 'Resent-Sender: <boss@other-tenant.test>'], /5\.7\.1 Resent-Sender: domain not allowed/],
+    ['a second Sender:', ['From: sender@example.com', 'Sender: a@example.com', 'Sender: b@example.com'], /5\.6\.0 .*at most one Sender/],
+    ['an empty Sender:', ['From: sender@example.com', 'Sender: '], /5\.6\.0 Sender header has no address/],
+    ['a Sender: without a domain', ['From: sender@example.com', 'Sender: Nobody'], /5\.7\.1 Sender: domain not allowed/],
+  ])('refuses %s as it refuses such a From:, and queues nothing', async (_what, headers, pattern) => {
+    const before = await spool.messages.count();
+    const c = await RawSmtp.connect(daemon.ports.submission);
+    await c.login(USER, PASS);
+    expect((await c.command('MAIL FROM:<sender@example.com>')).code).toBe(250);
+    expect((await c.command('RCPT TO:<one@dest.test>')).code).toBe(250);
+    const r = await c.data(rawMessage([...headers, 'Subject: x'], 'body\r\n'));
+    expect(r.code).toBeGreaterThanOrEqual(550);
+    expect(r.text).toMatch(pattern);
+    expect(await spool.messages.count()).toBe(before);
+    c.close();
+  });
+
+  it('accepts Sender: and Resent-From: in the account\'s own domains', async () => {
+    const c = await RawSmtp.connect(daemon.ports.submission);
+    await c.login(USER, PASS);
+    await c.command('MAIL FROM:<sender@example.com>');
+    await c.command('RCPT TO:<one@dest.test>');
+    const r = await c.data(rawMessage(['From: sender@example.com', 'Sender: ops@example.com', 'Resent-From: a@sub.example.org', 'Subject: x'], 'body\r\n'));
+    expect(r.code).toBe(250);
+    c.close();
+  });
+
+  it.each([
+    ['an ESC', 'Subject: hi\x1b[2Jthere'],
+    ['a vertical tab', 'Subject: a\x0bb'],
+    ['a form feed in a folded line', 'Subject: a\r\n \x0cb'],
+    ['a DEL', 'X-Note: a\x7fb'],
+  ])('refuses a header with %s with 554 5.6.0', async (_what, header) => {
+    const c = await RawSmtp.connect(daemon.ports.submission);
+    await c.login(USER, PASS);
+    await c.command('MAIL FROM:<sender@example.com>');
+    await c.command('RCPT TO:<one@dest.test>');
+    const r = await c.data(rawMessage(['From: sender@example.com', header], 'body\r\n'));
+    expect(r.code).toBe(554);
+    expect(r.text).toMatch(/5\.6\.0 .*control character/);
+    c.close();
+  });
+
   it('refuses a declared SIZE over the limit at MAIL FROM', async () => {
     const c = await RawSmtp.connect(daemon.ports.submission);
     await c.login(USER, PASS);
@@ -164,12 +209,12 @@ data_timeout = "2s"`,
     c.close();
   });
 
-  it('accepts the configured number of recipients and answers 452 beyond it', async () => {
+  it('accepts the configured number of recipients (RFC 5321: 100 at least) and answers 452 beyond it', async () => {
     const c = await RawSmtp.connect(daemon.ports.submission);
     await c.login(USER, PASS);
     await c.command('MAIL FROM:<sender@example.com>');
-    for (let i = 1; i <= 5; i++) expect((await c.command(`RCPT TO:<r${i}@dest.test>`)).code).toBe(250);
-    expect((await c.command('RCPT TO:<r6@dest.test>')).code).toBe(452);
+    for (let i = 1; i <= 100; i++) expect((await c.command(`RCPT TO:<r${i}@dest.test>`)).code).toBe(250);
+    expect((await c.command('RCPT TO:<r101@dest.test>')).code).toBe(452);
     c.close();
   });
 

@@ -53,7 +53,14 @@ describe('bounces, complaints and unsubscribes suppress through the whole pipeli
   };
 
   beforeAll(async () => {
-    sink = await startSink({ rcpt: (a) => (a.startsWith('gone@') ? { code: 550, text: '5.1.1 <gone@dest.test>: No such user here' } : undefined) });
+    sink = await startSink({
+      rcpt: (a) => {
+        if (a.startsWith('gone@')) return { code: 550, text: '5.1.1 <gone@dest.test>: No such user here' };
+        // Some servers quote the local part alone.
+        if (a.startsWith('Ida.Quoted@')) return { code: 550, text: '5.1.1 <ida.quoted>... User unknown' };
+        return undefined;
+      },
+    });
     t = makeTestDir(`
 [delivery]
 poll_interval = "200ms"
@@ -137,7 +144,18 @@ port = ${sink.port}
     const page = await fetch(local);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('<form method="post">');
-    // GET alone (a link scanner) unsubscribes nobody.
+    const head = await fetch(local, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(await head.text()).toBe('');
+    // Neither GET (a link scanner) nor a POST without the RFC 8058 body unsubscribes anybody;
+    // such a POST gets the confirmation page.
+    for (const body of [undefined, '', 'List-Unsubscribe=Later', 'confirm=1']) {
+      const bare = await fetch(local, { method: 'POST', ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } }) });
+      expect(bare.status).toBe(200);
+      expect(await bare.text()).toContain('<form method="post">');
+    }
+    expect(await spool.suppressions.list({})).not.toContainEqual(expect.objectContaining({ address: 'frank@dest.test' }));
     expect((await send('frank@dest.test', 'promo 2', ['X-Petrel-Stream: marketing'])).code).toBe(250);
     await delivered('promo 2');
     const post = await fetch(local, { method: 'POST', body: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
@@ -148,6 +166,18 @@ port = ${sink.port}
     expect((await send('frank@dest.test', 'receipt', [])).code).toBe(250);
     await delivered('receipt');
     expect((await fetch(local.replace(/\/u\/.+$/, '/u/AAAAAAAAAAAAAAAAAAAAAAAA'))).status).toBe(404);
+  });
+
+  it('takes the one-click body as multipart/form-data too', async () => {
+    expect((await send('hana@dest.test', 'promo multipart', ['X-Petrel-Stream: marketing'])).code).toBe(250);
+    const text = (await delivered('promo multipart')).body.toString();
+    const url = /^List-Unsubscribe: <http:\/\/127\.0\.0\.1:8025(\/u\/[A-Za-z0-9_-]+)>/m.exec(text)![1]!;
+    const form = new FormData();
+    form.append('List-Unsubscribe', 'One-Click');
+    const post = await fetch(`http://127.0.0.1:${daemon.ports.http!}${url}`, { method: 'POST', body: form });
+    expect(post.status).toBe(200);
+    expect(await post.text()).toContain('You are unsubscribed');
+    expect((await send('hana@dest.test', 'promo multipart 2', ['X-Petrel-Stream: marketing'])).code).toBe(550);
   });
 
   it('refuses an unsubscribed address at RCPT for an account whose mail is marketing', async () => {
@@ -172,5 +202,14 @@ port = ${sink.port}
       return x.rcpt === 550 && x;
     });
     expect(r.text).toMatch(/suppressed \(hard:userunknown\)/);
+  });
+
+  it('logs a reply that quotes a recipient\'s local part alone with that local part masked', async () => {
+    const r = await send('Ida.Quoted@dest.test', 'to ida');
+    expect(r.code).toBe(250);
+    const id = /queued as (\S+)/.exec(r.text)![1]!;
+    const line = await until(() => daemon.logs.find((l) => l['event'] === 'bounce' && l['msgId'] === id));
+    expect((line['reply'] as { text: string }).text).toBe('<[address]>... User unknown');
+    expect(daemon.stdoutText().toLowerCase()).not.toContain('ida.quoted');
   });
 });

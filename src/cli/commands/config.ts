@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { configReference, loadConfig } from '../../config/index.js';
+import { configReference, loadConfig, readMetricsToken } from '../../config/index.js';
 import { loadTlsMaterial } from '../../tls/index.js';
 import { globals, print } from '../context.js';
 
@@ -11,9 +11,7 @@ export function register(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const { config: cfg, source } = loadConfig(globals(cmd).config, process.env);
       if (cfg.tls.cert || cfg.tls.key) await loadTlsMaterial(cfg.tls, cfg.data_dir, cfg.hostname);
-      if (cfg.submission.trusted_networks.length > 0 && !cfg.submission.trusted_account) {
-        print('warning: submission.trusted_networks is set but trusted_account is empty; trusted clients cannot send');
-      }
+      readMetricsToken(cfg.http);
       print(`config ok: ${source.kind === 'file' ? source.path : 'embedded defaults'}`);
     });
 

@@ -1,8 +1,8 @@
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { dnsRecord, generateKey, type KeyAlgorithm } from '../../dkim/index.js';
-import { normalizeDomain } from '../../shared/index.js';
+import { makeDirectory, normalizeDomain } from '../../shared/index.js';
 import { CliError, globals, print, withSpool } from '../context.js';
 
 const SELECTOR = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
@@ -40,7 +40,7 @@ export function register(program: Command): void {
       const key = await generateKey(algorithm);
       await withSpool(cmd, async (spool, config) => {
         const dir = resolve(join(config.data_dir, 'dkim', domain));
-        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        makeDirectory(dir, 0o700);
         const path = join(dir, `${selector}.${algorithm}.pem`);
         // Written whole under a temporary name first: the daemon never reads half a key.
         writeFileSync(`${path}.tmp`, key.privateKeyPem, { mode: 0o600 });

@@ -28,6 +28,8 @@ export function register(program: Command): void {
     .option('--wait <seconds>', 'how long to wait for a delivery in flight to finish or abort', '60')
     .action(async (address: string, opts: { account?: string; wait: string }, cmd: Command) => {
       const canonical = checked(address);
+      // Number('') is 0 and Number('abc') NaN, which would wait not at all: only digits pass.
+      if (!/^\d{1,9}$/.test(opts.wait)) throw new CliError('--wait takes a whole number of seconds', 2);
       const report = await withSpool(cmd, async (spool) =>
         eraseAddress(spool, canonical, { accountId: await accountId(spool, opts.account), waitMs: Number(opts.wait) * 1000 }),
       );

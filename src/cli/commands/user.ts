@@ -2,10 +2,11 @@ import type { Command } from 'commander';
 import { generatePassword, hashPassword, normalizeDomain } from '../../shared/index.js';
 import { CliError, globals, print, readStdin, withSpool } from '../context.js';
 
-const NAME = /^[A-Za-z0-9._@+-]{1,64}$/;
+// No @: a name shaped like an address would be personal data wherever the name is shown.
+const NAME = /^[A-Za-z0-9._+-]{1,64}$/;
 
 function checkName(name: string): void {
-  if (!NAME.test(name)) throw new CliError(`invalid account name "${name}": use letters, digits and . _ @ + -`, 2);
+  if (!NAME.test(name)) throw new CliError(`invalid account name "${name}": use letters, digits and . _ + - (no @)`, 2);
 }
 
 function checkDomains(domains: readonly string[]): string[] {

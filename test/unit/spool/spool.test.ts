@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -24,6 +24,20 @@ describe('spool', () => {
     expect(await third.pragma('synchronous')).toBe(2);
     expect(await third.pragma('secure_delete')).toBe(1);
     await third.close();
+  });
+
+  it('closes with a passive checkpoint, leaving the WAL to the connection still open (the daemon)', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'petrel-spool-'));
+    const daemon = openSpool(dir);
+    const cli = openSpool(dir);
+    await cli.accounts.add('shop', 'scrypt$x', ['shop.example']);
+    const wal = `${cli.path}-wal`;
+    expect(statSync(wal).size).toBeGreaterThan(0);
+    // wal_checkpoint(TRUNCATE) would wait for the daemon's writer and empty the file.
+    await cli.close();
+    expect(statSync(wal).size).toBeGreaterThan(0);
+    expect((await daemon.accounts.get('shop'))?.allowedDomains).toEqual(['shop.example']);
+    await daemon.close();
   });
 
   it('commits concurrent inserts together and resolves each only once it is stored', async () => {

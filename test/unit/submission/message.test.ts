@@ -100,3 +100,18 @@ describe('normalizeMessage', () => {
     expect(rfc5322Date(new Date(Date.UTC(2026, 0, 4, 23, 59, 0)))).toBe('Sun, 4 Jan 2026 23:59:00 +0000');
   });
 });
+
+describe('parseMessage and control characters', () => {
+  it.each([
+    ['ESC', 'Subject: a\x1bb\r\n\r\nbody\r\n'],
+    ['BEL in a field name position', 'X\x07: 1\r\n\r\nbody\r\n'],
+    ['DEL', 'Subject: a\x7fb\r\n\r\nbody\r\n'],
+    ['VT in a continuation', 'Subject: a\r\n \x0bb\r\n\r\nbody\r\n'],
+  ])('refuses %s in the header block with 554 5.6.0', (_what, text) => {
+    expect(parseMessage(Buffer.from(text), limits)).toMatchObject({ code: 554, enhanced: '5.6.0', text: 'Message header contains a control character' });
+  });
+  it('passes HTAB in headers and control characters in the body', () => {
+    const parsed = parse('Subject:\ta\tb\r\n\r\nbody\x1b\x7f\r\n');
+    expect(parsed.headers.map((h) => h.name)).toEqual(['subject']);
+  });
+});
