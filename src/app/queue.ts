@@ -3,7 +3,7 @@ import type { Config } from '../config/index.js';
 import { createSigner, resignMessage } from '../dkim/index.js';
 import { createMxResolver, openSession, type DestinationResolver, type MxHost } from '../delivery/index.js';
 import type { Logger } from '../logging/index.js';
-import { createScheduler, type Outcome, type Scheduler, type Transport } from '../queue/index.js';
+import { createScheduler, type Scheduler, type Transport } from '../queue/index.js';
 import { ConfigError, errorMessage, type Clock } from '../shared/index.js';
 import type { RecipientUpdate } from '../spool/index.js';
 import { blockingEntry, createSuppressionPolicy } from '../suppression/index.js';
@@ -87,17 +87,10 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
     now: () => clock.now(),
     onCounted: (category, reason) => storage.metrics.bounces.inc({ category, reason }),
   });
-  const syncBounce = async (u: RecipientUpdate, outcome: Outcome): Promise<void> => {
-    if (outcome.mx === null) return;
-    await policy.onReply(u.recipientId, outcome.reply);
-  };
 
-  const onTransition = (u: RecipientUpdate, outcome: Outcome | null): void => {
+  const onTransition = (u: RecipientUpdate): void => {
     const label = OUTCOME_OF_STATE[u.state];
     if (label) storage.metrics.recipientOutcomes.inc({ outcome: label });
-    if (u.state === 'bounced' && outcome) {
-      syncBounce(u, outcome).catch((err: unknown) => logger.error({ err }, 'recording a bounce failed'));
-    }
   };
 
   return {
@@ -136,6 +129,7 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
           (await blockingEntry(spool.suppressions, accountId, address, stream))?.reason ?? null,
         onAttempt: (seconds) => metrics.deliveryAttemptSeconds.observe(seconds),
         onTransition,
+        planBounce: (rcpt, outcome) => policy.planReply(rcpt, outcome.reply),
       });
       scheduler = s;
       await s.start();

@@ -5,7 +5,7 @@ import type { DueRecipient, RecipientUpdate, Spool } from '../spool/index.js';
 import { createLeaseLoop } from './lease-loop.js';
 import { createPools, type Pool } from './pools.js';
 import type { Outcome, Transport } from './ports.js';
-import { createSessionRunner } from './session-runner.js';
+import { createSessionRunner, type SchedulerBouncePlanner } from './session-runner.js';
 import { resolveShaping } from './shaping.js';
 import type { Job } from './transitions.js';
 
@@ -38,6 +38,8 @@ export interface SchedulerDeps {
   readonly onAttempt?: (seconds: number) => void;
   /** Called after each applied state transition (metrics). */
   readonly onTransition?: (update: RecipientUpdate, outcome: Outcome | null) => void;
+  /** What a remote 5xx writes with its outcome (suppression policy). */
+  readonly planBounce?: SchedulerBouncePlanner;
 }
 
 export interface Scheduler {
@@ -122,6 +124,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     suppressed: deps.suppressed,
     onAttempt: deps.onAttempt,
     onTransition: deps.onTransition,
+    planBounce: deps.planBounce,
     onDsn: () => {
       if (!stopping) leases.wake();
     },

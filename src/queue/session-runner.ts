@@ -1,6 +1,6 @@
 import type { Logger } from '../logging/index.js';
 import { maskAddresses, parseAddress, type Clock } from '../shared/index.js';
-import type { RecipientUpdate, Spool } from '../spool/index.js';
+import type { BounceWrite, RecipientUpdate, Spool } from '../spool/index.js';
 import type { LeaseLoop } from './lease-loop.js';
 import type { Pool, Pools } from './pools.js';
 import type { Outcome, OutboundSession, Transport } from './ports.js';
@@ -25,9 +25,19 @@ export interface SessionRunnerDeps {
   readonly suppressed: ((accountId: number | null, address: string, stream: 'transactional' | 'marketing') => Promise<string | null>) | undefined;
   readonly onAttempt: ((seconds: number) => void) | undefined;
   readonly onTransition: ((update: RecipientUpdate, outcome: Outcome | null) => void) | undefined;
+  readonly planBounce: SchedulerBouncePlanner | undefined;
   /** A DSN was queued: look for due work soon. */
   readonly onDsn: () => void;
 }
+
+/**
+ * What a remote 5xx for a recipient writes besides its outcome (the bounce record, maybe a
+ * suppression), committed in the same transaction; `counted` runs once it is committed.
+ */
+export type SchedulerBouncePlanner = (
+  rcpt: { readonly id: number; readonly messageId: string; readonly accountId: number | null; readonly address: string },
+  outcome: Outcome,
+) => { readonly write: BounceWrite; counted(): void } | null;
 
 /** Runs SMTP sessions for pools and records what each attempt did to its recipients. */
 export interface SessionRunner {
@@ -52,11 +62,12 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
   const completeOrAbandon = async (
     updates: readonly RecipientUpdate[],
     followUps?: Parameters<Spool['queue']['complete']>[2],
+    bounces?: readonly BounceWrite[],
   ): Promise<RecipientUpdate[]> => {
     const ids = updates.map((u) => u.recipientId);
     for (let attempt = 0; ; attempt++) {
       try {
-        const applied = await spool.queue.complete(holder, updates, followUps);
+        const applied = await spool.queue.complete(holder, updates, followUps, bounces);
         leases.finish(ids);
         return applied;
       } catch (err) {
@@ -95,11 +106,25 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
     const updates = transitionsOf(job, outcomes, shaping, now);
     const original = body ?? (updates.some(isEnded) ? await spool.queue.body(job.messageId) : null);
     let dsnQueued = false;
-    const applied = await completeOrAbandon(updates, (done) => {
-      const dsn = original ? dsnFor(deps.hostname, job, done, original, now) : null;
-      dsnQueued = dsn !== null;
-      return dsn ? [{ id: spool.messages.newId(), message: dsn }] : [];
+    // A remote 5xx is a bounce as much as a DSN is: its record commits with the outcome.
+    const bounces = updates.flatMap((u, i) => {
+      const outcome = outcomes[i] ?? outcomes[0]!;
+      if (u.state !== 'bounced' || outcome.mx === null || !deps.planBounce) return [];
+      const r = job.recipients[i]!;
+      const plan = deps.planBounce({ id: r.id, messageId: job.messageId, accountId: job.accountId, address: r.address }, outcome);
+      return plan ? [plan] : [];
     });
+    const applied = await completeOrAbandon(
+      updates,
+      (done) => {
+        const dsn = original ? dsnFor(deps.hostname, job, done, original, now) : null;
+        dsnQueued = dsn !== null;
+        return dsn ? [{ id: spool.messages.newId(), message: dsn }] : [];
+      },
+      bounces.map((b) => b.write),
+    );
+    const ended = new Set(applied.map((u) => u.recipientId));
+    for (const b of bounces) if (ended.has(b.write.recipientId)) b.counted();
     for (const u of applied) logTransition(job, u, outcomes[job.recipients.findIndex((r) => r.id === u.recipientId)] ?? null);
     if (dsnQueued && applied.length > 0) deps.onDsn();
   };

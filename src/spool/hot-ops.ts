@@ -28,6 +28,8 @@ export type HotOp =
        * is written and the caller plans again for the ones that would (see queue-store).
        */
       readonly followUps: readonly { readonly id: string; readonly message: NewMessage }[];
+      /** Bounce records (and suppressions) the outcomes cause, committed with them. */
+      readonly bounces: readonly BounceWrite[];
       readonly now: number;
     }
   | { readonly op: 'probe'; readonly now: number }
@@ -106,6 +108,27 @@ export function checkpointTruncate(db: Db, wait: boolean): boolean {
   }
 }
 
+/**
+ * The rows one bounce writes (see SuppressionStore.planBounce), as data so that they commit in
+ * the transaction of the outcome that caused them: a crash can never keep one without the other.
+ */
+export interface BounceWrite {
+  readonly recipientId: number;
+  /** Parameters of INSERT_BOUNCE. */
+  readonly bounce: readonly SqlValue[];
+  /** The suppression it adds (INSERT_SUPPRESSION): always, or once `soft` bounces reach the limit. */
+  readonly suppression: {
+    readonly params: readonly SqlValue[];
+    readonly soft: { readonly addressHash: string; readonly accountId: number | null; readonly since: number; readonly limit: number } | null;
+  } | null;
+}
+
+export const INSERT_BOUNCE = `INSERT INTO bounces (at, account_id, recipient_id, message_id, address_hash, address, kind, category, reason, status, diagnostic, source)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+export const INSERT_SUPPRESSION = `INSERT INTO suppressions (account_id, address_hash, address, scope, reason, source, created_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`;
+export const COUNT_SOFT_BOUNCES = `SELECT count(*) AS n FROM bounces WHERE address_hash = ? AND account_id IS ? AND category = 'soft' AND at >= ?`;
+
 /** One delivery-log line about a recipient (attempts, cancellations). */
 export const INSERT_RECIPIENT_EVENT = `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
@@ -162,6 +185,9 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
     "INSERT INTO settings (key, value) VALUES ('last_write_check', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
   );
   const insertEvent = db.prepare(INSERT_RECIPIENT_EVENT);
+  const insertBounce = db.prepare<SqlValue[]>(INSERT_BOUNCE);
+  const insertSuppression = db.prepare<SqlValue[]>(INSERT_SUPPRESSION);
+  const softBounces = db.prepare<[string, number | null, number], { n: number }>(COUNT_SOFT_BOUNCES);
   const releaseOne = db.prepare(
     `UPDATE recipients SET state = 'queued', lease_holder = NULL, lease_until = NULL, updated_at = ?
      WHERE id = ? AND state = 'inflight' AND lease_holder = ?`,
@@ -178,6 +204,7 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
     holder: string,
     updates: readonly RecipientUpdate[],
     followUps: readonly { id: string; message: NewMessage }[],
+    bounces: readonly BounceWrite[],
     now: number,
   ): CompleteResult => {
     const held = (id: number): boolean => {
@@ -210,6 +237,16 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
       );
     }
     for (const f of followUps) insertMessage(f.id, asBuffers(f.message), now);
+    const ended = new Set(applied.map((u) => u.recipientId));
+    for (const b of bounces) {
+      if (!ended.has(b.recipientId)) continue;
+      insertBounce.run(...b.bounce.map(asBlob));
+      const s = b.suppression;
+      // Counted after this bounce's own row, which is one of the soft bounces in the window.
+      if (s && (!s.soft || softBounces.get(s.soft.addressHash, s.soft.accountId, s.soft.since)!.n >= s.soft.limit)) {
+        insertSuppression.run(...s.params.map(asBlob));
+      }
+    }
     return { done: true, applied };
   };
 
@@ -269,7 +306,7 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
         for (const id of op.ids) discardStaged.run(id, id);
         return undefined;
       case 'complete':
-        return complete(op.holder, op.updates, op.followUps, op.now);
+        return complete(op.holder, op.updates, op.followUps, op.bounces, op.now);
       case 'lease':
         return leaseDue(op.request, op.now);
       case 'renew': {

@@ -4,6 +4,7 @@ export type { MessageStore, NewMessage, StagedCopy, StoredMessage, StoredRecipie
 export type { Account, AccountStore } from './account-store.js';
 export type {
   QueueStore,
+  BounceWrite,
   DueRecipient,
   RecipientUpdate,
   RecipientState,
@@ -15,6 +16,6 @@ export type {
   DomainStats,
 } from './queue-store.js';
 export type { DkimKeyStore, DkimKeyRecord } from './dkim-store.js';
-export type { SuppressionStore, SuppressionRecord, SuppressionScope, BounceRecordInput } from './suppression-store.js';
+export type { SuppressionStore, SuppressionRecord, SuppressionScope, BounceRecordInput, BounceRule } from './suppression-store.js';
 export type { PrivacyStore, ErasureCounts, ErasureResult, RetentionCounts, ExportDocument } from './privacy-store.js';
 export type { EventStore, EventEntry, ReportEventInput, ReportEventType } from './event-store.js';

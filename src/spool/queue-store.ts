@@ -1,11 +1,11 @@
 import type { Clock } from '../shared/index.js';
 import type { Db } from './db.js';
-import { INSERT_RECIPIENT_EVENT, type LeaseRequest, type LeaseResult } from './hot-ops.js';
+import { INSERT_RECIPIENT_EVENT, type BounceWrite, type LeaseRequest, type LeaseResult } from './hot-ops.js';
 import type { EventType, NewMessage, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
 import type { Writer } from './writer.js';
 
 export type { DueRecipient, EventType, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
-export type { LeaseRequest, LeaseResult } from './hot-ops.js';
+export type { BounceWrite, LeaseRequest, LeaseResult } from './hot-ops.js';
 
 /**
  * Messages to queue in the same transaction as the updates that caused them (DSNs). Called with
@@ -72,9 +72,14 @@ export interface QueueStore {
   /**
    * Applies attempt results in one transaction. An update applies only to a recipient still
    * leased by `holder` (one cancelled, erased or lapsed to another meanwhile is left alone);
-   * `followUps` sees the applied ones.
+   * `followUps` sees the applied ones; `bounces` are written for the applied ones only.
    */
-  complete(holder: string, updates: readonly RecipientUpdate[], followUps?: FollowUps): Promise<RecipientUpdate[]>;
+  complete(
+    holder: string,
+    updates: readonly RecipientUpdate[],
+    followUps?: FollowUps,
+    bounces?: readonly BounceWrite[],
+  ): Promise<RecipientUpdate[]>;
   /** Returns the holder's leased recipients to the queue untouched (not tried). */
   release(holder: string, recipientIds: readonly number[]): Promise<void>;
   /**
@@ -167,13 +172,20 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
     async body(messageId) {
       return selectBody.get(messageId)?.body ?? null;
     },
-    async complete(holder, updates, followUps) {
+    async complete(holder, updates, followUps, bounces = []) {
       // Outcomes of concurrent deliveries share one commit with each other and with new mail;
       // a DSN always commits with the outcomes it reports.
       const now = clock.now();
       let pending = updates;
       for (;;) {
-        const r = await writer.run({ op: 'complete', holder, updates: pending, followUps: followUps ? followUps(pending) : [], now });
+        const r = await writer.run({
+          op: 'complete',
+          holder,
+          updates: pending,
+          followUps: followUps ? followUps(pending) : [],
+          bounces,
+          now,
+        });
         if (r.done) return r.applied;
         pending = pending.filter((u) => r.inFlight.includes(u.recipientId));
       }

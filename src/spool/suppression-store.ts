@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { canonicalAddress, secretsEqual, type Clock } from '../shared/index.js';
 import type { Db } from './db.js';
-import type { SqlValue } from './hot-ops.js';
+import { COUNT_SOFT_BOUNCES, INSERT_BOUNCE, INSERT_SUPPRESSION, type BounceWrite, type SqlValue } from './hot-ops.js';
 import type { Writer } from './writer.js';
 
 /** `all`: no mail at all (bounces, complaints, manual); `marketing`: no marketing mail (unsubscribes). */
@@ -31,6 +31,15 @@ export interface BounceRecordInput {
   readonly source: string;
 }
 
+/** When a bounce suppresses its address, and with which entry. */
+export interface BounceRule {
+  readonly scope: SuppressionScope;
+  readonly reason: string;
+  readonly source: string;
+  /** Null: at once (hard bounce, complaint); else once this many soft bounces fall after `since`. */
+  readonly soft: { readonly limit: number; readonly since: number } | null;
+}
+
 export interface SuppressionStore {
   /** The keyed hash (HMAC, per-install secret) an address is matched by, even after erasure. */
   addressKey(address: string): string;
@@ -48,6 +57,12 @@ export interface SuppressionStore {
   find(accountId: number | null, address: string): Promise<SuppressionRecord[]>;
   list(filter: { accountId?: number | null; limit?: number }): Promise<SuppressionRecord[]>;
   recordBounce(input: BounceRecordInput): Promise<void>;
+  /**
+   * The rows a bounce writes, for QueueStore.complete to commit with the outcome that caused it:
+   * the bounce record, and the suppression `rule` asks for (always, or once the soft bounces in
+   * its window, this one included, reach its limit), or none.
+   */
+  planBounce(input: BounceRecordInput & { readonly recipientId: number }, rule: BounceRule | null): BounceWrite;
   /** Soft bounces for the address (in the account) since `since`. */
   softBouncesSince(accountId: number | null, address: string, since: number): Promise<number>;
   /** A signed one-click unsubscribe token for (account, address), reused while valid. */
@@ -88,17 +103,17 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock, wri
   // Writes go through the writer (its thread in the daemon), so none waits for SQLite's lock
   // on the event loop.
   const exec = (sql: string, ...params: SqlValue[]) => writer.run({ op: 'exec', sql, params });
-  const insert = `INSERT INTO suppressions (account_id, address_hash, address, scope, reason, source, created_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`;
+  const insert = INSERT_SUPPRESSION;
   const del = 'DELETE FROM suppressions WHERE address_hash = ? AND account_id IS ?';
   const find = db.prepare<[string, number | null], Row>(
     'SELECT * FROM suppressions WHERE address_hash = ? AND (account_id IS NULL OR account_id IS ?) ORDER BY created_at',
   );
-  const insertBounce = `INSERT INTO bounces (at, account_id, recipient_id, message_id, address_hash, address, kind, category, reason, status, diagnostic, source)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
-  const softSince = db.prepare<[string, number | null, number], { n: number }>(
-    `SELECT count(*) AS n FROM bounces WHERE address_hash = ? AND account_id IS ? AND category = 'soft' AND at >= ?`,
-  );
+  const insertBounce = INSERT_BOUNCE;
+  const softSince = db.prepare<[string, number | null, number], { n: number }>(COUNT_SOFT_BOUNCES);
+  const bounceParams = (b: BounceRecordInput, canonical: string): SqlValue[] => [
+    clock.now(), b.accountId, b.recipientId, b.messageId, addressKey(canonical), canonical,
+    b.kind, b.category, b.reason, b.status, b.diagnostic, b.source,
+  ];
   const tokenFind = db.prepare<[string, number | null, number], { token: string }>(
     'SELECT token FROM unsubscribe_tokens WHERE address_hash = ? AND account_id IS ? AND expires_at > ? LIMIT 1',
   );
@@ -131,12 +146,19 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock, wri
         .map(toRecord);
     },
     async recordBounce(b) {
+      await exec(insertBounce, ...bounceParams(b, canonicalAddress(b.address) ?? b.address));
+    },
+    planBounce(b, rule) {
       const canonical = canonicalAddress(b.address) ?? b.address;
-      await exec(
-        insertBounce,
-        clock.now(), b.accountId, b.recipientId, b.messageId, addressKey(canonical), canonical,
-        b.kind, b.category, b.reason, b.status, b.diagnostic, b.source,
-      );
+      const hash = addressKey(canonical);
+      return {
+        recipientId: b.recipientId,
+        bounce: bounceParams(b, canonical),
+        suppression: rule && {
+          params: [b.accountId, hash, canonical, rule.scope, rule.reason, rule.source, clock.now()],
+          soft: rule.soft && { addressHash: hash, accountId: b.accountId, since: rule.soft.since, limit: rule.soft.limit },
+        },
+      };
     },
     async softBouncesSince(accountId, address, since) {
       return softSince.get(addressKey(address), accountId, since)!.n;

@@ -1,6 +1,6 @@
 import { classifyReply, type BounceResult } from '../bounce/index.js';
 import type { Config } from '../config/index.js';
-import type { Spool, SuppressionRecord, SuppressionStore } from '../spool/index.js';
+import type { BounceRule, BounceWrite, Spool, SuppressionRecord, SuppressionStore } from '../spool/index.js';
 
 export type Stream = 'transactional' | 'marketing';
 
@@ -89,11 +89,14 @@ export interface PolicyDecision {
 export interface SuppressionPolicy {
   /** Null when the recipient the report names is no longer held. */
   onReport(report: InboundReport): Promise<PolicyDecision | null>;
-  /** A reply received while delivering to the recipient; only a 5xx counts. Null when nothing applies. */
-  onReply(
-    recipientId: number,
+  /**
+   * What a reply received while delivering to the recipient writes (only a 5xx counts), for the
+   * queue to commit with the outcome; null when nothing applies. `counted` reports it once committed.
+   */
+  planReply(
+    rcpt: { readonly id: number; readonly messageId: string; readonly accountId: number | null; readonly address: string },
     reply: { readonly code: number; readonly enhanced: string; readonly text: string },
-  ): Promise<PolicyDecision | null>;
+  ): { readonly write: BounceWrite; counted(): void } | null;
 }
 
 interface Bounce {
@@ -151,7 +154,16 @@ export function createSuppressionPolicy(deps: SuppressionPolicyDeps): Suppressio
     domain: rcpt.domain,
   });
 
-  /** The one bounce-to-suppression rule: record, count, then suppress if hard, a complaint, or soft too often. */
+  /** The one bounce-to-suppression rule: at once if hard or a complaint, soft once too often. */
+  const ruleFor = (b: Bounce): BounceRule | null => {
+    const rule = { scope: 'all' as const, reason: b.entryReason, source: b.source };
+    if (b.category === 'hard' || b.category === 'complaint') return { ...rule, soft: null };
+    if (b.category !== 'soft') return null;
+    const { soft_bounce_limit: limit, soft_bounce_window: window } = deps.settings();
+    return { ...rule, soft: { limit, since: deps.now() - window } };
+  };
+
+  /** Records a bounce, then suppresses as its rule says. */
   const bounce = async (rcpt: Rcpt, b: Bounce): Promise<PolicyDecision> => {
     await stores.suppressions.recordBounce({
       accountId: rcpt.accountId,
@@ -166,13 +178,11 @@ export function createSuppressionPolicy(deps: SuppressionPolicyDeps): Suppressio
       source: b.source,
     });
     deps.onCounted?.(b.category, b.reason);
-    let suppress = b.category === 'hard' || b.category === 'complaint';
-    if (b.category === 'soft') {
-      const { soft_bounce_limit: limit, soft_bounce_window: window } = deps.settings();
-      suppress =
-        (await stores.suppressions.softBouncesSince(rcpt.accountId, rcpt.address, deps.now() - window)) >=
-        limit;
-    }
+    const rule = ruleFor(b);
+    const suppress =
+      rule !== null &&
+      (rule.soft === null ||
+        (await stores.suppressions.softBouncesSince(rcpt.accountId, rcpt.address, rule.soft.since)) >= rule.soft.limit);
     if (suppress) {
       await stores.suppressions.add({
         accountId: rcpt.accountId,
@@ -272,12 +282,10 @@ export function createSuppressionPolicy(deps: SuppressionPolicyDeps): Suppressio
       return decision;
     },
 
-    async onReply(recipientId, reply) {
+    planReply(rcpt, reply) {
       if (reply.code < 500) return null;
-      const rcpt = await stores.queue.recipient(recipientId);
-      if (!rcpt) return null;
       const c = classifyReply(reply.code, reply.enhanced || null, reply.text);
-      return bounce(rcpt, {
+      const b: Bounce = {
         kind: 'smtp',
         category: c.category,
         reason: c.reason,
@@ -285,7 +293,12 @@ export function createSuppressionPolicy(deps: SuppressionPolicyDeps): Suppressio
         diagnostic: `${reply.code} ${reply.enhanced} ${reply.text}`,
         source: 'smtp',
         entryReason: `${c.category}:${c.reason}`,
-      });
+      };
+      const write = stores.suppressions.planBounce(
+        { accountId: rcpt.accountId, recipientId: rcpt.id, messageId: rcpt.messageId, address: rcpt.address, ...b },
+        ruleFor(b),
+      );
+      return { write, counted: () => deps.onCounted?.(b.category, b.reason) };
     },
   };
 }

@@ -96,6 +96,25 @@ describe('the queue core', () => {
     expect((await spool.queue.counts()).inflight).toBe(0);
   });
 
+  it('commits the bounce record and suppression a 5xx causes with its outcome, so neither is lost', async () => {
+    r = await startRoutedDaemon({
+      sink: { rcpt: (a) => (a.startsWith('gone@') ? { code: 550, text: '5.1.1 User unknown' } : undefined) },
+    });
+    const { t, daemon } = r;
+    // The bounce record cannot be written: the outcome must not commit without it.
+    const db = new Database(join(t.dataDir, 'petrel.db'));
+    db.exec(`CREATE TRIGGER fail_bounce BEFORE INSERT ON bounces BEGIN SELECT RAISE(ABORT, 'simulated failure'); END`);
+    const id = await submit(daemon.ports.submission, ['gone@dest.test'], 'gone');
+    await until('the outcome commit to be retried', () => daemon.logs.some((l) => l.msg.startsWith('recording an outcome failed')));
+    spool = openSpool(t.dataDir);
+    expect((await spool.messages.get(id))?.recipients[0]?.state).toBe('inflight');
+    db.exec('DROP TRIGGER fail_bounce');
+    db.close();
+    await until('the recipient to be bounced', async () => (await spool!.messages.get(id))?.recipients[0]?.state === 'bounced');
+    const entries = await spool.suppressions.find(1, 'gone@dest.test');
+    expect(entries.map((e) => [e.scope, e.reason, e.source])).toEqual([['all', 'hard:userunknown', 'smtp']]);
+  });
+
   it('sends mail for another domain within a second while a destination paced to 1 a minute has 5 000 recipients waiting', async () => {
     r = await startRoutedDaemon({
       domains: ['slow.test', 'fast.test'],
