@@ -56,10 +56,18 @@ ${extra}
   return { dir, dataDir, configPath, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+export interface StartOptions {
+  /** A command that runs node, e.g. `['strace', '-f', '-o', file]` or `['fiu-run', '-x']`. */
+  readonly wrapper?: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
 /** Starts `petrel serve` as a child process and waits until it listens. */
-export async function startDaemon(t: TestDir): Promise<Daemon> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath], {
+export async function startDaemon(t: TestDir, opts: StartOptions = {}): Promise<Daemon> {
+  const argv = [...(opts.wrapper ?? []), process.execPath, BIN, 'serve', '--config', t.configPath];
+  const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ["ignore", "pipe", "pipe"],
+    ...(opts.env ? { env: opts.env } : {}),
   });
   const logs: LogLine[] = [];
   let stdout = '';
