@@ -56,10 +56,20 @@ ${extra}
   return { dir, dataDir, configPath, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Starts `petrel serve` (with `args` after it) as a child process and waits until it listens. */
-export async function startDaemon(t: TestDir, args: readonly string[] = []): Promise<Daemon> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath, ...args], {
+export interface StartOptions {
+  /** More arguments after `serve` (e.g. `--log-level`). */
+  readonly args?: readonly string[];
+  /** A command that runs node, e.g. `['strace', '-f', '-o', file]` or `['fiu-run', '-x']`. */
+  readonly wrapper?: readonly string[];
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/** Starts `petrel serve` as a child process and waits until it listens. */
+export async function startDaemon(t: TestDir, opts: StartOptions = {}): Promise<Daemon> {
+  const argv = [...(opts.wrapper ?? []), process.execPath, BIN, 'serve', '--config', t.configPath, ...(opts.args ?? [])];
+  const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(opts.env ? { env: opts.env } : {}),
   });
   const logs: LogLine[] = [];
   let stdout = '';

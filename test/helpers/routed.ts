@@ -40,7 +40,7 @@ export async function startRoutedDaemon(options: RoutedOptions = {}): Promise<Ro
       addUser(t, u.name ?? 'app', [...(u.domains ?? ['example.com'])], u.password ?? 'pw');
     }
     await options.prepare?.(t, sink);
-    const daemon = await startDaemon(t, [...(options.args ?? [])]);
+    const daemon = await startDaemon(t, { args: options.args ?? [] });
     const routed: Routed = {
       t,
       sink,

@@ -250,7 +250,7 @@ describe('--log-level on the command line', () => {
 
   beforeAll(async () => {
     t = makeTestDir();
-    daemon = await startDaemon(t, ['--log-level', 'info']);
+    daemon = await startDaemon(t, { args: ['--log-level', 'info'] });
   });
 
   afterAll(async () => {
