@@ -14,9 +14,7 @@ export default tseslint.config(
       'no-restricted-imports': [
         'error',
         {
-          patterns: [
-            { group: ['better-sqlite3'], message: 'Only src/spool talks to SQLite.' },
-          ],
+          patterns: [{ group: ['better-sqlite3'], message: 'Only src/spool talks to SQLite.' }],
         },
       ],
     },
@@ -30,7 +28,10 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     ignores: ['src/cli/**', 'src/main.ts'],
     rules: {
-      'no-restricted-globals': ['error', { name: 'process', message: 'Only src/cli and src/main.ts touch process.' }],
+      'no-restricted-globals': [
+        'error',
+        { name: 'process', message: 'Only src/cli and src/main.ts touch process.' },
+      ],
       'no-restricted-imports': [
         'error',
         {
@@ -42,7 +43,12 @@ export default tseslint.config(
   },
   {
     files: ['src/spool/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { paths: [{ name: 'node:process', message: 'Only src/cli and src/main.ts touch process.' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'node:process', message: 'Only src/cli and src/main.ts touch process.' }] },
+      ],
+    },
   },
   {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],

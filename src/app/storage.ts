@@ -56,7 +56,8 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
         },
       });
       spool = store;
-      if ((await store.messages.purgeStaged()) > 0) logger.warn('deleted copies left staged by an unanswered DATA');
+      if ((await store.messages.purgeStaged()) > 0)
+        logger.warn('deleted copies left staged by an unanswered DATA');
       const metrics = createMetrics({
         queueDepth: async () => {
           const now = clock.now();

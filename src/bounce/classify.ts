@@ -2,7 +2,15 @@
 import { addressesIn, embeddedOriginal, readArf } from './arf.js';
 import { autoReplyAuthor, isAutoReply } from './autoreply.js';
 import { addressOfField, normaliseStatus, parseDsnFields, type DsnRecipientFields } from './dsn.js';
-import { DEFAULT_LIMITS, flatten, header, parseMime, partText, type MimeLimits, type MimePart } from './mime.js';
+import {
+  DEFAULT_LIMITS,
+  flatten,
+  header,
+  parseMime,
+  partText,
+  type MimeLimits,
+  type MimePart,
+} from './mime.js';
 import { categoryOf, findReason, type BounceCategory, type BounceReason } from './reason.js';
 import { readSesNotification, type SesNotification } from './ses.js';
 import { inlineOriginalHeaders, looksLikeBounce, replyLines, reportText, textRecipients } from './text.js';
@@ -106,7 +114,11 @@ const DELAYED_TEXT =
  * rules): the one whose class agrees with the reply code; otherwise the reply's code where the
  * field is generic (`X.0.0`, `X.Y.0`) or ambiguous (4.4.7, 4.7.0, 5.3.x, X.5.x protocol codes).
  */
-export function preferStatus(field: string | null, quoted: string | null, replyCode: number | null): string | null {
+export function preferStatus(
+  field: string | null,
+  quoted: string | null,
+  replyCode: number | null,
+): string | null {
   if (!field) return quoted;
   if (!quoted || field === quoted) return field;
   const reply = replyCode === null ? '' : String(replyCode)[0];

@@ -39,4 +39,10 @@ export {
   type MimeLimits,
   type MimePart,
 } from './mime.js';
-export { MAX_RETURN_PATHS, readReport, returnPathCandidates, type ReportReading, type UnparsedWhy } from './report.js';
+export {
+  MAX_RETURN_PATHS,
+  readReport,
+  returnPathCandidates,
+  type ReportReading,
+  type UnparsedWhy,
+} from './report.js';

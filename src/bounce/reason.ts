@@ -306,7 +306,9 @@ export function findReason(input: ReasonInput, rules: readonly BounceRule[] = RU
   for (const a of analyses) {
     if (a.first < 0) continue;
     const command =
-      input.command ?? COMMAND_TESTS.map(([c]) => c).find((c) => analyses.some((x) => x.commands.has(c))) ?? null;
+      input.command ??
+      COMMAND_TESTS.map(([c]) => c).find((c) => analyses.some((x) => x.commands.has(c))) ??
+      null;
     return refine(rules[a.first]!.reason, named, command, input.replyCode ?? null);
   }
   if (named) return named;

@@ -17,7 +17,10 @@ export function configFor(cmd: Command): Config {
 }
 
 /** Opens the spool named by the config for one command and closes it afterwards. */
-export async function withSpool<T>(cmd: Command, fn: (spool: Spool, config: Config) => Promise<T>): Promise<T> {
+export async function withSpool<T>(
+  cmd: Command,
+  fn: (spool: Spool, config: Config) => Promise<T>,
+): Promise<T> {
   const config = configFor(cmd);
   const spool = openSpool(config.data_dir);
   try {

@@ -52,7 +52,9 @@ export async function run(argv: readonly string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    process.stderr.write(`petrel: ${isPetrelError(err) ? err.message : `unexpected error: ${errorMessage(err)}`}\n`);
+    process.stderr.write(
+      `petrel: ${isPetrelError(err) ? err.message : `unexpected error: ${errorMessage(err)}`}\n`,
+    );
     process.exitCode = 1;
   }
 }

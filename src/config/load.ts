@@ -19,7 +19,8 @@ export interface LoadedConfig {
  */
 export function loadConfig(explicitPath: string | undefined, env: NodeJS.ProcessEnv): LoadedConfig {
   const path = explicitPath ?? (env['PETREL_CONFIG'] || undefined);
-  if (path === undefined) return { config: parseConfig({}, 'embedded defaults'), source: { kind: 'defaults' } };
+  if (path === undefined)
+    return { config: parseConfig({}, 'embedded defaults'), source: { kind: 'defaults' } };
   const full = resolve(path);
   let text: string;
   try {
@@ -48,7 +49,8 @@ export function parseConfig(raw: unknown, origin: string): Config {
 
 /** Keys Petrel no longer reads, with what to write instead. */
 const REPLACED_KEYS: Readonly<Record<string, string>> = {
-  'http.metrics_token': 'secrets are not written in the config: put the token in a file and set http.metrics_token_file',
+  'http.metrics_token':
+    'secrets are not written in the config: put the token in a file and set http.metrics_token_file',
 };
 
 function describeIssue(issue: z.core.$ZodIssue | undefined): string {

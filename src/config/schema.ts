@@ -67,115 +67,283 @@ const rate = z.string().refine((s) => s === 'unlimited' || /^\d+\/(s|sec|m|min|h
 });
 
 const shaping = {
-  max_connections: z.number().int().positive().optional().describe('Concurrent connections to the destination (default 10).'),
-  messages_per_connection: z.number().int().positive().optional().describe('Messages sent over one connection before it is closed (default 100).'),
+  max_connections: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe('Concurrent connections to the destination (default 10).'),
+  messages_per_connection: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .describe('Messages sent over one connection before it is closed (default 100).'),
   rate: rate.optional().describe('Most messages per time, "unlimited" (default) or like "600/min", "20/s".'),
-  retry: z.array(positiveDuration).min(1).optional().describe('Delays after the 1st, 2nd, … failed attempt; the last repeats (default ["1m", "5m", "15m", "1h", "4h"]).'),
-  max_age: positiveDuration.optional().describe('A recipient not delivered after this expires with a DSN (default "3d").'),
-  tls: z.enum(['may', 'encrypt', 'verify']).optional().describe('may: STARTTLS when offered (default); encrypt: TLS required; verify: TLS with a valid certificate.'),
+  retry: z
+    .array(positiveDuration)
+    .min(1)
+    .optional()
+    .describe(
+      'Delays after the 1st, 2nd, … failed attempt; the last repeats (default ["1m", "5m", "15m", "1h", "4h"]).',
+    ),
+  max_age: positiveDuration
+    .optional()
+    .describe('A recipient not delivered after this expires with a DSN (default "3d").'),
+  tls: z
+    .enum(['may', 'encrypt', 'verify'])
+    .optional()
+    .describe(
+      'may: STARTTLS when offered (default); encrypt: TLS required; verify: TLS with a valid certificate.',
+    ),
 };
 
-const submission = z.strictObject({
-  listen: z.array(listen).prefault(['127.0.0.1:2587']).describe('STARTTLS listeners (587); AUTH is offered only after TLS.'),
-  tls_listen: z.array(listen).prefault([]).describe('Implicit-TLS listeners (465).'),
-  max_message_size: positiveSize.prefault('25MB').describe('Largest message accepted, advertised with SIZE.'),
-  max_recipients: z.number().int().min(100, { message: 'must be at least 100 (RFC 5321 section 4.5.3.1.8)' }).default(100).describe('Recipients per message; RFC 5321 requires at least 100.'),
-  max_line_length: z.number().int().min(78).default(998).describe('Longest line in a message, in bytes without CRLF (RFC 5322: 998).'),
-  max_header_size: positiveSize.prefault('1MB').describe('Largest header block.'),
-  max_received_headers: z.number().int().min(1).default(100).describe('More Received headers than this means a mail loop: 554 5.4.6.'),
-  trusted_networks: z.array(cidr).prefault([]).describe('Clients in these networks may submit without AUTH or TLS, as trusted_account.'),
-  trusted_account: z.string().default('').describe('The account whose sender domains bind trusted-network clients (required with trusted_networks).'),
-  max_connections: z.number().int().positive().default(1000).describe('Concurrent connections over all clients.'),
-  max_connections_per_ip: z.number().int().positive().default(50).describe('Concurrent connections from one IP address.'),
-  idle_timeout: positiveDuration.prefault('5m').describe('A connection idle this long is closed.'),
-  data_timeout: positiveDuration.prefault('10m').describe('DATA must finish within this time, however slowly the bytes drip.'),
-  auth_max_failures: z.number().int().positive().default(10).describe('AUTH failures from one IP within auth_failure_window before it is refused.'),
-  auth_failure_window: positiveDuration.prefault('15m').describe('The window over which AUTH failures are counted.'),
-  reverse_lookup: z.boolean().default(false).describe('Look up clients\' reverse DNS for the Received header (slow where DNS is slow).'),
-  close_timeout: duration.prefault('10s').describe('How long open sessions may finish after shutdown starts before they get 421.'),
-  greeting_delay: z.boolean().default(false).describe('Pause 100 ms before the banner to catch early talkers (a port-25 defence; it costs submission throughput).'),
-}).refine((s) => s.trusted_networks.length === 0 || s.trusted_account !== '', {
-  // Without it, trusted clients get 530 for every message.
-  path: ['trusted_account'],
-  message: 'required when trusted_networks is set (the account their mail is sent as)',
-});
+const submission = z
+  .strictObject({
+    listen: z
+      .array(listen)
+      .prefault(['127.0.0.1:2587'])
+      .describe('STARTTLS listeners (587); AUTH is offered only after TLS.'),
+    tls_listen: z.array(listen).prefault([]).describe('Implicit-TLS listeners (465).'),
+    max_message_size: positiveSize
+      .prefault('25MB')
+      .describe('Largest message accepted, advertised with SIZE.'),
+    max_recipients: z
+      .number()
+      .int()
+      .min(100, { message: 'must be at least 100 (RFC 5321 section 4.5.3.1.8)' })
+      .default(100)
+      .describe('Recipients per message; RFC 5321 requires at least 100.'),
+    max_line_length: z
+      .number()
+      .int()
+      .min(78)
+      .default(998)
+      .describe('Longest line in a message, in bytes without CRLF (RFC 5322: 998).'),
+    max_header_size: positiveSize.prefault('1MB').describe('Largest header block.'),
+    max_received_headers: z
+      .number()
+      .int()
+      .min(1)
+      .default(100)
+      .describe('More Received headers than this means a mail loop: 554 5.4.6.'),
+    trusted_networks: z
+      .array(cidr)
+      .prefault([])
+      .describe('Clients in these networks may submit without AUTH or TLS, as trusted_account.'),
+    trusted_account: z
+      .string()
+      .default('')
+      .describe(
+        'The account whose sender domains bind trusted-network clients (required with trusted_networks).',
+      ),
+    max_connections: z
+      .number()
+      .int()
+      .positive()
+      .default(1000)
+      .describe('Concurrent connections over all clients.'),
+    max_connections_per_ip: z
+      .number()
+      .int()
+      .positive()
+      .default(50)
+      .describe('Concurrent connections from one IP address.'),
+    idle_timeout: positiveDuration.prefault('5m').describe('A connection idle this long is closed.'),
+    data_timeout: positiveDuration
+      .prefault('10m')
+      .describe('DATA must finish within this time, however slowly the bytes drip.'),
+    auth_max_failures: z
+      .number()
+      .int()
+      .positive()
+      .default(10)
+      .describe('AUTH failures from one IP within auth_failure_window before it is refused.'),
+    auth_failure_window: positiveDuration
+      .prefault('15m')
+      .describe('The window over which AUTH failures are counted.'),
+    reverse_lookup: z
+      .boolean()
+      .default(false)
+      .describe("Look up clients' reverse DNS for the Received header (slow where DNS is slow)."),
+    close_timeout: duration
+      .prefault('10s')
+      .describe('How long open sessions may finish after shutdown starts before they get 421.'),
+    greeting_delay: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Pause 100 ms before the banner to catch early talkers (a port-25 defence; it costs submission throughput).',
+      ),
+  })
+  .refine((s) => s.trusted_networks.length === 0 || s.trusted_account !== '', {
+    // Without it, trusted clients get 530 for every message.
+    path: ['trusted_account'],
+    message: 'required when trusted_networks is set (the account their mail is sent as)',
+  });
 
 export const configSchema = z.strictObject({
   hostname: z
     .string()
     .refine(isHostName, { message: 'must be a host name like "mta.example.com"' })
-    .default(osHostname()).describe('Name used in EHLO, the banner and Received headers.'),
-  data_dir: directory.refine((path) => path !== '', { message: 'must not be empty' }).default('./var').describe('SQLite spool, generated certificate and keys.'),
+    .default(osHostname())
+    .describe('Name used in EHLO, the banner and Received headers.'),
+  data_dir: directory
+    .refine((path) => path !== '', { message: 'must not be empty' })
+    .default('./var')
+    .describe('SQLite spool, generated certificate and keys.'),
   log_dir: directory.default('').describe('Empty: logs go to stdout only.'),
-  log_max_size: positiveSize.prefault('50MB').describe('With log_dir: the current file rolls over to a new one at this size.'),
-  log_max_files: z.number().int().min(1).default(10).describe('With log_dir: rolled-over files kept besides the current one; older ones are deleted.'),
-  log_level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info').describe('Least severe level logged.'),
+  log_max_size: positiveSize
+    .prefault('50MB')
+    .describe('With log_dir: the current file rolls over to a new one at this size.'),
+  log_max_files: z
+    .number()
+    .int()
+    .min(1)
+    .default(10)
+    .describe('With log_dir: rolled-over files kept besides the current one; older ones are deleted.'),
+  log_level: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
+    .default('info')
+    .describe('Least severe level logged.'),
   submission: submission.prefault({}),
   tls: z
     .strictObject({
-      cert: z.string().default('').describe('PEM certificate chain; empty: a self-signed one made in data_dir.'),
+      cert: z
+        .string()
+        .default('')
+        .describe('PEM certificate chain; empty: a self-signed one made in data_dir.'),
       key: z.string().default('').describe('PEM private key.'),
     })
     .prefault({}),
   inbound: z
     .strictObject({
-      listen: z.array(listen).prefault(['127.0.0.1:2525']).describe('Listeners for bounces, feedback reports and unsubscribe mail (port 25 in production).'),
-      bounce_domain: domainName.default('bounces.localhost').describe('VERP return paths live here; its MX must point at this listener.'),
+      listen: z
+        .array(listen)
+        .prefault(['127.0.0.1:2525'])
+        .describe('Listeners for bounces, feedback reports and unsubscribe mail (port 25 in production).'),
+      bounce_domain: domainName
+        .default('bounces.localhost')
+        .describe('VERP return paths live here; its MX must point at this listener.'),
       fbl_address: z
         .string()
-        .refine((text) => parseAddress(text) !== null, { message: 'must be an address like "fbl@bounces.example.com"' })
-        .default('fbl@bounces.localhost').describe('Where feedback-loop (ARF) reports are sent.'),
-      max_message_size: positiveSize.prefault('4MB').describe('Largest report accepted (reports are small; the public port keeps each message cheap).'),
-      max_connections: z.number().int().positive().default(200).describe('Concurrent connections over all clients.'),
-      max_connections_per_ip: z.number().int().positive().default(20).describe('Concurrent connections from one IP address.'),
+        .refine((text) => parseAddress(text) !== null, {
+          message: 'must be an address like "fbl@bounces.example.com"',
+        })
+        .default('fbl@bounces.localhost')
+        .describe('Where feedback-loop (ARF) reports are sent.'),
+      max_message_size: positiveSize
+        .prefault('4MB')
+        .describe('Largest report accepted (reports are small; the public port keeps each message cheap).'),
+      max_connections: z
+        .number()
+        .int()
+        .positive()
+        .default(200)
+        .describe('Concurrent connections over all clients.'),
+      max_connections_per_ip: z
+        .number()
+        .int()
+        .positive()
+        .default(20)
+        .describe('Concurrent connections from one IP address.'),
       idle_timeout: positiveDuration.prefault('1m').describe('A connection idle this long is closed.'),
-      data_timeout: positiveDuration.prefault('5m').describe('DATA must finish within this time, however slowly the bytes drip.'),
-      greeting_pause: duration.prefault('300ms').describe('Wait before the banner; a client that sends anything sooner gets 421 and is closed ("0s": greet at once, no check).'),
-      verp_max_age: positiveDuration.prefault('30d').describe('Return paths older than this are refused (a replayed old bounce changes nothing).'),
+      data_timeout: positiveDuration
+        .prefault('5m')
+        .describe('DATA must finish within this time, however slowly the bytes drip.'),
+      greeting_pause: duration
+        .prefault('300ms')
+        .describe(
+          'Wait before the banner; a client that sends anything sooner gets 421 and is closed ("0s": greet at once, no check).',
+        ),
+      verp_max_age: positiveDuration
+        .prefault('30d')
+        .describe('Return paths older than this are refused (a replayed old bounce changes nothing).'),
     })
     .prefault({}),
   http: z
     .strictObject({
-      listen: listen.prefault('127.0.0.1:8025').describe('Listener for /metrics, /healthz, /readyz and unsubscribe links.'),
-      public_url: z.url().default('http://127.0.0.1:8025').describe('Base of List-Unsubscribe URLs, as recipients reach it.'),
-      unsubscribe_ttl: positiveDuration.prefault('180d').describe('How long a List-Unsubscribe link stays valid.'),
-      metrics_token_file: z.string().default('').describe('File holding the bearer token /metrics requires (16 characters or more); empty: none (keep the listener on loopback then).'),
+      listen: listen
+        .prefault('127.0.0.1:8025')
+        .describe('Listener for /metrics, /healthz, /readyz and unsubscribe links.'),
+      public_url: z
+        .url()
+        .default('http://127.0.0.1:8025')
+        .describe('Base of List-Unsubscribe URLs, as recipients reach it.'),
+      unsubscribe_ttl: positiveDuration
+        .prefault('180d')
+        .describe('How long a List-Unsubscribe link stays valid.'),
+      metrics_token_file: z
+        .string()
+        .default('')
+        .describe(
+          'File holding the bearer token /metrics requires (16 characters or more); empty: none (keep the listener on loopback then).',
+        ),
     })
     .prefault({}),
   suppression: z
     .strictObject({
-      soft_bounce_limit: z.number().int().positive().default(3).describe('Soft bounces within soft_bounce_window that suppress an address.'),
-      soft_bounce_window: positiveDuration.prefault('7d').describe('The window over which soft bounces are counted.'),
+      soft_bounce_limit: z
+        .number()
+        .int()
+        .positive()
+        .default(3)
+        .describe('Soft bounces within soft_bounce_window that suppress an address.'),
+      soft_bounce_window: positiveDuration
+        .prefault('7d')
+        .describe('The window over which soft bounces are counted.'),
     })
     .prefault({}),
   retention: z
     .strictObject({
-      bodies: duration.prefault('7d').describe('Bodies of finished messages (every recipient delivered, bounced, …) are dropped after this.'),
-      records: positiveDuration.prefault('90d').describe('Events, bounce records and finished messages\' metadata are deleted after this.'),
+      bodies: duration
+        .prefault('7d')
+        .describe(
+          'Bodies of finished messages (every recipient delivered, bounced, …) are dropped after this.',
+        ),
+      records: positiveDuration
+        .prefault('90d')
+        .describe("Events, bounce records and finished messages' metadata are deleted after this."),
       interval: positiveDuration.prefault('1h').describe('How often the sweep runs.'),
     })
     .prefault({}),
   dkim: z
     .strictObject({
-      require: z.boolean().default(false).describe('Refuse (550 5.7.1) mail whose From: domain has no key, instead of sending it unsigned.'),
+      require: z
+        .boolean()
+        .default(false)
+        .describe('Refuse (550 5.7.1) mail whose From: domain has no key, instead of sending it unsigned.'),
       also_sign_as: z
         .string()
-        .refine((text) => text === '' || normalizeDomain(text) !== null, { message: 'must be empty or a domain name' })
-        .default('').describe('Also sign every message with this domain\'s key (the platform\'s own domain).'),
+        .refine((text) => text === '' || normalizeDomain(text) !== null, {
+          message: 'must be empty or a domain name',
+        })
+        .default('')
+        .describe("Also sign every message with this domain's key (the platform's own domain)."),
     })
     .prefault({}),
   dns: z
     .strictObject({
       servers: z
-        .array(z.string().refine(isResolverAddress, { message: 'must be an IP address, "ip:port" or "[ipv6]:port"' }))
-        .default([]).describe('Resolvers as "ip" or "ip:port"; empty: the system\'s.'),
+        .array(
+          z
+            .string()
+            .refine(isResolverAddress, { message: 'must be an IP address, "ip:port" or "[ipv6]:port"' }),
+        )
+        .default([])
+        .describe('Resolvers as "ip" or "ip:port"; empty: the system\'s.'),
     })
     .prefault({}),
   webhooks: z
     .array(
       z.strictObject({
-        url: z.url({ protocol: /^https?$/ }).describe('Where batches are POSTed; a 2xx acknowledges a batch.'),
-        secret_file: z.string().min(1).describe('File holding the HMAC-SHA256 secret (16 characters or more) that signs each body.'),
+        url: z
+          .url({ protocol: /^https?$/ })
+          .describe('Where batches are POSTed; a 2xx acknowledges a batch.'),
+        secret_file: z
+          .string()
+          .min(1)
+          .describe('File holding the HMAC-SHA256 secret (16 characters or more) that signs each body.'),
         batch_size: z.number().int().min(1).max(1000).default(100).describe('Most events in one POST.'),
         events: z
           .array(z.enum(['delivered', 'deferred', 'bounced', 'complained', 'unsubscribed', 'suppressed']))
@@ -183,35 +351,63 @@ export const configSchema = z.strictObject({
           .default(['delivered', 'deferred', 'bounced', 'complained', 'unsubscribed', 'suppressed'])
           .describe('Event types to send.'),
         timeout: positiveDuration.prefault('10s').describe('A POST not answered within this time failed.'),
-        max_backoff: positiveDuration.prefault('5m').describe('Longest wait between retries; they back off exponentially from 1s.'),
+        max_backoff: positiveDuration
+          .prefault('5m')
+          .describe('Longest wait between retries; they back off exponentially from 1s.'),
         poll_interval: positiveDuration.prefault('1s').describe('How often to look for new events.'),
       }),
     )
-    .refine((list) => new Set(list.map((w) => w.url)).size === list.length, { message: 'each webhook url may appear once' })
+    .refine((list) => new Set(list.map((w) => w.url)).size === list.length, {
+      message: 'each webhook url may appear once',
+    })
     .default([])
     .describe('Receivers of delivery events: signed JSON batches, retried until acknowledged.'),
   delivery: z
     .strictObject({
       default: z.strictObject(shaping).prefault({}).describe('Shaping for every destination.'),
-      mx_port: z.number().int().min(1).max(65535).default(25).describe('TCP port of MX hosts; only test and lab setups change it.'),
-      drain_timeout: duration.prefault('10s').describe('On shutdown, how long deliveries in flight may finish before they are aborted.'),
-      poll_interval: positiveDuration.prefault('1s').describe('How often the queue looks for due work when nothing wakes it.'),
+      mx_port: z
+        .number()
+        .int()
+        .min(1)
+        .max(65535)
+        .default(25)
+        .describe('TCP port of MX hosts; only test and lab setups change it.'),
+      drain_timeout: duration
+        .prefault('10s')
+        .describe('On shutdown, how long deliveries in flight may finish before they are aborted.'),
+      poll_interval: positiveDuration
+        .prefault('1s')
+        .describe('How often the queue looks for due work when nothing wakes it.'),
       lease_time: duration
         .prefault('5m')
         .refine((ms) => ms >= 1000, { message: 'must be at least 1s' })
-        .describe('How long a recipient taken for delivery stays taken unless renewed; then it is due again (a stuck attempt or an unrecorded outcome).'),
-      domain: z.record(z.string(), z.strictObject(shaping)).default({}).describe('Shaping for one destination domain, over the MX rules.'),
-      mx: z.record(z.string(), z.strictObject(shaping)).default({}).describe('Shaping for every domain whose MX host ends in this suffix; they share one limit.'),
+        .describe(
+          'How long a recipient taken for delivery stays taken unless renewed; then it is due again (a stuck attempt or an unrecorded outcome).',
+        ),
+      domain: z
+        .record(z.string(), z.strictObject(shaping))
+        .default({})
+        .describe('Shaping for one destination domain, over the MX rules.'),
+      mx: z
+        .record(z.string(), z.strictObject(shaping))
+        .default({})
+        .describe('Shaping for every domain whose MX host ends in this suffix; they share one limit.'),
     })
     .prefault({}),
   routes: z
     .record(
       z.string(),
       z.strictObject({
-        host: z.string().min(1).describe('Smarthost (IP or name) that mail for this domain goes to, skipping MX lookup.'),
+        host: z
+          .string()
+          .min(1)
+          .describe('Smarthost (IP or name) that mail for this domain goes to, skipping MX lookup.'),
         port: z.number().int().min(1).max(65535).default(25).describe('Its port.'),
         auth_user: z.string().default('').describe('AUTH user at the smarthost; empty: no AUTH.'),
-        auth_password_file: z.string().default('').describe('File holding the AUTH password (secrets never sit in the config itself).'),
+        auth_password_file: z
+          .string()
+          .default('')
+          .describe('File holding the AUTH password (secrets never sit in the config itself).'),
       }),
     )
     .default({})

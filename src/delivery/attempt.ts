@@ -238,7 +238,12 @@ class Session implements DeliverySession {
       eightBit = false;
     }
     if (maxSize > 0 && bytes.length > maxSize) {
-      const tooBig = localOutcome(552, '5.3.4', `message size exceeds the ${maxSize} byte limit of ${mx}`, mx);
+      const tooBig = localOutcome(
+        552,
+        '5.3.4',
+        `message size exceeds the ${maxSize} byte limit of ${mx}`,
+        mx,
+      );
       return targets.map(() => tooBig);
     }
     return this.#transact(from, targets, bytes, eightBit, signal);
@@ -266,7 +271,9 @@ class Session implements DeliverySession {
     try {
       return { bytes: await this.#resign(downgraded) };
     } catch (err) {
-      return { outcome: localOutcome(451, '4.3.0', `re-signing the 7-bit form failed: ${errorMessage(err)}`, mx) };
+      return {
+        outcome: localOutcome(451, '4.3.0', `re-signing the 7-bit form failed: ${errorMessage(err)}`, mx),
+      };
     }
   }
 

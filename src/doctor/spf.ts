@@ -41,7 +41,12 @@ function resolverOf(dns: DoctorDns): (name: string, type: string) => Promise<unk
  * Evaluates whether `ip` may send for `domain` the way receivers do (RFC 7208 in full, macros,
  * `exists`, `ptr` and the void-lookup limit included), by mailauth's evaluator.
  */
-export async function evaluateSpf(domain: string, ip: string, dns: DoctorDns, hostname = 'petrel.doctor'): Promise<SpfVerdict> {
+export async function evaluateSpf(
+  domain: string,
+  ip: string,
+  dns: DoctorDns,
+  hostname = 'petrel.doctor',
+): Promise<SpfVerdict> {
   const verdict = await spf({
     sender: `postmaster@${domain}`,
     ip,
@@ -51,7 +56,14 @@ export async function evaluateSpf(domain: string, ip: string, dns: DoctorDns, ho
   });
   const { result: r, comment } = verdict.status;
   const detail = comment ?? r;
-  if (r === 'pass' || r === 'fail' || r === 'softfail' || r === 'neutral' || r === 'none' || r === 'permerror') {
+  if (
+    r === 'pass' ||
+    r === 'fail' ||
+    r === 'softfail' ||
+    r === 'neutral' ||
+    r === 'none' ||
+    r === 'permerror'
+  ) {
     return { result: r, detail };
   }
   return { result: 'unknown', detail };

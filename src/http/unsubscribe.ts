@@ -9,7 +9,11 @@ const page = (title: string, body: string): string =>
   `button{font:inherit;padding:.5rem 1.2rem}</style></head><body>${body}</body></html>`;
 
 function send(res: ServerResponse, status: number, html: string): void {
-  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'x-robots-tag': 'noindex' });
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'x-robots-tag': 'noindex',
+  });
   res.end(html);
 }
 
@@ -44,7 +48,14 @@ export async function handleUnsubscribe(
     }
     if (isOneClick(req.headers['content-type'], body)) {
       await unsubscribe(found, spool, logger, onUnsubscribe);
-      send(res, 200, page('Unsubscribed', '<h1>You are unsubscribed</h1><p>You will get no more marketing mail from this sender.</p>'));
+      send(
+        res,
+        200,
+        page(
+          'Unsubscribed',
+          '<h1>You are unsubscribed</h1><p>You will get no more marketing mail from this sender.</p>',
+        ),
+      );
       return;
     }
   }
@@ -75,7 +86,9 @@ async function readSmallBody(req: IncomingMessage): Promise<string | null> {
 /** RFC 8058: the key/value `List-Unsubscribe=One-Click`, form-encoded or as a multipart field. */
 function isOneClick(contentType: string | undefined, body: string): boolean {
   if (/^\s*multipart\/form-data/i.test(contentType ?? '')) {
-    return /content-disposition:[^\r\n]*\bname="List-Unsubscribe"[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\nOne-Click\r?\n/i.test(body);
+    return /content-disposition:[^\r\n]*\bname="List-Unsubscribe"[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\nOne-Click\r?\n/i.test(
+      body,
+    );
   }
   return new URLSearchParams(body.trim()).getAll('List-Unsubscribe').includes('One-Click');
 }

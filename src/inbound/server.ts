@@ -57,73 +57,79 @@ export function createInboundService(deps: InboundDeps): InboundService {
   const servers: SMTPServer[] = [];
 
   const server = (): SMTPServer => {
-    const s: SMTPServer = new GreetingServer({
-      name: deps.hostname,
-      banner: 'Petrel',
-      key: deps.tls.key,
-      cert: deps.tls.cert,
-      size: settings.maxMessageSize,
-      disableReverseLookup: true,
-      authOptional: true,
-      disabledCommands: ['AUTH'],
-      maxRecipients: 20,
-      maxClients: settings.maxConnections,
-      socketTimeout: settings.idleTimeoutMs,
-      closeTimeout: 5_000,
-      logger: false,
-      onConnect(session, cb) {
-        if (!perIp.admit(session.id, session.remoteAddress)) {
-          logger.warn({ sessionId: session.id, remoteIp: session.remoteAddress }, 'too many connections from one address');
-          return cb(smtpError(421, '4.7.0', 'Too many connections from your address, try again later'));
-        }
-        cb();
-      },
-      onClose(session) {
-        perIp.release(session.id, session.remoteAddress);
-        targets.delete(session.id);
-      },
-      onMailFrom(_address, session, cb) {
-        targets.set(session.id, []);
-        cb();
-      },
-      onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb) {
-        void resolveTarget(address.address)
-          .then((target) => {
-            if (!target) return cb(smtpError(550, '5.1.1', 'No such recipient here'));
-            targets.get(session.id)?.push(target);
-            cb();
-          })
-          .catch((err: unknown) => {
-            logger.error({ err, sessionId: session.id }, 'inbound RCPT check failed');
-            cb(smtpError(451, '4.3.0', 'Temporary local problem'));
-          });
-      },
-      onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb) {
-        const disarm = armDataDeadline(s, session.id, settings.dataTimeoutMs, () =>
-          logger.warn({ sessionId: session.id }, 'DATA deadline passed, closing connection'),
-        );
-        stream.once('end', disarm);
-        const chunks: Buffer[] = [];
-        let size = 0;
-        stream.on('data', (c: Buffer) => {
-          if (size < READ_BYTES) chunks.push(c.subarray(0, READ_BYTES - size));
-          size += c.length;
-        });
-        stream.once('end', () => {
-          if (stream.sizeExceeded || size > settings.maxMessageSize) {
-            return cb(smtpError(552, '5.3.4', 'Message too big'));
+    const s: SMTPServer = new GreetingServer(
+      {
+        name: deps.hostname,
+        banner: 'Petrel',
+        key: deps.tls.key,
+        cert: deps.tls.cert,
+        size: settings.maxMessageSize,
+        disableReverseLookup: true,
+        authOptional: true,
+        disabledCommands: ['AUTH'],
+        maxRecipients: 20,
+        maxClients: settings.maxConnections,
+        socketTimeout: settings.idleTimeoutMs,
+        closeTimeout: 5_000,
+        logger: false,
+        onConnect(session, cb) {
+          if (!perIp.admit(session.id, session.remoteAddress)) {
+            logger.warn(
+              { sessionId: session.id, remoteIp: session.remoteAddress },
+              'too many connections from one address',
+            );
+            return cb(smtpError(421, '4.7.0', 'Too many connections from your address, try again later'));
           }
-          const accepted = targets.get(session.id) ?? [];
+          cb();
+        },
+        onClose(session) {
+          perIp.release(session.id, session.remoteAddress);
+          targets.delete(session.id);
+        },
+        onMailFrom(_address, session, cb) {
           targets.set(session.id, []);
-          handleInbound(Buffer.concat(chunks), accepted, deps)
-            .then(() => cb(null, '2.0.0 Report received'))
+          cb();
+        },
+        onRcptTo(address: SMTPServerAddress, session: SMTPServerSession, cb) {
+          void resolveTarget(address.address)
+            .then((target) => {
+              if (!target) return cb(smtpError(550, '5.1.1', 'No such recipient here'));
+              targets.get(session.id)?.push(target);
+              cb();
+            })
             .catch((err: unknown) => {
-              logger.error({ err, sessionId: session.id }, 'inbound report failed');
+              logger.error({ err, sessionId: session.id }, 'inbound RCPT check failed');
               cb(smtpError(451, '4.3.0', 'Temporary local problem'));
             });
-        });
+        },
+        onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb) {
+          const disarm = armDataDeadline(s, session.id, settings.dataTimeoutMs, () =>
+            logger.warn({ sessionId: session.id }, 'DATA deadline passed, closing connection'),
+          );
+          stream.once('end', disarm);
+          const chunks: Buffer[] = [];
+          let size = 0;
+          stream.on('data', (c: Buffer) => {
+            if (size < READ_BYTES) chunks.push(c.subarray(0, READ_BYTES - size));
+            size += c.length;
+          });
+          stream.once('end', () => {
+            if (stream.sizeExceeded || size > settings.maxMessageSize) {
+              return cb(smtpError(552, '5.3.4', 'Message too big'));
+            }
+            const accepted = targets.get(session.id) ?? [];
+            targets.set(session.id, []);
+            handleInbound(Buffer.concat(chunks), accepted, deps)
+              .then(() => cb(null, '2.0.0 Report received'))
+              .catch((err: unknown) => {
+                logger.error({ err, sessionId: session.id }, 'inbound report failed');
+                cb(smtpError(451, '4.3.0', 'Temporary local problem'));
+              });
+          });
+        },
       },
-    }, settings.greetingPauseMs);
+      settings.greetingPauseMs,
+    );
     return s;
   };
 
@@ -148,7 +154,12 @@ export function createInboundService(deps: InboundDeps): InboundService {
         s.on('error', (err) => logger.warn({ err }, 'inbound listener error'));
         await new Promise<void>((resolve, reject) => {
           s.server.once('error', (err: Error) =>
-            reject(new PetrelError('PETREL_LISTEN_FAILED', `inbound: cannot listen on ${at.host}:${at.port}: ${err.message}`)),
+            reject(
+              new PetrelError(
+                'PETREL_LISTEN_FAILED',
+                `inbound: cannot listen on ${at.host}:${at.port}: ${err.message}`,
+              ),
+            ),
           );
           s.listen(at.port, at.host, () => resolve());
         });

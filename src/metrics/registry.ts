@@ -36,7 +36,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   collectDefaultMetrics({ register: registry, prefix: 'petrel_process_' });
   // prom-client names three gauges with a _total suffix, which promtool (and OpenMetrics) keep for
   // counters; the same totals are sum() over the per-type gauges it also exports.
-  for (const what of ['handles', 'requests', 'resources']) registry.removeSingleMetric(`petrel_process_nodejs_active_${what}_total`);
+  for (const what of ['handles', 'requests', 'resources'])
+    registry.removeSingleMetric(`petrel_process_nodejs_active_${what}_total`);
   const top = options.topDomains ?? 20;
 
   const messagesReceived = new Counter({
@@ -51,7 +52,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['outcome'] as const,
     registers: [registry],
   });
-  for (const outcome of ['delivered', 'deferred', 'bounced', 'expired', 'suppressed', 'cancelled']) recipientOutcomes.inc({ outcome }, 0);
+  for (const outcome of ['delivered', 'deferred', 'bounced', 'expired', 'suppressed', 'cancelled'])
+    recipientOutcomes.inc({ outcome }, 0);
   const submissionSeconds = new Histogram({
     name: 'petrel_submission_seconds',
     help: 'Time from the end of DATA to the 250 reply (parse, sign, durable commit).',

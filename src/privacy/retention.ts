@@ -22,7 +22,8 @@ export function startRetention(
     }
     onSweep(counts);
   };
-  const tick = (): void => void run().catch((err: unknown) => logger.error({ err }, 'retention sweep failed'));
+  const tick = (): void =>
+    void run().catch((err: unknown) => logger.error({ err }, 'retention sweep failed'));
   const first = setTimeout(tick, 5_000);
   const timer = setInterval(tick, settings.interval);
   first.unref();

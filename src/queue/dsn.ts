@@ -30,7 +30,8 @@ const MAX_RETURNED_HEADERS = 64 * 1024;
 /** Strips anything that could end a header or MIME line early (CR, LF, other controls). */
 function oneLine(text: string, max = 900): string {
   // eslint-disable-next-line no-control-regex
-  return text.replace(/[\x00-\x1f\x7f]+/g, ' ').trim().slice(0, max);
+  const controls = /[\x00-\x1f\x7f]+/g;
+  return text.replace(controls, ' ').trim().slice(0, max);
 }
 
 /** One character as RFC 6533 `\x{HEX}` (upper-case hex, at least two digits). */
@@ -96,9 +97,16 @@ export function buildDsn(input: DsnInput): NewMessage | null {
 
   const perRecipient = input.recipients
     .map((r) => {
-      const lines = [`Final-Recipient: ${finalRecipient(r.address)}`, `Action: ${r.action}`, `Status: ${statusOf(r)}`];
+      const lines = [
+        `Final-Recipient: ${finalRecipient(r.address)}`,
+        `Action: ${r.action}`,
+        `Status: ${statusOf(r)}`,
+      ];
       if (r.mx) lines.push(`Remote-MTA: dns; ${asciiField(r.mx, 255)}`);
-      if (r.reply) lines.push(`Diagnostic-Code: smtp; ${asciiField(`${r.reply.code} ${r.reply.enhanced} ${r.reply.text}`)}`);
+      if (r.reply)
+        lines.push(
+          `Diagnostic-Code: smtp; ${asciiField(`${r.reply.code} ${r.reply.enhanced} ${r.reply.text}`)}`,
+        );
       lines.push(`Last-Attempt-Date: ${new Date(r.lastAttemptAt).toUTCString().replace('GMT', '+0000')}`);
       return lines.join('\r\n');
     })

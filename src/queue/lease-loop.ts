@@ -147,7 +147,8 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     async start() {
       // The caller holds the data dir's lock, so every other holder is gone.
       const recovered = await spool.queue.recoverInflight(holder);
-      if (recovered > 0) logger.info({ recipients: recovered }, 'requeued work that was in flight at the last stop');
+      if (recovered > 0)
+        logger.info({ recipients: recovered }, 'requeued work that was in flight at the last stop');
       renewTimer = setInterval(() => void renew(), Math.max(50, Math.floor(leaseMs / 3)));
       renewTimer.unref();
       schedule(0);

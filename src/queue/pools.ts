@@ -128,7 +128,8 @@ export function createPools(initial: Config['delivery'], clock: Clock): Pools {
     presetCaps() {
       if (!preset) {
         const domains = new Map<string, number>();
-        for (const d of Object.keys(delivery.domain)) domains.set(d, leaseCap(resolveShaping(delivery, d, []).shaping));
+        for (const d of Object.keys(delivery.domain))
+          domains.set(d, leaseCap(resolveShaping(delivery, d, []).shaping));
         preset = { domains, other: leaseCap(resolveShaping(delivery, '', []).shaping) };
       }
       return preset;
@@ -164,7 +165,8 @@ export function createPools(initial: Config['delivery'], clock: Clock): Pools {
     sweep() {
       const now = clock.now();
       for (const [key, pool] of pools) {
-        const busy = pool.jobs.size > 0 || pool.sessions.size + pool.sessions.pending > 0 || pool.idle.size > 0;
+        const busy =
+          pool.jobs.size > 0 || pool.sessions.size + pool.sessions.pending > 0 || pool.idle.size > 0;
         // A paced pool keeps its place in time until its next send is due.
         if (!busy && pool.nextSendAt <= now && now - pool.lastActiveAt > POOL_IDLE_MS) pools.delete(key);
       }

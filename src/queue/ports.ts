@@ -13,7 +13,9 @@ export interface RouteHost {
   readonly name: string;
 }
 
-export type RouteResult = { readonly ok: true; readonly hosts: readonly RouteHost[] } | { readonly ok: false; readonly outcome: Outcome };
+export type RouteResult =
+  | { readonly ok: true; readonly hosts: readonly RouteHost[] }
+  | { readonly ok: false; readonly outcome: Outcome };
 
 /** An open SMTP session the queue may feed several messages for one destination. */
 export interface OutboundSession {
@@ -27,7 +29,9 @@ export interface OutboundSession {
   close(): Promise<void>;
 }
 
-export type OpenResult = { readonly ok: true; readonly session: OutboundSession } | { readonly ok: false; readonly outcome: Outcome };
+export type OpenResult =
+  | { readonly ok: true; readonly session: OutboundSession }
+  | { readonly ok: false; readonly outcome: Outcome };
 
 /**
  * The network side, injected into the queue (STYLE: queue owns state, delivery returns
@@ -35,5 +39,10 @@ export type OpenResult = { readonly ok: true; readonly session: OutboundSession 
  */
 export interface Transport {
   resolve(domain: string): Promise<RouteResult>;
-  open(domain: string, hosts: readonly RouteHost[], shaping: Shaping, signal: AbortSignal): Promise<OpenResult>;
+  open(
+    domain: string,
+    hosts: readonly RouteHost[],
+    shaping: Shaping,
+    signal: AbortSignal,
+  ): Promise<OpenResult>;
 }

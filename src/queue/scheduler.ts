@@ -33,7 +33,11 @@ export interface SchedulerDeps {
    */
   readonly returnPath?: (recipientId: number) => string;
   /** Why mail to this recipient must not go out now (suppression), or null. */
-  readonly suppressed?: (accountId: number | null, address: string, stream: 'transactional' | 'marketing') => Promise<string | null>;
+  readonly suppressed?: (
+    accountId: number | null,
+    address: string,
+    stream: 'transactional' | 'marketing',
+  ) => Promise<string | null>;
   /** Called with the duration of each delivery attempt (seconds). */
   readonly onAttempt?: (seconds: number) => void;
   /** Called after each applied state transition (metrics). */
@@ -79,7 +83,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const stopped = new AbortController();
   let stopping: Promise<void> | null = null;
 
-  const releaseJobs = (jobs: readonly Job[]): Promise<void> => leases.release(jobs.flatMap((j) => j.recipients.map((r) => r.id)));
+  const releaseJobs = (jobs: readonly Job[]): Promise<void> =>
+    leases.release(jobs.flatMap((j) => j.recipients.map((r) => r.id)));
 
   const dropSuspended = async (): Promise<void> => {
     const suspended = await spool.queue.suspended();
@@ -168,10 +173,19 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         if (!resolved.ok) {
           routes.delete(domain);
           const { shaping } = resolveShaping(delivery, domain, []);
-          for (const job of jobs) await runner.record(job, job.recipients.map(() => resolved.outcome), shaping);
+          for (const job of jobs)
+            await runner.record(
+              job,
+              job.recipients.map(() => resolved.outcome),
+              shaping,
+            );
           return;
         }
-        const { shaping, poolKey } = resolveShaping(delivery, domain, resolved.hosts.map((h) => h.name));
+        const { shaping, poolKey } = resolveShaping(
+          delivery,
+          domain,
+          resolved.hosts.map((h) => h.name),
+        );
         const pool = pools.join(poolKey, shaping, domain);
         const list = pool.jobs.get(domain) ?? [];
         list.push(...jobs);
@@ -183,7 +197,11 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   };
 
   const spawn = (pool: Pool): void => {
-    while (!stopping && pool.sessions.size + pool.sessions.pending < Math.min(pool.shaping.maxConnections, pools.pendingJobs(pool))) {
+    while (
+      !stopping &&
+      pool.sessions.size + pool.sessions.pending <
+        Math.min(pool.shaping.maxConnections, pools.pendingJobs(pool))
+    ) {
       // Re-checked when each session ends: jobs that arrived while every session was busy
       // (or stuck, then aborted) must not be stranded.
       void pool.sessions

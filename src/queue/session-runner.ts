@@ -22,7 +22,13 @@ export interface SessionRunnerDeps {
   readonly stopped: AbortSignal;
   readonly stopping: () => boolean;
   readonly returnPath: ((recipientId: number) => string) | undefined;
-  readonly suppressed: ((accountId: number | null, address: string, stream: 'transactional' | 'marketing') => Promise<string | null>) | undefined;
+  readonly suppressed:
+    | ((
+        accountId: number | null,
+        address: string,
+        stream: 'transactional' | 'marketing',
+      ) => Promise<string | null>)
+    | undefined;
   readonly onAttempt: ((seconds: number) => void) | undefined;
   readonly onTransition: ((update: RecipientUpdate, outcome: Outcome | null) => void) | undefined;
   readonly planBounce: SchedulerBouncePlanner | undefined;
@@ -35,7 +41,12 @@ export interface SessionRunnerDeps {
  * suppression), committed in the same transaction; `counted` runs once it is committed.
  */
 export type SchedulerBouncePlanner = (
-  rcpt: { readonly id: number; readonly messageId: string; readonly accountId: number | null; readonly address: string },
+  rcpt: {
+    readonly id: number;
+    readonly messageId: string;
+    readonly accountId: number | null;
+    readonly address: string;
+  },
   outcome: Outcome,
 ) => { readonly write: BounceWrite; counted(): void } | null;
 
@@ -73,11 +84,17 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
       } catch (err) {
         const wait = COMMIT_RETRY_MS[attempt];
         if (wait === undefined) {
-          logger.error({ err, recipients: ids.length }, 'outcome not recorded; the recipients are due again when their lease lapses');
+          logger.error(
+            { err, recipients: ids.length },
+            'outcome not recorded; the recipients are due again when their lease lapses',
+          );
           leases.abandon(ids);
           return [];
         }
-        logger.warn({ err, recipients: ids.length, retryInMs: wait }, 'recording an outcome failed; retrying');
+        logger.warn(
+          { err, recipients: ids.length, retryInMs: wait },
+          'recording an outcome failed; retrying',
+        );
         await new Promise((r) => setTimeout(r, wait));
       }
     }
@@ -93,7 +110,13 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
         rcptId: u.recipientId,
         queue: u.domain,
         mx: u.mx,
-        reply: u.reply ? { code: u.reply.code, enhanced: u.reply.enhanced, text: maskAddresses(u.reply.text, locals).slice(0, 312) } : null,
+        reply: u.reply
+          ? {
+              code: u.reply.code,
+              enhanced: u.reply.enhanced,
+              text: maskAddresses(u.reply.text, locals).slice(0, 312),
+            }
+          : null,
         ...(u.nextAttemptAt !== undefined ? { nextAttemptAt: new Date(u.nextAttemptAt).toISOString() } : {}),
       },
       u.event,
@@ -101,7 +124,12 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
     deps.onTransition?.(u, outcome);
   };
 
-  const record = async (job: Job, outcomes: readonly Outcome[], shaping: Shaping, body?: Buffer): Promise<void> => {
+  const record = async (
+    job: Job,
+    outcomes: readonly Outcome[],
+    shaping: Shaping,
+    body?: Buffer,
+  ): Promise<void> => {
     const now = clock.now();
     const updates = transitionsOf(job, outcomes, shaping, now);
     const original = body ?? (updates.some(isEnded) ? await spool.queue.body(job.messageId) : null);
@@ -111,7 +139,10 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
       const outcome = outcomes[i] ?? outcomes[0]!;
       if (u.state !== 'bounced' || outcome.mx === null || !deps.planBounce) return [];
       const r = job.recipients[i]!;
-      const plan = deps.planBounce({ id: r.id, messageId: job.messageId, accountId: job.accountId, address: r.address }, outcome);
+      const plan = deps.planBounce(
+        { id: r.id, messageId: job.messageId, accountId: job.accountId, address: r.address },
+        outcome,
+      );
       return plan ? [plan] : [];
     });
     const applied = await completeOrAbandon(
@@ -125,7 +156,8 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
     );
     const ended = new Set(applied.map((u) => u.recipientId));
     for (const b of bounces) if (ended.has(b.write.recipientId)) b.counted();
-    for (const u of applied) logTransition(job, u, outcomes[job.recipients.findIndex((r) => r.id === u.recipientId)] ?? null);
+    for (const u of applied)
+      logTransition(job, u, outcomes[job.recipients.findIndex((r) => r.id === u.recipientId)] ?? null);
     if (dsnQueued && applied.length > 0) deps.onDsn();
   };
 
@@ -139,8 +171,14 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
       if (why === null) keep.push(r);
       else {
         ended.push({
-          recipientId: r.id, messageId: job.messageId, accountId: job.accountId, domain: job.domain,
-          state: 'suppressed', event: 'suppressed', attempted: false, mx: null,
+          recipientId: r.id,
+          messageId: job.messageId,
+          accountId: job.accountId,
+          domain: job.domain,
+          state: 'suppressed',
+          event: 'suppressed',
+          attempted: false,
+          mx: null,
           reply: { code: 550, enhanced: '5.7.1', text: `Recipient suppressed (${why})` },
         });
       }
@@ -169,13 +207,19 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
     const stop = new AbortController();
     const onShutdown = (): void => stop.abort();
     deps.shutdown.addEventListener('abort', onShutdown, { once: true });
-    sending.set(stop, sendable.recipients.map((r) => r.id));
+    sending.set(
+      stop,
+      sendable.recipients.map((r) => r.id),
+    );
     let outcomes: Outcome[];
     try {
       if (deps.returnPath && sendable.mailFrom !== '') {
         outcomes = [];
         for (const r of sendable.recipients) {
-          const [o] = await session.send({ mailFrom: deps.returnPath(r.id), rcptTo: [r.address], message: body }, { signal: stop.signal });
+          const [o] = await session.send(
+            { mailFrom: deps.returnPath(r.id), rcptTo: [r.address], message: body },
+            { signal: stop.signal },
+          );
           outcomes.push(o!);
           if (!session.usable || stop.signal.aborted) break;
         }
@@ -189,7 +233,10 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
       sending.delete(stop);
       deps.shutdown.removeEventListener('abort', onShutdown);
     }
-    logger.debug({ msgId: job.messageId, queue: job.domain, mx: session.mx, durationMs: clock.now() - started }, 'attempt finished');
+    logger.debug(
+      { msgId: job.messageId, queue: job.domain, mx: session.mx, durationMs: clock.now() - started },
+      'attempt finished',
+    );
     deps.onAttempt?.((clock.now() - started) / 1000);
     // A session lost part-way leaves later recipients untried: they go back unchanged.
     const tried = { ...sendable, recipients: sendable.recipients.slice(0, outcomes.length) };
@@ -217,7 +264,12 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
         // The destination is unreachable now: every job waiting for it shares this outcome.
         const failed = [first];
         for (let j = pools.takeJob(pool, domain); j; j = pools.takeJob(pool, domain)) failed.push(j);
-        for (const job of failed) await record(job, job.recipients.map(() => opened.outcome), pool.shaping);
+        for (const job of failed)
+          await record(
+            job,
+            job.recipients.map(() => opened.outcome),
+            pool.shaping,
+          );
         return;
       }
       const session = opened.session;

@@ -79,7 +79,12 @@ export function resolveShaping(
  * After a failed attempt: when to try next, or null when the recipient has reached its maximum
  * age and expires. The last attempt is placed at the expiry time rather than skipped.
  */
-export function nextAttempt(shaping: Shaping, attemptsSoFar: number, receivedAt: number, now: number): number | null {
+export function nextAttempt(
+  shaping: Shaping,
+  attemptsSoFar: number,
+  receivedAt: number,
+  now: number,
+): number | null {
   const expiresAt = receivedAt + shaping.maxAge;
   if (now >= expiresAt) return null;
   const delay = shaping.retry[Math.min(Math.max(attemptsSoFar - 1, 0), shaping.retry.length - 1)]!;

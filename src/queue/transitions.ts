@@ -21,10 +21,23 @@ export interface Job {
 export const isEnded = (u: RecipientUpdate): boolean => u.state === 'bounced' || u.state === 'expired';
 
 /** Each recipient's next state: one outcome per recipient, or one for all (a failed connection). */
-export function transitionsOf(job: Job, outcomes: readonly Outcome[], shaping: Shaping, now: number): RecipientUpdate[] {
+export function transitionsOf(
+  job: Job,
+  outcomes: readonly Outcome[],
+  shaping: Shaping,
+  now: number,
+): RecipientUpdate[] {
   return job.recipients.map((r, i) => {
     const o = outcomes[i] ?? outcomes[0]!;
-    const base = { recipientId: r.id, messageId: job.messageId, accountId: job.accountId, domain: job.domain, attempted: true, reply: o.reply, mx: o.mx };
+    const base = {
+      recipientId: r.id,
+      messageId: job.messageId,
+      accountId: job.accountId,
+      domain: job.domain,
+      attempted: true,
+      reply: o.reply,
+      mx: o.mx,
+    };
     if (o.kind === 'delivered') return { ...base, state: 'delivered', event: 'delivery' };
     if (o.kind === 'failed') return { ...base, state: 'bounced', event: 'bounce' };
     const next = nextAttempt(shaping, r.attempts + 1, job.receivedAt, now);
@@ -34,7 +47,13 @@ export function transitionsOf(job: Job, outcomes: readonly Outcome[], shaping: S
 }
 
 /** The DSN for the ended ones among `updates`, or null when none ended (or none is owed). */
-export function dsnFor(hostname: string, job: Job, updates: readonly RecipientUpdate[], original: Buffer, now: number): NewMessage | null {
+export function dsnFor(
+  hostname: string,
+  job: Job,
+  updates: readonly RecipientUpdate[],
+  original: Buffer,
+  now: number,
+): NewMessage | null {
   const ended = updates.filter(isEnded);
   if (ended.length === 0) return null;
   return buildDsn({

@@ -62,7 +62,8 @@ export function createAccountStore(db: Db, clock: Clock): AccountStore {
   return {
     async add(name, passwordHash, allowedDomains, defaultStream = 'transactional') {
       const now = clock.now();
-      const row = insert.get(name, passwordHash, JSON.stringify(allowedDomains), defaultStream, now, now) as AccountRow | undefined;
+      const row = insert.get(name, passwordHash, JSON.stringify(allowedDomains), defaultStream, now, now) as
+        AccountRow | undefined;
       if (!row) throw new AccountError('PETREL_ACCOUNT_EXISTS', `account ${name} already exists`);
       return toAccount(row);
     },

@@ -24,7 +24,9 @@ const MAX_BATCH = 512;
 
 function wrap(err: unknown): SpoolError {
   const code = isStorageFull(err) ? 'PETREL_SPOOL_FULL' : 'PETREL_SPOOL_WRITE';
-  return err instanceof SpoolError ? err : new SpoolError(code, `spool write failed: ${errorMessage(err)}`, { cause: err });
+  return err instanceof SpoolError
+    ? err
+    : new SpoolError(code, `spool write failed: ${errorMessage(err)}`, { cause: err });
 }
 
 export function createCommitter(db: Db, onFatal: FatalHandler): Committer {

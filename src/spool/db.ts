@@ -16,7 +16,10 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
   let db: Db;
   try {
     if (!options.readonly) makeDirectory(dirname(path), 0o750);
-    db = new Database(path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
+    db = new Database(path, {
+      readonly: options.readonly ?? false,
+      fileMustExist: options.readonly ?? false,
+    });
   } catch (err) {
     throw new SpoolError('PETREL_SPOOL_UNAVAILABLE', `cannot open spool ${path}: ${errorMessage(err)}`, {
       cause: err,

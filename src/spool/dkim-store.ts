@@ -51,9 +51,13 @@ export function createDkimKeyStore(db: Db, clock: Clock): DkimKeyStore {
      VALUES (?, ?, ?, ?, ?, 1, ?) ON CONFLICT(domain, selector) DO NOTHING`,
   );
   const all = db.prepare<[], Row>('SELECT * FROM dkim_keys ORDER BY domain, created_at');
-  const activeRows = db.prepare<[], Row>('SELECT * FROM dkim_keys WHERE active = 1 ORDER BY domain, algorithm');
+  const activeRows = db.prepare<[], Row>(
+    'SELECT * FROM dkim_keys WHERE active = 1 ORDER BY domain, algorithm',
+  );
   const addTx = db.transaction((k: Omit<DkimKeyRecord, 'active' | 'createdAt'>): boolean => {
-    const exists = db.prepare('SELECT 1 FROM dkim_keys WHERE domain = ? AND selector = ?').get(k.domain, k.selector);
+    const exists = db
+      .prepare('SELECT 1 FROM dkim_keys WHERE domain = ? AND selector = ?')
+      .get(k.domain, k.selector);
     if (exists) return false;
     deactivate.run(k.domain, k.algorithm);
     insert.run(k.domain, k.selector, k.algorithm, k.privateKeyPath, k.publicKey, clock.now());

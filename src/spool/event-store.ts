@@ -158,7 +158,15 @@ export function createEventStore(db: Db, clock: Clock, writer: Writer): EventSto
       const info = await writer.run({
         op: 'exec',
         sql: insert,
-        params: [clock.now(), input.type, input.msgId ?? '', input.recipientId, input.accountId, input.domain, JSON.stringify(details)],
+        params: [
+          clock.now(),
+          input.type,
+          input.msgId ?? '',
+          input.recipientId,
+          input.accountId,
+          input.domain,
+          JSON.stringify(details),
+        ],
       });
       return info.lastInsertRowid;
     },

@@ -38,8 +38,19 @@ export type HotOp =
   /** wal_checkpoint(TRUNCATE), outside any transaction; resolves true when nothing held it back. */
   | { readonly op: 'checkpoint' }
   | { readonly op: 'lease'; readonly request: LeaseRequest; readonly now: number }
-  | { readonly op: 'renew'; readonly holder: string; readonly ids: readonly number[]; readonly until: number; readonly now: number }
-  | { readonly op: 'release'; readonly holder: string; readonly ids: readonly number[]; readonly now: number };
+  | {
+      readonly op: 'renew';
+      readonly holder: string;
+      readonly ids: readonly number[];
+      readonly until: number;
+      readonly now: number;
+    }
+  | {
+      readonly op: 'release';
+      readonly holder: string;
+      readonly ids: readonly number[];
+      readonly now: number;
+    };
 
 /** What a holder asks of the queue when it leases (see QueueStore.leaseDue). */
 export interface LeaseRequest {
@@ -84,13 +95,13 @@ export type HotResult<O extends HotOp['op']> = O extends 'complete'
     ? LeaseResult
     : O extends 'renew'
       ? number
-    : O extends 'exec'
-      ? ExecResult
-      : O extends 'checkpoint'
-        ? boolean
-        : O extends 'publish'
-          ? number
-          : undefined;
+      : O extends 'exec'
+        ? ExecResult
+        : O extends 'checkpoint'
+          ? boolean
+          : O extends 'publish'
+            ? number
+            : undefined;
 
 /**
  * Truncates the WAL; false when a reader on an older snapshot held it back (callers retry).
@@ -119,7 +130,12 @@ export interface BounceWrite {
   /** The suppression it adds (INSERT_SUPPRESSION): always, or once `soft` bounces reach the limit. */
   readonly suppression: {
     readonly params: readonly SqlValue[];
-    readonly soft: { readonly addressHash: string; readonly accountId: number | null; readonly since: number; readonly limit: number } | null;
+    readonly soft: {
+      readonly addressHash: string;
+      readonly accountId: number | null;
+      readonly since: number;
+      readonly limit: number;
+    } | null;
   } | null;
 }
 
@@ -170,7 +186,9 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
        last_reply = coalesce(?, last_reply), lease_holder = NULL, lease_until = NULL, updated_at = ?
      WHERE id = ? AND state = 'inflight' AND lease_holder = ?`,
   );
-  const attemptsOf = db.prepare<[number], { attempts: number }>('SELECT attempts FROM recipients WHERE id = ?');
+  const attemptsOf = db.prepare<[number], { attempts: number }>(
+    'SELECT attempts FROM recipients WHERE id = ?',
+  );
   const leaseOf = db.prepare<[number], { state: string; holder: string | null }>(
     'SELECT state, lease_holder AS holder FROM recipients WHERE id = ?',
   );
@@ -232,8 +250,17 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
       applied.push(u);
       const attempt = attemptsOf.get(u.recipientId)?.attempts ?? null;
       insertEvent.run(
-        now, u.event, u.messageId, u.recipientId, u.accountId, u.domain, attempt, u.mx,
-        u.reply?.code ?? null, u.reply?.enhanced ?? null, u.reply?.text ?? null,
+        now,
+        u.event,
+        u.messageId,
+        u.recipientId,
+        u.accountId,
+        u.domain,
+        attempt,
+        u.mx,
+        u.reply?.code ?? null,
+        u.reply?.enhanced ?? null,
+        u.reply?.text ?? null,
       );
     }
     for (const f of followUps) insertMessage(f.id, asBuffers(f.message), now);
@@ -243,7 +270,10 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
       insertBounce.run(...b.bounce.map(asBlob));
       const s = b.suppression;
       // Counted after this bounce's own row, which is one of the soft bounces in the window.
-      if (s && (!s.soft || softBounces.get(s.soft.addressHash, s.soft.accountId, s.soft.since)!.n >= s.soft.limit)) {
+      if (
+        s &&
+        (!s.soft || softBounces.get(s.soft.addressHash, s.soft.accountId, s.soft.since)!.n >= s.soft.limit)
+      ) {
         insertSuppression.run(...s.params.map(asBlob));
       }
     }
@@ -356,7 +386,9 @@ export function prepareMessageInsert(
     `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at, stream, mentions_indexed)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   );
-  const insertMention = db.prepare('INSERT OR IGNORE INTO message_mentions (address, message_id) VALUES (?, ?)');
+  const insertMention = db.prepare(
+    'INSERT OR IGNORE INTO message_mentions (address, message_id) VALUES (?, ?)',
+  );
   const insertRecipient = db.prepare(
     `INSERT INTO recipients (message_id, rcpt_to, domain, state, next_attempt_at, updated_at)
      VALUES (?, ?, ?, ?, ?, ?)`,
@@ -364,8 +396,16 @@ export function prepareMessageInsert(
   const insertEvent = db.prepare(INSERT_RECEPTION_EVENT);
   return (id, message, now, state = 'queued') => {
     insertMessage.run(
-      id, message.accountId, message.mailFrom, message.headerMessageId, message.body.length, message.body,
-      message.listener, now, message.stream ?? 'transactional', message.mentions ? 1 : 0,
+      id,
+      message.accountId,
+      message.mailFrom,
+      message.headerMessageId,
+      message.body.length,
+      message.body,
+      message.listener,
+      now,
+      message.stream ?? 'transactional',
+      message.mentions ? 1 : 0,
     );
     for (const address of message.mentions ?? []) insertMention.run(address, id);
     for (const r of message.recipients) insertRecipient.run(id, r.address, r.domain, state, now, now);

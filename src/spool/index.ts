@@ -1,6 +1,12 @@
 export { openSpool, spoolPath, SPOOL_FILE, type Spool, type SpoolOptions } from './spool.js';
 export { lockDataDir, LOCK_FILE, type DataDirLock } from './lock.js';
-export type { MessageStore, NewMessage, StagedCopy, StoredMessage, StoredRecipient } from './message-store.js';
+export type {
+  MessageStore,
+  NewMessage,
+  StagedCopy,
+  StoredMessage,
+  StoredRecipient,
+} from './message-store.js';
 export type { Account, AccountStore } from './account-store.js';
 export type {
   QueueStore,
@@ -16,6 +22,18 @@ export type {
   DomainStats,
 } from './queue-store.js';
 export type { DkimKeyStore, DkimKeyRecord } from './dkim-store.js';
-export type { SuppressionStore, SuppressionRecord, SuppressionScope, BounceRecordInput, BounceRule } from './suppression-store.js';
-export type { PrivacyStore, ErasureCounts, ErasureResult, RetentionCounts, ExportDocument } from './privacy-store.js';
+export type {
+  SuppressionStore,
+  SuppressionRecord,
+  SuppressionScope,
+  BounceRecordInput,
+  BounceRule,
+} from './suppression-store.js';
+export type {
+  PrivacyStore,
+  ErasureCounts,
+  ErasureResult,
+  RetentionCounts,
+  ExportDocument,
+} from './privacy-store.js';
 export type { EventStore, EventEntry, ReportEventInput, ReportEventType } from './event-store.js';

@@ -23,7 +23,9 @@ export function lockDataDir(dataDir: string): DataDirLock {
     makeDirectory(dataDir, 0o750);
     db = new Database(path, { timeout: 0 });
   } catch (err) {
-    throw new SpoolError('PETREL_SPOOL_UNAVAILABLE', `cannot open lock file ${path}: ${errorMessage(err)}`, { cause: err });
+    throw new SpoolError('PETREL_SPOOL_UNAVAILABLE', `cannot open lock file ${path}: ${errorMessage(err)}`, {
+      cause: err,
+    });
   }
   try {
     db.pragma('locking_mode = EXCLUSIVE');

@@ -89,7 +89,12 @@ export interface PrivacyStore {
    * keyed hash, and records the audit row with `counts` plus all of that. When more messages
    * than a chunk arrived, writes nothing and returns them.
    */
-  finish(address: string, accountId: number | null, counts: ErasureCounts, eventsAfter: number): Promise<FinishResult>;
+  finish(
+    address: string,
+    accountId: number | null,
+    counts: ErasureCounts,
+    eventsAfter: number,
+  ): Promise<FinishResult>;
   /** Moves the WAL into the database and truncates it, so deleted pages survive in no file. */
   scrub(): Promise<boolean>;
   /** Everything held about the address; `messageIds` are the messages that name it. */
@@ -107,7 +112,12 @@ const unfinished = (state: string): boolean =>
 /** Messages the last transaction deletes itself; more come back to the caller to delete in chunks. */
 const LATE_LIMIT = 200;
 
-export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock: Clock, writer: Writer): PrivacyStore {
+export function createPrivacyStore(
+  db: Db,
+  suppressions: SuppressionStore,
+  clock: Clock,
+  writer: Writer,
+): PrivacyStore {
   const inScope = 'AND (? IS NULL OR m.account_id = ?)';
   const selectCandidates = db.prepare<(string | number | null)[], { id: string }>(
     `SELECT m.id FROM messages m WHERE m.mail_from = ? COLLATE NOCASE ${inScope}
@@ -127,7 +137,9 @@ export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock
   const recipientsOf = db.prepare<[string], { id: number; rcpt_to: string; state: string; domain: string }>(
     'SELECT id, rcpt_to, state, domain FROM recipients WHERE message_id = ?',
   );
-  const accountOf = db.prepare<[string], { account_id: number | null }>('SELECT account_id FROM messages WHERE id = ?');
+  const accountOf = db.prepare<[string], { account_id: number | null }>(
+    'SELECT account_id FROM messages WHERE id = ?',
+  );
   const deleteEventsOf = db.prepare('DELETE FROM events WHERE message_id = ?');
   const insertCancelled = db.prepare(
     `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, details)
@@ -201,30 +213,41 @@ export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock
       const hash = suppressions.addressKey(address);
       const accountFilter = accountId === null ? '' : ' AND account_id = ?';
       const accountArgs = accountId === null ? [] : [accountId];
-      return db.transaction((): FinishResult => {
-        // Under the write lock nothing else arrives: what these find is all that is left.
-        const late = candidates(address, accountId);
-        if (late.length > LATE_LIMIT) return { done: false, late };
-        const m = deleteMessages(address, late);
-        const counts: ErasureCounts = {
-          messages: soFar.messages + m.messages,
-          recipients: soFar.recipients + m.recipients,
-          otherRecipientsCancelled: soFar.otherRecipientsCancelled + m.otherRecipientsCancelled,
-          events: soFar.events + m.events + deleteEventIds(selectEventsNaming.all(eventsAfter, address, ...scope(accountId)).map((r) => r.id)),
-          bounces: db.prepare(`DELETE FROM bounces WHERE address_hash = ?${accountFilter}`).run(hash, ...accountArgs).changes,
-          unsubscribeTokens: db
-            .prepare(`DELETE FROM unsubscribe_tokens WHERE address_hash = ?${accountFilter}`)
-            .run(hash, ...accountArgs).changes,
-          suppressionsKeptAsHash: db
-            .prepare(`UPDATE suppressions SET address = NULL WHERE address_hash = ? AND address IS NOT NULL${accountFilter}`)
-            .run(hash, ...accountArgs).changes,
-        };
-        const requestId = randomUUID();
-        db.prepare(
-          'INSERT INTO privacy_audit (at, request_id, kind, address_hash, account_id, counts) VALUES (?, ?, ?, ?, ?, ?)',
-        ).run(clock.now(), requestId, 'erase', hash, accountId, JSON.stringify(counts));
-        return { done: true, result: { requestId, counts } };
-      }).immediate();
+      return db
+        .transaction((): FinishResult => {
+          // Under the write lock nothing else arrives: what these find is all that is left.
+          const late = candidates(address, accountId);
+          if (late.length > LATE_LIMIT) return { done: false, late };
+          const m = deleteMessages(address, late);
+          const counts: ErasureCounts = {
+            messages: soFar.messages + m.messages,
+            recipients: soFar.recipients + m.recipients,
+            otherRecipientsCancelled: soFar.otherRecipientsCancelled + m.otherRecipientsCancelled,
+            events:
+              soFar.events +
+              m.events +
+              deleteEventIds(
+                selectEventsNaming.all(eventsAfter, address, ...scope(accountId)).map((r) => r.id),
+              ),
+            bounces: db
+              .prepare(`DELETE FROM bounces WHERE address_hash = ?${accountFilter}`)
+              .run(hash, ...accountArgs).changes,
+            unsubscribeTokens: db
+              .prepare(`DELETE FROM unsubscribe_tokens WHERE address_hash = ?${accountFilter}`)
+              .run(hash, ...accountArgs).changes,
+            suppressionsKeptAsHash: db
+              .prepare(
+                `UPDATE suppressions SET address = NULL WHERE address_hash = ? AND address IS NOT NULL${accountFilter}`,
+              )
+              .run(hash, ...accountArgs).changes,
+          };
+          const requestId = randomUUID();
+          db.prepare(
+            'INSERT INTO privacy_audit (at, request_id, kind, address_hash, account_id, counts) VALUES (?, ?, ?, ?, ?, ?)',
+          ).run(clock.now(), requestId, 'erase', hash, accountId, JSON.stringify(counts));
+          return { done: true, result: { requestId, counts } };
+        })
+        .immediate();
     },
     async scrub() {
       // A reader on an older snapshot (the daemon, briefly) can hold the checkpoint back: retry.
@@ -241,18 +264,37 @@ export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock
       const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
       const messages = ids.map((id) => {
         const m = db
-          .prepare<[string], { id: string; account_id: number | null; mail_from: string; header_message_id: string | null; size: number; body: Buffer; received_at: number; stream: string }>(
-            'SELECT * FROM messages WHERE id = ?',
-          )
+          .prepare<
+            [string],
+            {
+              id: string;
+              account_id: number | null;
+              mail_from: string;
+              header_message_id: string | null;
+              size: number;
+              body: Buffer;
+              received_at: number;
+              stream: string;
+            }
+          >('SELECT * FROM messages WHERE id = ?')
           .get(id)!;
         const mine = db
-          .prepare<[string, string], { id: number; rcpt_to: string; state: string; attempts: number; last_reply: string | null; last_attempt_at: number | null }>(
-            'SELECT * FROM recipients WHERE message_id = ? AND rcpt_to = ? COLLATE NOCASE',
-          )
+          .prepare<
+            [string, string],
+            {
+              id: number;
+              rcpt_to: string;
+              state: string;
+              attempts: number;
+              last_reply: string | null;
+              last_attempt_at: number | null;
+            }
+          >('SELECT * FROM recipients WHERE message_id = ? AND rcpt_to = ? COLLATE NOCASE')
           .all(id, canonical);
         return {
           id: m.id,
-          role: m.mail_from.toLowerCase() === canonical ? 'sender' : mine.length > 0 ? 'recipient' : 'mentioned',
+          role:
+            m.mail_from.toLowerCase() === canonical ? 'sender' : mine.length > 0 ? 'recipient' : 'mentioned',
           accountId: m.account_id,
           mailFrom: m.mail_from,
           messageId: m.header_message_id,
@@ -261,42 +303,78 @@ export function createPrivacyStore(db: Db, suppressions: SuppressionStore, clock
           size: m.size,
           // Retention may already have dropped the body of a finished message.
           body: m.body.length > 0 ? m.body.toString('utf8') : null,
-          recipients: mine.map((r) => ({ id: r.id, address: r.rcpt_to, state: r.state, attempts: r.attempts, lastReply: r.last_reply, lastAttemptAt: iso(r.last_attempt_at) })),
+          recipients: mine.map((r) => ({
+            id: r.id,
+            address: r.rcpt_to,
+            state: r.state,
+            attempts: r.attempts,
+            lastReply: r.last_reply,
+            lastAttemptAt: iso(r.last_attempt_at),
+          })),
         };
       });
       const events = ids.flatMap((id) =>
         db
-          .prepare<[string], Record<string, unknown>>('SELECT at, type, message_id, recipient_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text FROM events WHERE message_id = ? ORDER BY id')
+          .prepare<[string], Record<string, unknown>>(
+            'SELECT at, type, message_id, recipient_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text FROM events WHERE message_id = ? ORDER BY id',
+          )
           .all(id)
           .map((e) => ({ ...e, at: iso(e['at'] as number) })),
       );
       const bounces = db
-        .prepare<[string], Record<string, unknown>>('SELECT at, account_id, message_id, kind, category, reason, status, diagnostic, source FROM bounces WHERE address_hash = ? ORDER BY id')
+        .prepare<[string], Record<string, unknown>>(
+          'SELECT at, account_id, message_id, kind, category, reason, status, diagnostic, source FROM bounces WHERE address_hash = ? ORDER BY id',
+        )
         .all(hash)
         .filter((b) => accountId === null || b['account_id'] === accountId)
         .map((b) => ({ ...b, at: iso(b['at'] as number) }));
       const suppressionRows = db
-        .prepare<[string], Record<string, unknown>>('SELECT account_id, address, address_hash, scope, reason, source, created_at FROM suppressions WHERE address_hash = ? ORDER BY id')
+        .prepare<[string], Record<string, unknown>>(
+          'SELECT account_id, address, address_hash, scope, reason, source, created_at FROM suppressions WHERE address_hash = ? ORDER BY id',
+        )
         .all(hash)
         .filter((s) => accountId === null || s['account_id'] === accountId || s['account_id'] === null)
         .map((s) => ({ ...s, created_at: iso(s['created_at'] as number) }));
       const tokens = db
-        .prepare<[string], Record<string, unknown>>('SELECT account_id, created_at, expires_at FROM unsubscribe_tokens WHERE address_hash = ?')
+        .prepare<[string], Record<string, unknown>>(
+          'SELECT account_id, created_at, expires_at FROM unsubscribe_tokens WHERE address_hash = ?',
+        )
         .all(hash)
-        .map((t) => ({ ...t, created_at: iso(t['created_at'] as number), expires_at: iso(t['expires_at'] as number) }));
-      return { address: canonical, generatedAt: new Date(clock.now()).toISOString(), messages, events, bounces, suppressions: suppressionRows, unsubscribeTokens: tokens };
+        .map((t) => ({
+          ...t,
+          created_at: iso(t['created_at'] as number),
+          expires_at: iso(t['expires_at'] as number),
+        }));
+      return {
+        address: canonical,
+        generatedAt: new Date(clock.now()).toISOString(),
+        messages,
+        events,
+        bounces,
+        suppressions: suppressionRows,
+        unsubscribeTokens: tokens,
+      };
     },
     async erasures() {
-      return db.prepare<[], { n: number }>("SELECT count(*) AS n FROM privacy_audit WHERE kind = 'erase'").get()!.n;
+      return db
+        .prepare<[], { n: number }>("SELECT count(*) AS n FROM privacy_audit WHERE kind = 'erase'")
+        .get()!.n;
     },
     async sweep(now, bodiesOlderThan, recordsOlderThan) {
       // Each statement stands alone (a sweep cut short is finished by the next one), and the
       // writer runs them, so the event loop never waits for SQLite's lock.
-      const exec = async (sql: string, at: number): Promise<number> => (await writer.run({ op: 'exec', sql, params: [at] })).changes;
+      const exec = async (sql: string, at: number): Promise<number> =>
+        (await writer.run({ op: 'exec', sql, params: [at] })).changes;
       const finished = `NOT EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = messages.id AND r.state NOT IN ${FINAL})`;
-      const bodies = await exec(`UPDATE messages SET body = x'' WHERE length(body) > 0 AND received_at < ? AND ${finished}`, now - bodiesOlderThan);
+      const bodies = await exec(
+        `UPDATE messages SET body = x'' WHERE length(body) > 0 AND received_at < ? AND ${finished}`,
+        now - bodiesOlderThan,
+      );
       const events = await exec('DELETE FROM events WHERE at < ?', now - recordsOlderThan);
-      const messages = await exec(`DELETE FROM messages WHERE received_at < ? AND ${finished}`, now - recordsOlderThan);
+      const messages = await exec(
+        `DELETE FROM messages WHERE received_at < ? AND ${finished}`,
+        now - recordsOlderThan,
+      );
       const bounces = await exec('DELETE FROM bounces WHERE at < ?', now - recordsOlderThan);
       await exec('DELETE FROM unsubscribe_tokens WHERE expires_at < ?', now);
       return { bodies, messages, events, bounces };

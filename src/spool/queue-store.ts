@@ -13,7 +13,9 @@ export type { BounceWrite, LeaseRequest, LeaseResult } from './hot-ops.js';
  * (cancelled or erased), called again with the others, and only the last call's messages are
  * queued, with the updates that do apply.
  */
-export type FollowUps = (applied: readonly RecipientUpdate[]) => readonly { id: string; message: NewMessage }[];
+export type FollowUps = (
+  applied: readonly RecipientUpdate[],
+) => readonly { id: string; message: NewMessage }[];
 
 export interface QueueEntry {
   readonly messageId: string;
@@ -87,10 +89,21 @@ export interface QueueStore {
    * fenced by an erasure (abort requested). One read for all of them.
    */
   fenced(holder: string, recipientIds: readonly number[]): Promise<number[]>;
-  list(filter: { domain?: string; state?: RecipientState; accountId?: number; limit: number }): Promise<QueueEntry[]>;
+  list(filter: {
+    domain?: string;
+    state?: RecipientState;
+    accountId?: number;
+    limit: number;
+  }): Promise<QueueEntry[]>;
   events(messageId: string): Promise<EventRecord[]>;
   /** One recipient and its message's account, for mapping a VERP token back. */
-  recipient(id: number): Promise<{ id: number; messageId: string; address: string; domain: string; accountId: number | null } | null>;
+  recipient(id: number): Promise<{
+    id: number;
+    messageId: string;
+    address: string;
+    domain: string;
+    accountId: number | null;
+  } | null>;
   /** Makes queued recipients due now; returns how many. */
   retryMessage(messageId: string): Promise<number>;
   retryDomain(domain: string): Promise<number>;
@@ -116,7 +129,9 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
   const retryMsg = db.prepare(
     `UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE message_id = ? AND state = 'queued'`,
   );
-  const retryDom = db.prepare(`UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE domain = ? AND state = 'queued'`);
+  const retryDom = db.prepare(
+    `UPDATE recipients SET next_attempt_at = ?, updated_at = ? WHERE domain = ? AND state = 'queued'`,
+  );
   const unfinished = db.prepare<[string], { id: number; domain: string; account_id: number | null }>(
     `SELECT r.id, r.domain, m.account_id FROM recipients r JOIN messages m ON m.id = r.message_id
      WHERE r.message_id = ? AND r.state IN ('queued', 'inflight')`,
@@ -130,7 +145,9 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
      ON CONFLICT(domain) DO UPDATE SET reason = excluded.reason`,
   );
   const deleteSuspension = db.prepare('DELETE FROM domain_suspensions WHERE domain = ?');
-  const selectSuspended = db.prepare<[], { domain: string }>('SELECT domain FROM domain_suspensions ORDER BY domain');
+  const selectSuspended = db.prepare<[], { domain: string }>(
+    'SELECT domain FROM domain_suspensions ORDER BY domain',
+  );
   // Covered by the (domain, state, message_id) index; queue ids start with their time, so the
   // smallest id is the oldest message and no join with messages is needed.
   const selectStats = db.prepare<[], { domain: string; queued: number; inflight: number; oldest: string }>(
@@ -140,7 +157,10 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
   const selectCounts = db.prepare<[], { state: RecipientState; n: number }>(
     'SELECT state, count(*) AS n FROM recipients GROUP BY state',
   );
-  const selectRecipient = db.prepare<[number], { id: number; messageId: string; address: string; domain: string; accountId: number | null }>(
+  const selectRecipient = db.prepare<
+    [number],
+    { id: number; messageId: string; address: string; domain: string; accountId: number | null }
+  >(
     `SELECT r.id AS id, r.message_id AS messageId, r.rcpt_to AS address, r.domain AS domain, m.account_id AS accountId
      FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?`,
   );
@@ -153,7 +173,19 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
     const rows = unfinished.all(messageId);
     for (const r of rows) {
       cancelOne.run(now, r.id);
-      insertEvent.run(now, 'cancelled', messageId, r.id, r.account_id, r.domain, null, null, null, null, null);
+      insertEvent.run(
+        now,
+        'cancelled',
+        messageId,
+        r.id,
+        r.account_id,
+        r.domain,
+        null,
+        null,
+        null,
+        null,
+        null,
+      );
     }
     return rows.length;
   });
@@ -237,7 +269,11 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
         reply:
           e['reply_code'] === null
             ? null
-            : { code: e['reply_code'] as number, enhanced: (e['reply_enhanced'] as string) ?? '', text: (e['reply_text'] as string) ?? '' },
+            : {
+                code: e['reply_code'] as number,
+                enhanced: (e['reply_enhanced'] as string) ?? '',
+                text: (e['reply_text'] as string) ?? '',
+              },
       }));
     },
     async recipient(id) {
@@ -273,7 +309,14 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
     },
     async counts() {
       const out: Record<RecipientState, number> = {
-        staged: 0, queued: 0, inflight: 0, delivered: 0, bounced: 0, expired: 0, suppressed: 0, cancelled: 0,
+        staged: 0,
+        queued: 0,
+        inflight: 0,
+        delivered: 0,
+        bounced: 0,
+        expired: 0,
+        suppressed: 0,
+        cancelled: 0,
       };
       for (const r of selectCounts.all()) out[r.state] = r.n;
       return out;

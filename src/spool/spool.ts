@@ -73,7 +73,9 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
   const path = spoolPath(dataDir);
   const db: Db = openDatabase(path);
   const clock = options.clock ?? systemClock;
-  const secret = (db.prepare("SELECT value FROM settings WHERE key = 'install_secret'").get() as { value: Buffer }).value;
+  const secret = (
+    db.prepare("SELECT value FROM settings WHERE key = 'install_secret'").get() as { value: Buffer }
+  ).value;
   let closed = false;
   const onFatal = options.onFatal ?? (() => undefined);
   const space = watchSpace(
@@ -107,7 +109,13 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
         timer = setTimeout(() => resolve(false), WRITABLE_DEADLINE_MS);
       });
       try {
-        const ok = await Promise.race([writer.run({ op: 'probe', now: clock.now() }).then(() => true, () => false), deadline]);
+        const ok = await Promise.race([
+          writer.run({ op: 'probe', now: clock.now() }).then(
+            () => true,
+            () => false,
+          ),
+          deadline,
+        ]);
         if (ok) space.clear();
         return ok;
       } finally {

@@ -1,7 +1,13 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { canonicalAddress, secretsEqual, type Clock } from '../shared/index.js';
 import type { Db } from './db.js';
-import { COUNT_SOFT_BOUNCES, INSERT_BOUNCE, INSERT_SUPPRESSION, type BounceWrite, type SqlValue } from './hot-ops.js';
+import {
+  COUNT_SOFT_BOUNCES,
+  INSERT_BOUNCE,
+  INSERT_SUPPRESSION,
+  type BounceWrite,
+  type SqlValue,
+} from './hot-ops.js';
 import type { Writer } from './writer.js';
 
 /** `all`: no mail at all (bounces, complaints, manual); `marketing`: no marketing mail (unsubscribes). */
@@ -62,7 +68,10 @@ export interface SuppressionStore {
    * the bounce record, and the suppression `rule` asks for (always, or once the soft bounces in
    * its window, this one included, reach its limit), or none.
    */
-  planBounce(input: BounceRecordInput & { readonly recipientId: number }, rule: BounceRule | null): BounceWrite;
+  planBounce(
+    input: BounceRecordInput & { readonly recipientId: number },
+    rule: BounceRule | null,
+  ): BounceWrite;
   /** Soft bounces for the address (in the account) since `since`. */
   softBouncesSince(accountId: number | null, address: string, since: number): Promise<number>;
   /** A signed one-click unsubscribe token for (account, address), reused while valid. */
@@ -91,14 +100,20 @@ const toRecord = (r: Row): SuppressionRecord => ({
   createdAt: r.created_at,
 });
 
-export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock, writer: Writer): SuppressionStore {
+export function createSuppressionStore(
+  db: Db,
+  secret: Buffer,
+  clock: Clock,
+  writer: Writer,
+): SuppressionStore {
   const hashKey = createHmac('sha256', secret).update('petrel address key v1').digest();
   const tokenKey = createHmac('sha256', secret).update('petrel unsubscribe token v1').digest();
   const addressKey = (address: string): string => {
     const canonical = canonicalAddress(address) ?? address.trim().toLowerCase();
     return createHmac('sha256', hashKey).update(canonical).digest('hex');
   };
-  const tokenMac = (id: string): string => createHmac('sha256', tokenKey).update(id).digest('base64url').slice(0, 12);
+  const tokenMac = (id: string): string =>
+    createHmac('sha256', tokenKey).update(id).digest('base64url').slice(0, 12);
 
   // Writes go through the writer (its thread in the daemon), so none waits for SQLite's lock
   // on the event loop.
@@ -111,8 +126,18 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock, wri
   const insertBounce = INSERT_BOUNCE;
   const softSince = db.prepare<[string, number | null, number], { n: number }>(COUNT_SOFT_BOUNCES);
   const bounceParams = (b: BounceRecordInput, canonical: string): SqlValue[] => [
-    clock.now(), b.accountId, b.recipientId, b.messageId, addressKey(canonical), canonical,
-    b.kind, b.category, b.reason, b.status, b.diagnostic, b.source,
+    clock.now(),
+    b.accountId,
+    b.recipientId,
+    b.messageId,
+    addressKey(canonical),
+    canonical,
+    b.kind,
+    b.category,
+    b.reason,
+    b.status,
+    b.diagnostic,
+    b.source,
   ];
   const tokenFind = db.prepare<[string, number | null, number], { token: string }>(
     'SELECT token FROM unsubscribe_tokens WHERE address_hash = ? AND account_id IS ? AND expires_at > ? LIMIT 1',
@@ -128,7 +153,16 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock, wri
     async add(entry) {
       const canonical = canonicalAddress(entry.address);
       if (!canonical) throw new Error(`not an email address: ${entry.address}`);
-      const r = await exec(insert, entry.accountId, addressKey(canonical), canonical, entry.scope, entry.reason, entry.source, clock.now());
+      const r = await exec(
+        insert,
+        entry.accountId,
+        addressKey(canonical),
+        canonical,
+        entry.scope,
+        entry.reason,
+        entry.source,
+        clock.now(),
+      );
       return r.changes > 0;
     },
     async remove(accountId, address) {
@@ -141,7 +175,9 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock, wri
       const where = filter.accountId === undefined ? '' : 'WHERE account_id IS ?';
       const params: (number | null)[] = filter.accountId === undefined ? [] : [filter.accountId];
       return db
-        .prepare<(number | null)[], Row>(`SELECT * FROM suppressions ${where} ORDER BY created_at, id LIMIT ?`)
+        .prepare<(number | null)[], Row>(
+          `SELECT * FROM suppressions ${where} ORDER BY created_at, id LIMIT ?`,
+        )
         .all(...params, filter.limit ?? -1)
         .map(toRecord);
     },
@@ -156,7 +192,12 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock, wri
         bounce: bounceParams(b, canonical),
         suppression: rule && {
           params: [b.accountId, hash, canonical, rule.scope, rule.reason, rule.source, clock.now()],
-          soft: rule.soft && { addressHash: hash, accountId: b.accountId, since: rule.soft.since, limit: rule.soft.limit },
+          soft: rule.soft && {
+            addressHash: hash,
+            accountId: b.accountId,
+            since: rule.soft.since,
+            limit: rule.soft.limit,
+          },
         },
       };
     },
@@ -177,7 +218,8 @@ export function createSuppressionStore(db: Db, secret: Buffer, clock: Clock, wri
     },
     async resolveUnsubscribeToken(token) {
       // The MAC is checked before any lookup, so guessing costs nothing and finds nothing.
-      if (!/^[A-Za-z0-9_-]{24}$/.test(token) || !secretsEqual(token.slice(12), tokenMac(token.slice(0, 12)))) return null;
+      if (!/^[A-Za-z0-9_-]{24}$/.test(token) || !secretsEqual(token.slice(12), tokenMac(token.slice(0, 12))))
+        return null;
       const row = tokenGet.get(token, clock.now());
       return row ? { accountId: row.account_id, address: row.address } : null;
     },

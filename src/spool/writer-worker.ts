@@ -31,20 +31,28 @@ port.on('message', (m: { seq: number; op: HotOp } | { close: true }) => {
       try {
         post({ type: 'reply', seq: m.seq, ok: true, value: checkpointTruncate(db, false) });
       } catch (err) {
-        post({ type: 'reply', seq: m.seq, ok: false, code: 'PETREL_SPOOL_WRITE', message: errorMessage(err) });
+        post({
+          type: 'reply',
+          seq: m.seq,
+          ok: false,
+          code: 'PETREL_SPOOL_WRITE',
+          message: errorMessage(err),
+        });
       }
     });
     return;
   }
-  committer.run(() => exec(m.op)).then(
-    (value) => post({ type: 'reply', seq: m.seq, ok: true, value }),
-    (err: unknown) =>
-      post({
-        type: 'reply',
-        seq: m.seq,
-        ok: false,
-        code: isPetrelError(err) ? err.code : 'PETREL_SPOOL_WRITE',
-        message: errorMessage(err),
-      }),
-  );
+  committer
+    .run(() => exec(m.op))
+    .then(
+      (value) => post({ type: 'reply', seq: m.seq, ok: true, value }),
+      (err: unknown) =>
+        post({
+          type: 'reply',
+          seq: m.seq,
+          ok: false,
+          code: isPetrelError(err) ? err.code : 'PETREL_SPOOL_WRITE',
+          message: errorMessage(err),
+        }),
+    );
 });

@@ -109,7 +109,12 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
   const mentionsOf = (body: Buffer): readonly string[] => {
     if (firstMentions === null) return (firstMentions = mentionedAddresses(body));
     const end = body.indexOf('\r\n\r\n');
-    return [...new Set([...firstMentions, ...mentionedAddresses(body.subarray(0, end === -1 ? body.length : end + 4))])];
+    return [
+      ...new Set([
+        ...firstMentions,
+        ...mentionedAddresses(body.subarray(0, end === -1 ? body.length : end + 4)),
+      ]),
+    ];
   };
   const build = async (unitRecipients: readonly { address: string; domain: string }[]): Promise<Copy> => {
     const id = spool.messages.newId();

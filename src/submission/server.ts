@@ -41,7 +41,10 @@ export interface SubmissionDeps {
    * DKIM-signs a normalized message for its From: domain: the header fields to prepend and
    * whether one signature is the From: domain's own (aligned); null when nothing could sign.
    */
-  readonly sign?: (message: Buffer, fromDomain: string) => Promise<{ header: Buffer; aligned: boolean } | null>;
+  readonly sign?: (
+    message: Buffer,
+    fromDomain: string,
+  ) => Promise<{ header: Buffer; aligned: boolean } | null>;
   /** Refuse mail that cannot be signed (read per message: SIGHUP may change it). */
   readonly requireSignature?: () => boolean;
   /** List-Unsubscribe fields for a marketing recipient (RFC 2369, RFC 8058). */
@@ -141,13 +144,19 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       const user = session.user as SessionUser | undefined;
       let accountName: string;
       if (user) accountName = user.account;
-      else if (isTrusted(session.remoteAddress) && config.trusted_account) accountName = config.trusted_account;
+      else if (isTrusted(session.remoteAddress) && config.trusted_account)
+        accountName = config.trusted_account;
       else return callback(smtpError(530, '5.7.0', 'Authentication required'));
 
       const account = await spool.accounts.get(accountName);
       if (!account) {
-        logger.error({ sessionId: session.id, via: user ? 'auth' : 'trusted_account' }, 'sending account does not exist');
-        return callback(smtpError(user ? 535 : 451, user ? '5.7.8' : '4.3.0', 'Sending account is not available'));
+        logger.error(
+          { sessionId: session.id, via: user ? 'auth' : 'trusted_account' },
+          'sending account does not exist',
+        );
+        return callback(
+          smtpError(user ? 535 : 451, user ? '5.7.8' : '4.3.0', 'Sending account is not available'),
+        );
       }
       if (address.address === '') {
         return callback(smtpError(550, '5.7.1', 'A null reverse-path is not accepted for submission'));
@@ -184,8 +193,13 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       .catch((err: unknown) => failEdge(logger, session, err, callback));
   };
 
-  const makeOnData = (name: ListenerName, getServer: () => SMTPServer) =>
-    (stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void): void => {
+  const makeOnData =
+    (name: ListenerName, getServer: () => SMTPServer) =>
+    (
+      stream: SMTPServerDataStream,
+      session: SMTPServerSession,
+      callback: (err?: Error | null, message?: string) => void,
+    ): void => {
       const disarm = armDataDeadline(getServer(), session.id, config.data_timeout, () =>
         logger.warn({ sessionId: session.id }, 'DATA deadline passed, closing connection'),
       );
@@ -215,30 +229,33 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
   const build = (name: ListenerName): SMTPServer => {
     let server: SMTPServer | null = null;
     // smtp-server's own 100 ms, or none: see GreetingServer.
-    server = new GreetingServer({
-      name: deps.hostname,
-      banner: 'Petrel',
-      secure: name === 'submissions',
-      key: deps.tls.key,
-      cert: deps.tls.cert,
-      minVersion: 'TLSv1.2',
-      size: config.max_message_size,
-      maxRecipients: config.max_recipients,
-      authMethods: ['PLAIN', 'LOGIN'],
-      authOptional: true,
-      allowInsecureAuth: false,
-      disableReverseLookup: !config.reverse_lookup,
-      maxClients: config.max_connections,
-      socketTimeout: config.idle_timeout,
-      closeTimeout: config.close_timeout,
-      logger: false,
-      onConnect,
-      onClose,
-      onAuth,
-      onMailFrom,
-      onRcptTo,
-      onData: makeOnData(name, () => server!),
-    }, config.greeting_delay ? 100 : 0);
+    server = new GreetingServer(
+      {
+        name: deps.hostname,
+        banner: 'Petrel',
+        secure: name === 'submissions',
+        key: deps.tls.key,
+        cert: deps.tls.cert,
+        minVersion: 'TLSv1.2',
+        size: config.max_message_size,
+        maxRecipients: config.max_recipients,
+        authMethods: ['PLAIN', 'LOGIN'],
+        authOptional: true,
+        allowInsecureAuth: false,
+        disableReverseLookup: !config.reverse_lookup,
+        maxClients: config.max_connections,
+        socketTimeout: config.idle_timeout,
+        closeTimeout: config.close_timeout,
+        logger: false,
+        onConnect,
+        onClose,
+        onAuth,
+        onMailFrom,
+        onRcptTo,
+        onData: makeOnData(name, () => server!),
+      },
+      config.greeting_delay ? 100 : 0,
+    );
     server.on('error', (err) => logger.warn({ err, listener: name }, 'listener error'));
     return server;
   };
@@ -249,7 +266,10 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       const net = server.server;
       const onError = (err: Error): void => {
         reject(
-          new PetrelError('PETREL_LISTEN_FAILED', `${name}: cannot listen on ${at.host}:${at.port}: ${err.message}`),
+          new PetrelError(
+            'PETREL_LISTEN_FAILED',
+            `${name}: cannot listen on ${at.host}:${at.port}: ${err.message}`,
+          ),
         );
       };
       net.once('error', onError);
@@ -281,13 +301,19 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
     },
     close: closeAll,
     updateTls(material) {
-      for (const { server } of servers) server.updateSecureContext({ key: material.key, cert: material.cert });
+      for (const { server } of servers)
+        server.updateSecureContext({ key: material.key, cert: material.cert });
     },
   };
 }
 
 /** Errors at the edge: known replies go out as they are; anything else is a bland 451. */
-function failEdge(logger: Logger, session: SMTPServerSession, err: unknown, callback: (err: Error) => void): void {
+function failEdge(
+  logger: Logger,
+  session: SMTPServerSession,
+  err: unknown,
+  callback: (err: Error) => void,
+): void {
   if (err instanceof SmtpReplyError) {
     callback(err);
     return;

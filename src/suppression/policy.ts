@@ -94,7 +94,12 @@ export interface SuppressionPolicy {
    * queue to commit with the outcome; null when nothing applies. `counted` reports it once committed.
    */
   planReply(
-    rcpt: { readonly id: number; readonly messageId: string; readonly accountId: number | null; readonly address: string },
+    rcpt: {
+      readonly id: number;
+      readonly messageId: string;
+      readonly accountId: number | null;
+      readonly address: string;
+    },
     reply: { readonly code: number; readonly enhanced: string; readonly text: string },
   ): { readonly write: BounceWrite; counted(): void } | null;
 }
@@ -182,7 +187,8 @@ export function createSuppressionPolicy(deps: SuppressionPolicyDeps): Suppressio
     const suppress =
       rule !== null &&
       (rule.soft === null ||
-        (await stores.suppressions.softBouncesSince(rcpt.accountId, rcpt.address, rule.soft.since)) >= rule.soft.limit);
+        (await stores.suppressions.softBouncesSince(rcpt.accountId, rcpt.address, rule.soft.since)) >=
+          rule.soft.limit);
     if (suppress) {
       await stores.suppressions.add({
         accountId: rcpt.accountId,
@@ -295,7 +301,13 @@ export function createSuppressionPolicy(deps: SuppressionPolicyDeps): Suppressio
         entryReason: `${c.category}:${c.reason}`,
       };
       const write = stores.suppressions.planBounce(
-        { accountId: rcpt.accountId, recipientId: rcpt.id, messageId: rcpt.messageId, address: rcpt.address, ...b },
+        {
+          accountId: rcpt.accountId,
+          recipientId: rcpt.id,
+          messageId: rcpt.messageId,
+          address: rcpt.address,
+          ...b,
+        },
         ruleFor(b),
       );
       return { write, counted: () => deps.onCounted?.(b.category, b.reason) };

@@ -24,7 +24,11 @@ const SELF_KEY = 'selfsigned-key.pem';
  * Reads the configured certificate and key, or makes (once) and reuses a self-signed pair in
  * `<dataDir>/tls`. Throws ConfigError naming the key when a file is unreadable or not PEM.
  */
-export async function loadTlsMaterial(settings: TlsSettings, dataDir: string, hostname: string): Promise<TlsMaterial> {
+export async function loadTlsMaterial(
+  settings: TlsSettings,
+  dataDir: string,
+  hostname: string,
+): Promise<TlsMaterial> {
   if (settings.cert || settings.key) {
     if (!settings.cert || !settings.key) {
       throw new ConfigError('PETREL_CONFIG_INVALID', `tls: cert and key must be set together`);

@@ -25,8 +25,12 @@ export interface VerpOptions {
 export function createVerp(options: VerpOptions): Verp {
   const key = createHmac('sha256', options.secret).update('petrel verp v1').digest();
   const domain = options.bounceDomain.toLowerCase();
-  const mac = (id: string, day: string): Buffer => createHmac('sha256', key).update(`${id}.${day}`).digest().subarray(0, 8);
-  const pattern = new RegExp(`b-([0-9a-z]{1,12})-([0-9a-z]{1,6})-([0-9a-f]{16})@${domain.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 'gi');
+  const mac = (id: string, day: string): Buffer =>
+    createHmac('sha256', key).update(`${id}.${day}`).digest().subarray(0, 8);
+  const pattern = new RegExp(
+    `b-([0-9a-z]{1,12})-([0-9a-z]{1,6})-([0-9a-f]{16})@${domain.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`,
+    'gi',
+  );
 
   const check = (id: string, day: string, given: string): number | null => {
     const expected = mac(id, day);

@@ -2,7 +2,15 @@
 // a private Postfix instance and a small raw-socket SMTP client for time-to-250.
 // Plain ESM, Node 20, no dependencies. Linux only (reads /proc).
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync, chmodSync, chownSync, existsSync } from 'node:fs';
+import {
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+  chmodSync,
+  chownSync,
+  existsSync,
+} from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -63,7 +71,10 @@ export function run(cmd, args, { input, timeoutMs = 60_000, env, cwd } = {}) {
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve({ stdout: out, stderr: err });
-      else reject(new Error(`${cmd} ${args.join(' ')}: exit ${code ?? signal}: ${(err || out).trim().slice(0, 500)}`));
+      else
+        reject(
+          new Error(`${cmd} ${args.join(' ')}: exit ${code ?? signal}: ${(err || out).trim().slice(0, 500)}`),
+        );
     });
     child.stdin.end(input ?? '');
   });
@@ -170,7 +181,14 @@ const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
  */
 export async function startSink({ port, backlog = 1000 } = {}) {
   port ??= await freePort();
-  const args = ['-c', ...(asRoot ? ['-u', 'nobody'] : []), '-m', '1000', `127.0.0.1:${port}`, String(backlog)];
+  const args = [
+    '-c',
+    ...(asRoot ? ['-u', 'nobody'] : []),
+    '-m',
+    '1000',
+    `127.0.0.1:${port}`,
+    String(backlog),
+  ];
   const child = spawn('smtp-sink', args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
@@ -254,7 +272,12 @@ export function smtpSource({ port, messages, sessions, size, persistent, from, t
       clearTimeout(timer);
       const endedAt = now();
       if (code === 0) resolve({ startedAt, endedAt, command: `smtp-source ${args.join(' ')}` });
-      else reject(new Error(`smtp-source exited ${code ?? signal}${signal === 'SIGKILL' ? ' (timeout)' : ''}: ${err.trim().slice(0, 300)}`));
+      else
+        reject(
+          new Error(
+            `smtp-source exited ${code ?? signal}${signal === 'SIGKILL' ? ' (timeout)' : ''}: ${err.trim().slice(0, 300)}`,
+          ),
+        );
     });
   });
 }
@@ -298,7 +321,11 @@ export async function nodemailerSource({ port, messages, sessions, size, from, t
   if (failed) throw new Error(`nodemailer: ${failed.message}`);
   if (next < messages) throw new Error(`nodemailer: timed out after ${next}/${messages}`);
   const how = auth ? 'STARTTLS + AUTH' : 'STARTTLS';
-  return { startedAt, endedAt, command: `nodemailer pool, ${sessions} connections, ${how}, ${messages} messages` };
+  return {
+    startedAt,
+    endedAt,
+    command: `nodemailer pool, ${sessions} connections, ${how}, ${messages} messages`,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -317,16 +344,33 @@ export async function startPostfix({ dir, port, relayPort }) {
   mkdirSync(data, { recursive: true });
   chmodSync(dir, 0o755);
   const pf = (() => {
-    const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith('postfix:'));
-    if (!line) throw new Error('no postfix user: install Debian\'s postfix package');
+    const line = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('postfix:'));
+    if (!line) throw new Error("no postfix user: install Debian's postfix package");
     const [, , uid, gid] = line.split(':');
     return { uid: Number(uid), gid: Number(gid) };
   })();
   chownSync(data, pf.uid, pf.gid);
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=postfix.bench.invalid',
-    '-keyout', join(etc, 'key.pem'), '-out', join(etc, 'cert.pem'),
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=postfix.bench.invalid',
+      '-keyout',
+      join(etc, 'key.pem'),
+      '-out',
+      join(etc, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
   writeFileSync(
     join(etc, 'main.cf'),
     [
@@ -576,7 +620,13 @@ export function percentile(sorted, p) {
 export function summarize(values) {
   const s = [...values].sort((a, b) => a - b);
   const r = (v) => (v === null ? null : Math.round(v * 100) / 100);
-  return { n: s.length, p50: r(percentile(s, 50)), p90: r(percentile(s, 90)), p99: r(percentile(s, 99)), max: r(s.at(-1) ?? null) };
+  return {
+    n: s.length,
+    p50: r(percentile(s, 50)),
+    p90: r(percentile(s, 90)),
+    p99: r(percentile(s, 99)),
+    max: r(s.at(-1) ?? null),
+  };
 }
 
 export function median(values) {

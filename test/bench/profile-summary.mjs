@@ -36,7 +36,8 @@ function category(url, functionName) {
     const rest = url.slice(nm + '/node_modules/'.length).split('/');
     return rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0];
   }
-  if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0] === 'internal' ? 'internal' : url.slice(5)}`;
+  if (url.startsWith('node:'))
+    return `node:${url.slice(5).split('/')[0] === 'internal' ? 'internal' : url.slice(5)}`;
   const dist = url.indexOf('/dist/');
   if (dist >= 0) return `petrel:${url.slice(dist + 6).split('/')[0]}`;
   return url;
@@ -92,9 +93,13 @@ const result = {
 if (values.json) {
   console.log(JSON.stringify(result, null, 2));
 } else {
-  console.log(`main thread: ${result.busyMs} ms busy of ${result.sampledMs} ms sampled (${Math.round((busy / total) * 100)}%), idle ${result.idleMs} ms`);
+  console.log(
+    `main thread: ${result.busyMs} ms busy of ${result.sampledMs} ms sampled (${Math.round((busy / total) * 100)}%), idle ${result.idleMs} ms`,
+  );
   console.log('\nself time by function (% of busy):');
-  for (const r of result.byFunction) console.log(`${String(r.pctBusy).padStart(6)}%  ${String(r.ms).padStart(7)} ms  ${r.name}`);
+  for (const r of result.byFunction)
+    console.log(`${String(r.pctBusy).padStart(6)}%  ${String(r.ms).padStart(7)} ms  ${r.name}`);
   console.log('\nself time by package (% of busy):');
-  for (const r of result.byCategory) console.log(`${String(r.pctBusy).padStart(6)}%  ${String(r.ms).padStart(7)} ms  ${r.name}`);
+  for (const r of result.byCategory)
+    console.log(`${String(r.pctBusy).padStart(6)}%  ${String(r.ms).padStart(7)} ms  ${r.name}`);
 }

@@ -20,7 +20,17 @@
 //                      (a spool from before it), so that erasure decodes every body
 // Writes bench-results/queue-scale-<time>.json and prints a table. Nothing is suspended.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, readFileSync, openSync, closeSync, statSync, readdirSync } from 'node:fs';
+import {
+  mkdtempSync,
+  mkdirSync,
+  rmSync,
+  writeFileSync,
+  readFileSync,
+  openSync,
+  closeSync,
+  statSync,
+  readdirSync,
+} from 'node:fs';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -94,7 +104,7 @@ async function fill(dataDir) {
   let lastReport = t0;
   const inFlight = 512; // concurrent inserts: the store groups them into transactions of ≤ 256
   try {
-    for (let m = 0; m < messages; ) {
+    for (let m = 0; m < messages;) {
       const batch = [];
       for (let k = 0; k < inFlight && m < messages; k++, m++) {
         const recipients = [];
@@ -117,14 +127,21 @@ async function fill(dataDir) {
       await Promise.all(batch);
       if (now() - lastReport > 5000) {
         lastReport = now();
-        console.error(`  fill: ${r.toLocaleString('en-US')} recipients, ${Math.round(r / ((now() - t0) / 1000)).toLocaleString('en-US')}/s`);
+        console.error(
+          `  fill: ${r.toLocaleString('en-US')} recipients, ${Math.round(r / ((now() - t0) / 1000)).toLocaleString('en-US')}/s`,
+        );
       }
     }
   } finally {
     await spool.close();
   }
   const seconds = (now() - t0) / 1000;
-  return { messages, recipients: r, seconds: round(seconds, 1), recipientsPerSecond: Math.round(r / seconds) };
+  return {
+    messages,
+    recipients: r,
+    seconds: round(seconds, 1),
+    recipientsPerSecond: Math.round(r / seconds),
+  };
 }
 
 const PERSON = 'person@erase.scale.test';
@@ -136,15 +153,30 @@ async function timeErase(config, dataDir) {
     for (let i = 0; i < 10; i++) {
       const text = `From: News <news@sender.test>\r\nTo: a@d0.scale.test\r\nSubject: erase ${i}\r\nContent-Transfer-Encoding: base64\r\n\r\n${Buffer.from(`write to ${PERSON}`).toString('base64')}\r\n`;
       const message = Buffer.from(text);
-      const recipients = i % 2 === 0 ? [{ address: PERSON, domain: 'erase.scale.test' }] : [{ address: `a${i}@d0.scale.test`, domain: 'd0.scale.test' }];
+      const recipients =
+        i % 2 === 0
+          ? [{ address: PERSON, domain: 'erase.scale.test' }]
+          : [{ address: `a${i}@d0.scale.test`, domain: 'd0.scale.test' }];
       const mentions = args.unindexed ? {} : { mentions: mentionedAddresses(message) };
-      await spool.messages.insert(spool.messages.newId(), { accountId: null, mailFrom: 'news@sender.test', recipients, headerMessageId: null, body: message, listener: 'bench', ...mentions });
+      await spool.messages.insert(spool.messages.newId(), {
+        accountId: null,
+        mailFrom: 'news@sender.test',
+        recipients,
+        headerMessageId: null,
+        body: message,
+        listener: 'bench',
+        ...mentions,
+      });
     }
   } finally {
     await spool.close();
   }
   const t0 = now();
-  const { stdout } = await run(process.execPath, [PETREL, '--config', config, '--json', 'privacy', 'erase', PERSON], { timeoutMs: 600_000 });
+  const { stdout } = await run(
+    process.execPath,
+    [PETREL, '--config', config, '--json', 'privacy', 'erase', PERSON],
+    { timeoutMs: 600_000 },
+  );
   const ms = now() - t0;
   const report = JSON.parse(stdout);
   return { ms: Math.round(ms), messages: report.counts.messages, indexed: !args.unindexed };
@@ -185,18 +217,27 @@ async function timeCli(config, cliArgs) {
   let lines = 0;
   for (let i = 0; i < opts.cliRuns; i++) {
     const t0 = now();
-    const { stdout } = await run(process.execPath, [PETREL, '--config', config, ...cliArgs], { timeoutMs: 120_000 });
+    const { stdout } = await run(process.execPath, [PETREL, '--config', config, ...cliArgs], {
+      timeoutMs: 120_000,
+    });
     ms.push(now() - t0);
     lines = stdout.split('\n').filter(Boolean).length;
   }
-  return { medianMs: Math.round(median(ms)), minMs: Math.round(Math.min(...ms)), maxMs: Math.round(Math.max(...ms)), lines };
+  return {
+    medianMs: Math.round(median(ms)),
+    minMs: Math.round(Math.min(...ms)),
+    maxMs: Math.round(Math.max(...ms)),
+    lines,
+  };
 }
 
 async function startDaemon(config, logPath, port) {
   const log = openSync(logPath, 'a');
   const spawnedAt = Date.now();
   const t0 = now();
-  const child = spawn(process.execPath, [PETREL, '--config', config, 'serve'], { stdio: ['ignore', log, log] });
+  const child = spawn(process.execPath, [PETREL, '--config', config, 'serve'], {
+    stdio: ['ignore', log, log],
+  });
   closeSync(log);
   await waitForPort(port, 60_000);
   const listeningMs = now() - t0;
@@ -208,7 +249,12 @@ async function main() {
   const dir = mkdtempSync(join(opts.tmp, 'petrel-queue-scale-'));
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir, { recursive: true });
-  const result = { benchmark: 'queue-scale', startedAt: started.toISOString(), options: opts, machine: { cores: availableParallelism(), cpuModel: cpus()[0]?.model, node: process.version } };
+  const result = {
+    benchmark: 'queue-scale',
+    startedAt: started.toISOString(),
+    options: opts,
+    machine: { cores: availableParallelism(), cpuModel: cpus()[0]?.model, node: process.version },
+  };
   let sink = null;
   let daemon = null;
   try {
@@ -245,19 +291,33 @@ ${routes.join('\n')}`,
     for (let i = 0; i < 2; i++) {
       const d = await startDaemon(config, join(dir, `petrel-empty-${i}.log`), port);
       daemon = d;
-      if (i === 1) result.emptySpoolStart = { listeningMs: Math.round(d.listeningMs), rssMb: round(procStatus(d.child.pid).VmRSS / 1024, 1) };
+      if (i === 1)
+        result.emptySpoolStart = {
+          listeningMs: Math.round(d.listeningMs),
+          rssMb: round(procStatus(d.child.pid).VmRSS / 1024, 1),
+        };
       d.child.kill('SIGTERM');
       await waitExit(d.child, 40_000);
       daemon = null;
     }
 
-    console.error(`filling ${opts.recipients.toLocaleString('en-US')} recipients over ${opts.domains.toLocaleString('en-US')} domains (${opts.perMessage} per message, ${opts.size} B bodies)…`);
+    console.error(
+      `filling ${opts.recipients.toLocaleString('en-US')} recipients over ${opts.domains.toLocaleString('en-US')} domains (${opts.perMessage} per message, ${opts.size} B bodies)…`,
+    );
     result.fill = await fill(dataDir);
     result.fill.spoolMb = dirSizeMb(dataDir);
-    console.error(`  filled in ${result.fill.seconds} s (${result.fill.recipientsPerSecond.toLocaleString('en-US')} recipients/s), spool ${result.fill.spoolMb} MB`);
+    console.error(
+      `  filled in ${result.fill.seconds} s (${result.fill.recipientsPerSecond.toLocaleString('en-US')} recipients/s), spool ${result.fill.spoolMb} MB`,
+    );
 
     const floor = await timeCli(config, ['config', 'check']);
-    const listStopped = await timeCli(config, ['--json', 'queue', 'list', '--domain', domainName(opts.domains - 1)]);
+    const listStopped = await timeCli(config, [
+      '--json',
+      'queue',
+      'list',
+      '--domain',
+      domainName(opts.domains - 1),
+    ]);
 
     console.error('starting the daemon on the full spool…');
     const logPath = join(dir, 'petrel.log');
@@ -267,7 +327,13 @@ ${routes.join('\n')}`,
     // Let the scheduler work; take the CLI timings meanwhile (the daemon is writing).
     const observeStart = now();
     await sleep(1000);
-    const listRunning = await timeCli(config, ['--json', 'queue', 'list', '--domain', domainName(opts.domains - 1)]);
+    const listRunning = await timeCli(config, [
+      '--json',
+      'queue',
+      'list',
+      '--domain',
+      domainName(opts.domains - 1),
+    ]);
     const statsRunning = await timeCli(config, ['--json', 'queue', 'stats']);
     const left = opts.observeSeconds * 1000 - (now() - observeStart);
     if (left > 0) await sleep(left);
@@ -302,7 +368,8 @@ ${routes.join('\n')}`,
     const restart = {
       listeningMs: Math.round(second.listeningMs),
       firstOutcomeMs: first2 ? first2.at - second.spawnedAt : null,
-      recovered: lines2.find((l) => l.recipients !== undefined && /requeued/.test(l.msg ?? ''))?.recipients ?? 0,
+      recovered:
+        lines2.find((l) => l.recipients !== undefined && /requeued/.test(l.msg ?? ''))?.recipients ?? 0,
     };
     daemon = null;
 
@@ -320,7 +387,12 @@ ${routes.join('\n')}`,
       exitCode: code,
     };
     result.restart = restart;
-    result.cli = { floorConfigCheck: floor, queueListDomainStopped: listStopped, queueListDomainRunning: listRunning, queueStatsRunning: statsRunning };
+    result.cli = {
+      floorConfigCheck: floor,
+      queueListDomainStopped: listStopped,
+      queueListDomainRunning: listRunning,
+      queueStatsRunning: statsRunning,
+    };
     result.withBacklog = {
       observedSeconds: round(observedS, 1),
       outcomes: byEvent,
@@ -337,7 +409,9 @@ ${routes.join('\n')}`,
     if (!args.keep) rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
     else console.error(`kept ${dir}`);
   }
-  const out = args.out ? resolve(args.out) : join(ROOT, 'bench-results', `queue-scale-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  const out = args.out
+    ? resolve(args.out)
+    : join(ROOT, 'bench-results', `queue-scale-${started.toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   print(result);
@@ -362,7 +436,11 @@ queue scale — ${r.fill.recipients.toLocaleString('en-US')} queued recipients, 
 | same, daemon running | ${c.queueListDomainRunning.medianMs} ms (min ${c.queueListDomainRunning.minMs}, max ${c.queueListDomainRunning.maxMs}) | |
 | \`petrel queue stats --json\`, daemon running | ${c.queueStatsRunning.medianMs} ms | |
 | CLI floor: \`petrel config check\` | ${c.floorConfigCheck.medianMs} ms | |
-| with the backlog: outcomes/s (${Object.entries(b.outcomes).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}) | ${b.outcomesPerSecond ?? '—'} /s over ${b.observedSeconds} s | |
+| with the backlog: outcomes/s (${
+    Object.entries(b.outcomes)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || 'none'
+  }) | ${b.outcomesPerSecond ?? '—'} /s over ${b.observedSeconds} s | |
 | with the backlog: delivered to the sink (${opts.routed} routed domains) | ${b.deliveredToSink} (${b.deliveredPerSecond ?? '—'}/s) | |
 | shutdown (SIGTERM → exit) | ${s.stopMs} ms, exit ${s.exitCode} | < 30 000 ms |
 | restart on the same spool: port accepts / first outcome | ${r.restart.listeningMs} / ${r.restart.firstOutcomeMs ?? '—'} ms | |

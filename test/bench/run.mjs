@@ -124,7 +124,9 @@ const opts = {
   sessions: positive('sessions', args.sessions, 20),
   size: args.size ? parseSize(args.size) : 5 * 1024,
   pairs: positive('pairs', args.pairs, quick ? 1 : 3),
-  variants: (args.variants ?? (quick ? 'persistent' : 'persistent,per-message,authenticated')).split(',').map((s) => s.trim()),
+  variants: (args.variants ?? (quick ? 'persistent' : 'persistent,per-message,authenticated'))
+    .split(',')
+    .map((s) => s.trim()),
   warmup: args.warmup !== undefined ? Number(args.warmup) : quick ? 200 : 500,
   postfix: !args['skip-postfix'],
   ceiling: !args['skip-ceiling'],
@@ -210,7 +212,13 @@ port = ${sinkPort}
   const nodeArgs = [];
   if (opts.cpuProf) {
     mkdirSync(opts.cpuProf, { recursive: true });
-    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', opts.cpuProf, '--cpu-prof-name', `petrel-${label}-${Date.now()}.cpuprofile`);
+    nodeArgs.push(
+      '--cpu-prof',
+      '--cpu-prof-dir',
+      opts.cpuProf,
+      '--cpu-prof-name',
+      `petrel-${label}-${Date.now()}.cpuprofile`,
+    );
   }
   const child = spawn(process.execPath, [...nodeArgs, PETREL, '--config', config, 'serve'], {
     stdio: ['ignore', log, log],
@@ -263,20 +271,47 @@ async function measure({ target, variant, pair }) {
   const label = `${target}-${variant}-${pair}`;
   const sink = await startSink();
   let mta = null;
-  const result = { target, variant, pair, messages: opts.messages, size: opts.size, sessions: opts.sessions, warmup: opts.warmup };
+  const result = {
+    target,
+    variant,
+    pair,
+    messages: opts.messages,
+    size: opts.size,
+    sessions: opts.sessions,
+    warmup: opts.warmup,
+  };
   let sampler = null;
   try {
-    mta = target === 'petrel' ? await startPetrel({ sinkPort: sink.port, label }) : await startPostfixTarget({ sinkPort: sink.port });
+    mta =
+      target === 'petrel'
+        ? await startPetrel({ sinkPort: sink.port, label })
+        : await startPostfixTarget({ sinkPort: sink.port });
     const source = (messages) =>
       variant === 'authenticated'
         ? nodemailerSource({
-            port: mta.port, messages, sessions: opts.sessions, size: opts.size, from: FROM, to: TO, timeoutMs: runTimeoutMs,
+            port: mta.port,
+            messages,
+            sessions: opts.sessions,
+            size: opts.size,
+            from: FROM,
+            to: TO,
+            timeoutMs: runTimeoutMs,
             auth: target === 'petrel' ? { user: 'bench', pass: BENCH_PASSWORD } : null,
           })
-        : smtpSource({ port: mta.port, messages, sessions: opts.sessions, size: opts.size, persistent, from: FROM, to: TO, timeoutMs: runTimeoutMs });
+        : smtpSource({
+            port: mta.port,
+            messages,
+            sessions: opts.sessions,
+            size: opts.size,
+            persistent,
+            from: FROM,
+            to: TO,
+            timeoutMs: runTimeoutMs,
+          });
     if (opts.warmup > 0) {
       await source(opts.warmup);
-      if ((await sink.waitFor(opts.warmup, 60_000)) === null) throw new Error(`warm-up not delivered (${sink.count}/${opts.warmup})`);
+      if ((await sink.waitFor(opts.warmup, 60_000)) === null)
+        throw new Error(`warm-up not delivered (${sink.count}/${opts.warmup})`);
       await sleep(300);
     }
     const base = sink.count;
@@ -295,7 +330,10 @@ async function measure({ target, variant, pair }) {
     const cpu1 = mta.cpu();
     clearInterval(sampler);
     sampler = null;
-    if (lastAt === null) throw new Error(`not all delivered within ${runTimeoutMs / 1000} s (${sink.count - base}/${opts.messages})`);
+    if (lastAt === null)
+      throw new Error(
+        `not all delivered within ${runTimeoutMs / 1000} s (${sink.count - base}/${opts.messages})`,
+      );
     const acceptS = (src.endedAt - src.startedAt) / 1000;
     const e2eS = (lastAt - src.startedAt) / 1000;
     result.acceptSeconds = round(acceptS, 3);
@@ -325,11 +363,25 @@ async function ceiling({ variant, pair }) {
   const sink = await startSink();
   try {
     const src = await smtpSource({
-      port: sink.port, messages: opts.messages, sessions: opts.sessions, size: opts.size,
-      persistent: variant === 'persistent', from: FROM, to: TO, timeoutMs: runTimeoutMs,
+      port: sink.port,
+      messages: opts.messages,
+      sessions: opts.sessions,
+      size: opts.size,
+      persistent: variant === 'persistent',
+      from: FROM,
+      to: TO,
+      timeoutMs: runTimeoutMs,
     });
     const s = (src.endedAt - src.startedAt) / 1000;
-    return { target: 'ceiling', variant, pair, messages: opts.messages, rate: round(opts.messages / s, 1), seconds: round(s, 3), command: src.command };
+    return {
+      target: 'ceiling',
+      variant,
+      pair,
+      messages: opts.messages,
+      rate: round(opts.messages / s, 1),
+      seconds: round(s, 3),
+      command: src.command,
+    };
   } catch (err) {
     return { target: 'ceiling', variant, pair, error: err.message };
   } finally {
@@ -341,15 +393,33 @@ async function latency({ target, rate }) {
   const sink = await startSink();
   let mta = null;
   try {
-    mta = target === 'petrel' ? await startPetrel({ sinkPort: sink.port, label: `${target}-latency` }) : await startPostfixTarget({ sinkPort: sink.port });
+    mta =
+      target === 'petrel'
+        ? await startPetrel({ sinkPort: sink.port, label: `${target}-latency` })
+        : await startPostfixTarget({ sinkPort: sink.port });
     // Warm up the same way as the throughput runs.
     if (opts.warmup > 0) {
-      await smtpSource({ port: mta.port, messages: opts.warmup, sessions: opts.sessions, size: opts.size, persistent: true, from: FROM, to: TO, timeoutMs: runTimeoutMs });
+      await smtpSource({
+        port: mta.port,
+        messages: opts.warmup,
+        sessions: opts.sessions,
+        size: opts.size,
+        persistent: true,
+        from: FROM,
+        to: TO,
+        timeoutMs: runTimeoutMs,
+      });
       await sink.waitFor(opts.warmup, 60_000);
     }
     const count = Math.max(200, Math.min(50_000, Math.round(rate * opts.latencySeconds)));
     const r = await latencyRun({
-      port: mta.port, sessions: opts.sessions, count, rate, size: opts.size, from: FROM, to: TO,
+      port: mta.port,
+      sessions: opts.sessions,
+      count,
+      rate,
+      size: opts.size,
+      from: FROM,
+      to: TO,
       timeoutMs: opts.latencySeconds * 1000 * 4 + 30_000,
     });
     return { target, ...r };
@@ -382,7 +452,11 @@ function machine() {
     info.postfix = null;
   }
   try {
-    const df = execFileSync('df', ['-PT', opts.tmp], { encoding: 'utf8' }).trim().split('\n').at(-1).split(/\s+/);
+    const df = execFileSync('df', ['-PT', opts.tmp], { encoding: 'utf8' })
+      .trim()
+      .split('\n')
+      .at(-1)
+      .split(/\s+/);
     info.tmpFilesystem = `${df[1]} (${df[0]})`;
   } catch {
     info.tmpFilesystem = 'unknown';
@@ -390,7 +464,10 @@ function machine() {
   return info;
 }
 
-const fmt = (v, digits = 0) => (v === null || v === undefined ? '—' : Number(v).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const fmt = (v, digits = 0) =>
+  v === null || v === undefined
+    ? '—'
+    : Number(v).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function summarizeVariant(runs, ceilings, variant) {
   const pick = (target) => runs.filter((r) => r.variant === variant && r.target === target && !r.error);
@@ -431,29 +508,50 @@ function summarizeVariant(runs, ceilings, variant) {
 function printTable(summary, latencies, info) {
   const lines = [];
   lines.push('');
-  lines.push(`Petrel vs Postfix — ${fmt(opts.messages)} × ${fmt(opts.size / 1024, opts.size % 1024 ? 1 : 0)} KB, ${opts.sessions} sessions, ${opts.pairs} pair(s), medians`);
-  lines.push(`machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GB, Node ${info.node}, Postfix ${info.postfix ?? '—'}, spool on ${info.tmpFilesystem}`);
+  lines.push(
+    `Petrel vs Postfix — ${fmt(opts.messages)} × ${fmt(opts.size / 1024, opts.size % 1024 ? 1 : 0)} KB, ${opts.sessions} sessions, ${opts.pairs} pair(s), medians`,
+  );
+  lines.push(
+    `machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GB, Node ${info.node}, Postfix ${info.postfix ?? '—'}, spool on ${info.tmpFilesystem}`,
+  );
   for (const s of summary) {
     lines.push('');
     lines.push(VARIANTS[s.variant]);
     lines.push('  | what | accepted msg/s | delivered msg/s | CPU ms/msg | peak RSS MB |');
     lines.push('  |---|---|---|---|---|');
-    lines.push(`  | Petrel (DKIM RSA-2048) | ${fmt(s.petrel.acceptedRate)} | ${fmt(s.petrel.deliveredRate)} | ${fmt(s.petrel.cpuMsPerMsg, 2)} | ${fmt(s.petrel.peakRssMb)} |`);
+    lines.push(
+      `  | Petrel (DKIM RSA-2048) | ${fmt(s.petrel.acceptedRate)} | ${fmt(s.petrel.deliveredRate)} | ${fmt(s.petrel.cpuMsPerMsg, 2)} | ${fmt(s.petrel.peakRssMb)} |`,
+    );
     if (opts.postfix) {
-      lines.push(`  | Postfix (no DKIM) | ${fmt(s.postfix.acceptedRate)} | ${fmt(s.postfix.deliveredRate)} | ${fmt(s.postfix.cpuMsPerMsg, 2)} | ${fmt(s.postfix.peakRssMb)} |`);
-      lines.push(`  | ratio Petrel/Postfix (median of pairs) | ${fmt(s.ratioAcceptedMedian, 2)} | ${fmt(s.ratioDeliveredMedian, 2)} | | |`);
+      lines.push(
+        `  | Postfix (no DKIM) | ${fmt(s.postfix.acceptedRate)} | ${fmt(s.postfix.deliveredRate)} | ${fmt(s.postfix.cpuMsPerMsg, 2)} | ${fmt(s.postfix.peakRssMb)} |`,
+      );
+      lines.push(
+        `  | ratio Petrel/Postfix (median of pairs) | ${fmt(s.ratioAcceptedMedian, 2)} | ${fmt(s.ratioDeliveredMedian, 2)} | | |`,
+      );
     }
-    if (opts.ceiling && s.ceilingRate !== null) lines.push(`  | smtp-source → smtp-sink (ceiling) | ${fmt(s.ceilingRate)} | | | |`);
-    if (s.ratios.length) lines.push(`  delivered ratio per pair: ${s.ratios.map((r) => `${r.pair}: ${fmt(r.delivered, 2)}`).join(', ')}`);
+    if (opts.ceiling && s.ceilingRate !== null)
+      lines.push(`  | smtp-source → smtp-sink (ceiling) | ${fmt(s.ceilingRate)} | | | |`);
+    if (s.ratios.length)
+      lines.push(
+        `  delivered ratio per pair: ${s.ratios.map((r) => `${r.pair}: ${fmt(r.delivered, 2)}`).join(', ')}`,
+      );
   }
   if (latencies.length) {
     lines.push('');
-    lines.push(`time-to-250 (raw client, ${opts.sessions} persistent sessions, "." → 250; schedule → 250 includes waiting for a session)`);
-    lines.push('  | MTA | offered msg/s | achieved | p50 ms | p99 ms | max ms | schedule→250 p99 ms | failures |');
+    lines.push(
+      `time-to-250 (raw client, ${opts.sessions} persistent sessions, "." → 250; schedule → 250 includes waiting for a session)`,
+    );
+    lines.push(
+      '  | MTA | offered msg/s | achieved | p50 ms | p99 ms | max ms | schedule→250 p99 ms | failures |',
+    );
     lines.push('  |---|---|---|---|---|---|---|---|');
     for (const l of latencies) {
       if (l.error) lines.push(`  | ${l.target} | ${fmt(l.offeredRate)} | error: ${l.error} |`);
-      else lines.push(`  | ${l.target} | ${fmt(l.offeredRate)} | ${fmt(l.achievedRate)} | ${fmt(l.dotTo250.p50, 1)} | ${fmt(l.dotTo250.p99, 1)} | ${fmt(l.dotTo250.max, 1)} | ${fmt(l.scheduleTo250.p99, 1)} | ${l.failures} |`);
+      else
+        lines.push(
+          `  | ${l.target} | ${fmt(l.offeredRate)} | ${fmt(l.achievedRate)} | ${fmt(l.dotTo250.p50, 1)} | ${fmt(l.dotTo250.p99, 1)} | ${fmt(l.dotTo250.max, 1)} | ${fmt(l.scheduleTo250.p99, 1)} | ${l.failures} |`,
+        );
     }
   }
   console.log(lines.join('\n'));
@@ -467,21 +565,29 @@ async function main() {
   const latencies = [];
   const log = (msg) => console.error(`[${((now() - t0) / 1000).toFixed(0).padStart(5)} s] ${msg}`);
   const t0 = now();
-  log(`${opts.messages} × ${opts.size} B, ${opts.sessions} sessions, variants ${opts.variants.join(', ')}, ${opts.pairs} pair(s)${opts.postfix ? '' : ', no Postfix'}`);
+  log(
+    `${opts.messages} × ${opts.size} B, ${opts.sessions} sessions, variants ${opts.variants.join(', ')}, ${opts.pairs} pair(s)${opts.postfix ? '' : ', no Postfix'}`,
+  );
   for (let pair = 1; pair <= opts.pairs; pair++) {
     for (const variant of opts.variants) {
       for (const target of opts.postfix ? ['petrel', 'postfix'] : ['petrel']) {
         const r = await measure({ target, variant, pair });
         runs.push(r);
-        log(r.error
-          ? `${target} ${variant} #${pair}: ERROR ${r.error}`
-          : `${target} ${variant} #${pair}: accepted ${fmt(r.acceptedRate)} msg/s, delivered ${fmt(r.deliveredRate)} msg/s, CPU ${fmt(r.cpuMsPerMsg, 2)} ms/msg, peak RSS ${fmt(r.peakRssMb)} MB`);
+        log(
+          r.error
+            ? `${target} ${variant} #${pair}: ERROR ${r.error}`
+            : `${target} ${variant} #${pair}: accepted ${fmt(r.acceptedRate)} msg/s, delivered ${fmt(r.deliveredRate)} msg/s, CPU ${fmt(r.cpuMsPerMsg, 2)} ms/msg, peak RSS ${fmt(r.peakRssMb)} MB`,
+        );
       }
       // smtp-sink offers no STARTTLS: the ceiling is smtp-source's alone.
       if (opts.ceiling && variant !== 'authenticated') {
         const c = await ceiling({ variant, pair });
         ceilings.push(c);
-        log(c.error ? `ceiling ${variant} #${pair}: ERROR ${c.error}` : `ceiling ${variant} #${pair}: ${fmt(c.rate)} msg/s`);
+        log(
+          c.error
+            ? `ceiling ${variant} #${pair}: ERROR ${c.error}`
+            : `ceiling ${variant} #${pair}: ${fmt(c.rate)} msg/s`,
+        );
       }
     }
   }
@@ -496,14 +602,21 @@ async function main() {
       if (!rate) continue;
       const l = await latency({ target, rate });
       latencies.push(l);
-      log(l.error ? `latency ${target}: ERROR ${l.error}` : `latency ${target} @ ${rate} msg/s: p50 ${fmt(l.dotTo250.p50, 1)} ms, p99 ${fmt(l.dotTo250.p99, 1)} ms`);
+      log(
+        l.error
+          ? `latency ${target}: ERROR ${l.error}`
+          : `latency ${target} @ ${rate} msg/s: p50 ${fmt(l.dotTo250.p50, 1)} ms, p99 ${fmt(l.dotTo250.p99, 1)} ms`,
+      );
     }
   }
   const result = {
     benchmark: 'petrel-vs-postfix',
     startedAt: started.toISOString(),
     durationSeconds: round((now() - t0) / 1000, 1),
-    command: `node ${process.argv.slice(1).map((a) => (a.startsWith(ROOT) ? a.slice(ROOT.length + 1) : a)).join(' ')}`,
+    command: `node ${process.argv
+      .slice(1)
+      .map((a) => (a.startsWith(ROOT) ? a.slice(ROOT.length + 1) : a))
+      .join(' ')}`,
     machine: info,
     options: opts,
     summary,
@@ -511,12 +624,20 @@ async function main() {
     runs,
     ceilings,
   };
-  const out = args.out ? resolve(args.out) : join(ROOT, 'bench-results', `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  const out = args.out
+    ? resolve(args.out)
+    : join(ROOT, 'bench-results', `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
   printTable(summary, latencies, info);
   console.log(`\nresults: ${out}`);
-  if (opts.cpuProf) console.log(`CPU profiles: ${readdirSync(opts.cpuProf).filter((f) => f.endsWith('.cpuprofile')).map((f) => join(opts.cpuProf, f)).join(', ')}`);
+  if (opts.cpuProf)
+    console.log(
+      `CPU profiles: ${readdirSync(opts.cpuProf)
+        .filter((f) => f.endsWith('.cpuprofile'))
+        .map((f) => join(opts.cpuProf, f))
+        .join(', ')}`,
+    );
   return runs.some((r) => r.error) || ceilings.some((c) => c.error) ? 1 : 0;
 }
 

@@ -66,7 +66,15 @@ export interface StartOptions {
 
 /** Starts `petrel serve` as a child process and waits until it listens. */
 export async function startDaemon(t: TestDir, opts: StartOptions = {}): Promise<Daemon> {
-  const argv = [...(opts.wrapper ?? []), process.execPath, BIN, 'serve', '--config', t.configPath, ...(opts.args ?? [])];
+  const argv = [
+    ...(opts.wrapper ?? []),
+    process.execPath,
+    BIN,
+    'serve',
+    '--config',
+    t.configPath,
+    ...(opts.args ?? []),
+  ];
   const child = spawn(argv[0]!, argv.slice(1), {
     stdio: ['ignore', 'pipe', 'pipe'],
     ...(opts.env ? { env: opts.env } : {}),

@@ -26,7 +26,12 @@ export function cliAsync(t: TestDir, args: string[], input = ''): Promise<CliRes
 }
 
 /** `petrel user add NAME --allow-from DOMAIN…` with the password on stdin; throws unless it succeeds. */
-export async function addUserAsync(t: TestDir, name: string, domains: string[], password: string): Promise<void> {
+export async function addUserAsync(
+  t: TestDir,
+  name: string,
+  domains: string[],
+  password: string,
+): Promise<void> {
   const r = await cliAsync(t, ['user', 'add', name, '--allow-from', ...domains], `${password}\n`);
   if (r.status !== 0) throw new Error(`user add failed (${r.status}): ${r.stderr}`);
 }
@@ -105,7 +110,10 @@ const BATCH_HELPER = fileURLToPath(new URL('./dkim-verify-batch.py', import.meta
 const PYTHON = process.env['PETREL_PYTHON'] ?? '/usr/bin/python3';
 
 /** dkimpy's verdicts for many messages in one Python process; DNS answered from `records`. */
-export function dkimpyBatchVerdicts(messages: readonly Buffer[], records: readonly DkimDnsRecord[]): Promise<boolean[][]> {
+export function dkimpyBatchVerdicts(
+  messages: readonly Buffer[],
+  records: readonly DkimDnsRecord[],
+): Promise<boolean[][]> {
   const request = JSON.stringify({
     messages: messages.map((m) => m.toString('base64')),
     records: Object.fromEntries(records.map((r) => [r.name, r.value])),
@@ -175,7 +183,12 @@ export async function login(port: number, user: string, password: string): Promi
  * One transaction on an open session: MAIL, RCPT, DATA with `message` (dot-stuffed here).
  * Returns the reply to the final dot; throws when MAIL or RCPT is refused.
  */
-export async function transact(c: RawSmtp, mailFrom: string, rcptTo: string, message: Buffer): Promise<Reply> {
+export async function transact(
+  c: RawSmtp,
+  mailFrom: string,
+  rcptTo: string,
+  message: Buffer,
+): Promise<Reply> {
   const mail = await c.command(`MAIL FROM:<${mailFrom}>`);
   if (mail.code !== 250) throw new Error(`MAIL FROM refused: ${mail.text}`);
   const rcpt = await c.command(`RCPT TO:<${rcptTo}>`);

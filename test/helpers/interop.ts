@@ -47,8 +47,17 @@ async function startDnsmasqOn(port: number, args: string[], localZone: string): 
   const child: ChildProcess = spawn(
     '/usr/sbin/dnsmasq',
     [
-      '--keep-in-foreground', '--no-daemon', '--conf-file=/dev/null', '--no-resolv', '--no-hosts', '--no-poll',
-      '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${port}`, '--user=root', `--local=/${localZone}/`,
+      '--keep-in-foreground',
+      '--no-daemon',
+      '--conf-file=/dev/null',
+      '--no-resolv',
+      '--no-hosts',
+      '--no-poll',
+      '--bind-interfaces',
+      '--listen-address=127.0.0.1',
+      `--port=${port}`,
+      '--user=root',
+      `--local=/${localZone}/`,
       '--log-facility=-',
       ...args,
     ],
@@ -63,7 +72,10 @@ async function startDnsmasqOn(port: number, args: string[], localZone: string): 
     if (child.exitCode !== null) throw new Error(`dnsmasq exited: ${stderr}`);
     const r = new Resolver({ timeout: 200, tries: 1 });
     r.setServers([`127.0.0.1:${port}`]);
-    const ok = await r.resolve4(`ready-probe.${localZone}`).then(() => true, (e: { code?: string }) => e.code === 'ENOTFOUND' || e.code === 'ENODATA');
+    const ok = await r.resolve4(`ready-probe.${localZone}`).then(
+      () => true,
+      (e: { code?: string }) => e.code === 'ENOTFOUND' || e.code === 'ENODATA',
+    );
     if (ok) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

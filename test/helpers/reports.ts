@@ -1,7 +1,12 @@
 /** Report messages as remote servers send them, for tests of the inbound listener. */
 
 /** An RFC 3464 DSN for `recipient`, carrying the headers of an original sent from `returnPath`. */
-export function dsnFor(recipient: string, returnPath: string, status = '5.1.1', diagnostic = '550 5.1.1 <x>: Recipient address rejected: User unknown'): string {
+export function dsnFor(
+  recipient: string,
+  returnPath: string,
+  status = '5.1.1',
+  diagnostic = '550 5.1.1 <x>: Recipient address rejected: User unknown',
+): string {
   const b = 'dsn-boundary-1';
   return [
     'From: MAILER-DAEMON@mx.dest.test',

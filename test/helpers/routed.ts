@@ -13,7 +13,8 @@ export interface RoutedOptions {
   readonly toml?: string;
   readonly sink?: SinkScript;
   /** The submitting account (default `app`, password `pw`, sending for example.com); false: none. */
-  readonly user?: { readonly name?: string; readonly domains?: readonly string[]; readonly password?: string } | false;
+  readonly user?:
+    { readonly name?: string; readonly domains?: readonly string[]; readonly password?: string } | false;
   /** Runs after the account exists and before the daemon starts (keys, suspensions, rows). */
   readonly prepare?: (t: TestDir, sink: Sink) => Promise<void> | void;
   readonly args?: readonly string[];

@@ -25,8 +25,17 @@ export class RawSmtp {
 
   static async connect(port: number, opts: { tls?: boolean; localAddress?: string } = {}): Promise<RawSmtp> {
     const socket = opts.tls
-      ? tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) })
-      : netConnect({ port, host: '127.0.0.1', ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) });
+      ? tlsConnect({
+          port,
+          host: '127.0.0.1',
+          rejectUnauthorized: false,
+          ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+        })
+      : netConnect({
+          port,
+          host: '127.0.0.1',
+          ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+        });
     await new Promise<void>((res, rej) => {
       socket.once(opts.tls ? 'secureConnect' : 'connect', () => res());
       socket.once('error', rej);

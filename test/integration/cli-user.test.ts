@@ -10,7 +10,11 @@ describe('petrel user', () => {
   afterAll(() => t.cleanup());
 
   it('adds an account with a piped password, stored only as an scrypt hash', async () => {
-    const r = cli(t, ['user', 'add', 'shop', '--allow-from', 'Shop.Example', '*.mail.example'], 's3cret pass\n');
+    const r = cli(
+      t,
+      ['user', 'add', 'shop', '--allow-from', 'Shop.Example', '*.mail.example'],
+      's3cret pass\n',
+    );
     expect(r.status).toBe(0);
     expect(r.stdout).not.toContain('s3cret');
     const spool = openSpool(t.dataDir);
@@ -34,10 +38,19 @@ describe('petrel user', () => {
     // A name shaped like an address would be personal data wherever the name is shown.
     const at = cli(t, ['user', 'add', 'jane@shop.example', '--allow-from', 'x.example'], 'p\n');
     expect(at.status).toBe(2);
-    expect(at.stderr).toBe('petrel: invalid account name "jane@shop.example": use letters, digits and . _ + - (no @)\n');
-    expect(cli(t, ['user', 'add', 'nodomain', '--allow-from', 'not a domain'], 'p\n').stderr).toMatch(/invalid domain/);
+    expect(at.stderr).toBe(
+      'petrel: invalid account name "jane@shop.example": use letters, digits and . _ + - (no @)\n',
+    );
+    expect(cli(t, ['user', 'add', 'nodomain', '--allow-from', 'not a domain'], 'p\n').stderr).toMatch(
+      /invalid domain/,
+    );
     const list = cli(t, ['user', 'list', '--json']);
-    expect(list.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { name: string }).name)).toEqual(['gen', 'shop']);
+    expect(
+      list.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { name: string }).name),
+    ).toEqual(['gen', 'shop']);
     expect(cli(t, ['user', 'passwd', 'shop'], 'new pass\n').status).toBe(0);
     const spool = openSpool(t.dataDir);
     expect(await verifyPassword('new pass', (await spool.accounts.get('shop'))!.passwordHash)).toBe(true);
@@ -66,7 +79,9 @@ describe('an account named like an address, made before @ was refused', () => {
       await c.command('RCPT TO:<one@dest.test>');
       expect((await c.data('From: jane@shop.example\r\nSubject: hi\r\n\r\nhello\r\n')).code).toBe(250);
       c.close();
-      const reception = await until('the reception line', () => daemon.logs.find((l) => l['event'] === 'reception'));
+      const reception = await until('the reception line', () =>
+        daemon.logs.find((l) => l['event'] === 'reception'),
+      );
       expect(reception['accountId']).toBe(account.id);
       expect(daemon.logs.find((l) => l.msg === 'authenticated')?.['accountId']).toBe(account.id);
       expect(daemon.stdoutText()).not.toContain('jane@shop.example');

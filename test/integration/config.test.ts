@@ -16,17 +16,53 @@ describe('configuration errors stop start-up with one clear line', () => {
   };
 
   it.each([
-    ['an unknown key', '[submission]\nlisten = ["127.0.0.1:0"]\nmax_recipent = 5\n', /submission\.max_recipent: unknown key/],
+    [
+      'an unknown key',
+      '[submission]\nlisten = ["127.0.0.1:0"]\nmax_recipent = 5\n',
+      /submission\.max_recipent: unknown key/,
+    ],
     ['a bad port', '[submission]\nlisten = ["127.0.0.1:99999"]\n', /submission\.listen\[0\]: .*port/],
-    ['a bad duration', '[submission]\nidle_timeout = "soon"\n', /submission\.idle_timeout: "soon" is not a duration/],
-    ['an unreadable certificate', '[tls]\ncert = "/nonexistent/cert.pem"\nkey = "/nonexistent/key.pem"\n', /tls\.cert: cannot read \/nonexistent\/cert\.pem/],
+    [
+      'a bad duration',
+      '[submission]\nidle_timeout = "soon"\n',
+      /submission\.idle_timeout: "soon" is not a duration/,
+    ],
+    [
+      'an unreadable certificate',
+      '[tls]\ncert = "/nonexistent/cert.pem"\nkey = "/nonexistent/key.pem"\n',
+      /tls\.cert: cannot read \/nonexistent\/cert\.pem/,
+    ],
     ['a TOML syntax error', 'hostname = \n', /TOML syntax/],
-    ['a zero message size', '[submission]\nmax_message_size = 0\n', /submission\.max_message_size: must be more than 0/],
-    ['fewer than 100 recipients', '[submission]\nmax_recipients = 10\n', /submission\.max_recipients: must be at least 100/],
-    ['trusted networks without an account', '[submission]\ntrusted_networks = ["10.0.0.0/8"]\n', /submission\.trusted_account: required when trusted_networks is set/],
-    ['a log_dir under /proc', 'log_dir = "/proc/petrel-logs"\n', /log_dir: must not lie under \/proc or \/sys/],
-    ['an inline metrics token', '[http]\nmetrics_token = "0123456789abcdef"\n', /http\.metrics_token: secrets are not written in the config/],
-    ['an unreadable metrics token file', '[http]\nmetrics_token_file = "/nonexistent/token"\n', /http\.metrics_token_file: cannot read/],
+    [
+      'a zero message size',
+      '[submission]\nmax_message_size = 0\n',
+      /submission\.max_message_size: must be more than 0/,
+    ],
+    [
+      'fewer than 100 recipients',
+      '[submission]\nmax_recipients = 10\n',
+      /submission\.max_recipients: must be at least 100/,
+    ],
+    [
+      'trusted networks without an account',
+      '[submission]\ntrusted_networks = ["10.0.0.0/8"]\n',
+      /submission\.trusted_account: required when trusted_networks is set/,
+    ],
+    [
+      'a log_dir under /proc',
+      'log_dir = "/proc/petrel-logs"\n',
+      /log_dir: must not lie under \/proc or \/sys/,
+    ],
+    [
+      'an inline metrics token',
+      '[http]\nmetrics_token = "0123456789abcdef"\n',
+      /http\.metrics_token: secrets are not written in the config/,
+    ],
+    [
+      'an unreadable metrics token file',
+      '[http]\nmetrics_token_file = "/nonexistent/token"\n',
+      /http\.metrics_token_file: cannot read/,
+    ],
   ])('%s', (_what, toml, pattern) => {
     const t = withConfig(toml);
     for (const args of [['serve'], ['config', 'check']]) {
@@ -47,7 +83,9 @@ describe('configuration errors stop start-up with one clear line', () => {
   });
 
   it('accepts a valid file and the embedded defaults', () => {
-    const t = withConfig('hostname = "mta.example.com"\n[delivery.domain."example.org"]\nmax_connections = 2\n');
+    const t = withConfig(
+      'hostname = "mta.example.com"\n[delivery.domain."example.org"]\nmax_connections = 2\n',
+    );
     expect(cli(t, ['config', 'check'])).toMatchObject({ status: 0 });
     expect(cli(null, ['config', 'check']).stdout).toContain('config ok: embedded defaults');
   });
@@ -79,14 +117,26 @@ describe('configuration errors stop start-up with one clear line', () => {
   };
 
   it.each([
-    ['written under /proc', () => '/proc/petrel-test/var', /^petrel: .*data_dir: must not lie under \/proc or \/sys\n$/],
-    ['reaching /proc through a symlink', (t: TestDir) => {
-      symlinkSync('/proc', join(t.dir, 'proc-link'));
-      return join(t.dir, 'proc-link', 'petrel', 'var');
-    }, /^petrel: .*lies under \/proc, where no directory can be made\n$/],
-  ])('refuses a data_dir %s at once, with one line', (_what, dataDir, pattern) => {
-    const r = serveWithDataDir(dataDir);
-    expect(r.status).toBe(1);
-    expect(r.stderr).toMatch(pattern);
-  }, 20_000);
+    [
+      'written under /proc',
+      () => '/proc/petrel-test/var',
+      /^petrel: .*data_dir: must not lie under \/proc or \/sys\n$/,
+    ],
+    [
+      'reaching /proc through a symlink',
+      (t: TestDir) => {
+        symlinkSync('/proc', join(t.dir, 'proc-link'));
+        return join(t.dir, 'proc-link', 'petrel', 'var');
+      },
+      /^petrel: .*lies under \/proc, where no directory can be made\n$/,
+    ],
+  ])(
+    'refuses a data_dir %s at once, with one line',
+    (_what, dataDir, pattern) => {
+      const r = serveWithDataDir(dataDir);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toMatch(pattern);
+    },
+    20_000,
+  );
 });

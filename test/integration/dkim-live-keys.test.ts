@@ -51,7 +51,10 @@ describe('DKIM keys changed while the daemon runs', () => {
       c,
       'sender@late.test',
       rcpt,
-      Buffer.from(`From: sender@late.test\r\nTo: ${rcpt}\r\nSubject: ${subject}\r\n\r\n${subject}\r\n`, 'latin1'),
+      Buffer.from(
+        `From: sender@late.test\r\nTo: ${rcpt}\r\nSubject: ${subject}\r\n\r\n${subject}\r\n`,
+        'latin1',
+      ),
     );
     c.close();
     expect(reply.code, reply.text).toBe(250);
@@ -82,7 +85,9 @@ port = ${sink.port}
   it('sends unsigned while the domain has no key, then signs with a key made by `petrel dkim keygen` as soon as the daemon has seen it', async () => {
     const unsigned = await send('before');
     expect(dkimSignatures(unsigned)).toEqual([]);
-    expect(daemon.logs.some((l) => l.msg === 'no DKIM key for the From: domain; not signed as that domain')).toBe(true);
+    expect(
+      daemon.logs.some((l) => l.msg === 'no DKIM key for the From: domain; not signed as that domain'),
+    ).toBe(true);
 
     await keygen(t, 'late.test', 'live1', 'rsa');
     await keyLoaded(daemon, 'late.test/live1/rsa-sha256');
@@ -100,7 +105,10 @@ port = ${sink.port}
     const signed = await send('rotated');
     expect(signers(signed)).toEqual(['late.test/live2/rsa-sha256']);
     records = await publishedRecords(t, 'late.test');
-    expect(records.map((r) => r.name).sort()).toEqual(['live1._domainkey.late.test', 'live2._domainkey.late.test']);
+    expect(records.map((r) => r.name).sort()).toEqual([
+      'live1._domainkey.late.test',
+      'live2._domainkey.late.test',
+    ]);
     expect(await verifyWithBoth(signed, records)).toEqual({ mailauth: ['pass'], dkimpy: [true] });
   }, 30_000);
 
@@ -111,7 +119,11 @@ port = ${sink.port}
     await logged(daemon.logs, 'reloaded DKIM keys', from);
     expect(daemon.child.exitCode).toBeNull();
     expect(daemon.child.signalCode).toBeNull();
-    expect(daemon.logs.slice(from).filter((l) => Number(l.level) >= 50 || l.level === 'error' || l.level === 'fatal')).toEqual([]);
+    expect(
+      daemon.logs
+        .slice(from)
+        .filter((l) => Number(l.level) >= 50 || l.level === 'error' || l.level === 'fatal'),
+    ).toEqual([]);
     // The session that was open across the reload goes on.
     const rcpt = `reloaded-${++n}@dest.test`;
     const reply = await transact(

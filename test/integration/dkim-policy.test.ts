@@ -24,7 +24,10 @@ const USER = 'app';
 const PASS = 'policy pw';
 
 const message = (from: string, subject: string): Buffer =>
-  Buffer.from(`From: ${from}\r\nTo: someone@dest.test\r\nSubject: ${subject}\r\n\r\n${subject} body\r\n`, 'latin1');
+  Buffer.from(
+    `From: ${from}\r\nTo: someone@dest.test\r\nSubject: ${subject}\r\n\r\n${subject} body\r\n`,
+    'latin1',
+  );
 
 /** Every recipient row in the spool, in any state. */
 async function recipientRows(t: TestDir): Promise<number> {
@@ -62,7 +65,10 @@ port = ${sink.port}
 `);
   await addUserAsync(t, USER, allowFrom, PASS);
   await Promise.all(keys.map(([domain, selector, algo]) => keygen(t, domain, selector, algo)));
-  const [records, daemon] = await Promise.all([publishedRecords(t, ...new Set(keys.map(([d]) => d))), startDaemon(t)]);
+  const [records, daemon] = await Promise.all([
+    publishedRecords(t, ...new Set(keys.map(([d]) => d))),
+    startDaemon(t),
+  ]);
   return { t, daemon, records };
 }
 
@@ -99,12 +105,20 @@ describe('[dkim] options', () => {
 
   it('also_sign_as adds a second signature d=platform.test, and mailauth and dkimpy verify both at the sink', async () => {
     const c = await login(strict.daemon.ports.submission, USER, PASS);
-    const brand = await transact(c, 'ann@example.com', 'brand@dest.test', message('Ann <ann@example.com>', 'brand'));
+    const brand = await transact(
+      c,
+      'ann@example.com',
+      'brand@dest.test',
+      message('Ann <ann@example.com>', 'brand'),
+    );
     const own = await transact(c, 'ops@platform.test', 'own@dest.test', message('ops@platform.test', 'own'));
     c.close();
     expect(brand.code, brand.text).toBe(250);
     expect(own.code, own.text).toBe(250);
-    const got = [(await delivered(sink, 'brand@dest.test')).body, (await delivered(sink, 'own@dest.test')).body];
+    const got = [
+      (await delivered(sink, 'brand@dest.test')).body,
+      (await delivered(sink, 'own@dest.test')).body,
+    ];
     expect(signers(got[0]!)).toEqual(['example.com/brand/rsa-sha256', 'platform.test/plat/rsa-sha256']);
     // The platform's own mail is signed once, not twice with the same key.
     expect(signers(got[1]!)).toEqual(['platform.test/plat/rsa-sha256']);
@@ -136,11 +150,18 @@ describe('[dkim] options', () => {
   // The option's contract (src/config/schema.ts): "Also sign every message with this domain's key".
   it('also_sign_as without require signs mail from a domain without a key of its own with the platform key', async () => {
     const c = await login(lenient.daemon.ports.submission, USER, PASS);
-    const reply = await transact(c, 'x@nokey.test', 'platform-only@dest.test', message('x@nokey.test', 'platform only'));
+    const reply = await transact(
+      c,
+      'x@nokey.test',
+      'platform-only@dest.test',
+      message('x@nokey.test', 'platform only'),
+    );
     c.close();
     expect(reply.code, reply.text).toBe(250);
     const got = (await delivered(sink, 'platform-only@dest.test')).body;
     expect(signers(got)).toEqual(['platform.test/plat2/ed25519-sha256']);
-    expect(await verifyManyWithBoth([got], lenient.records)).toEqual([{ mailauth: ['pass'], dkimpy: [true] }]);
+    expect(await verifyManyWithBoth([got], lenient.records)).toEqual([
+      { mailauth: ['pass'], dkimpy: [true] },
+    ]);
   });
 });

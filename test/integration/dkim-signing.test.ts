@@ -38,13 +38,17 @@ const HEADERS =
 const CASES: Record<string, Buffer> = {
   'plain ASCII': latin1(`${HEADERS}\r\nHello Bob,\r\n\r\nthis is plain ASCII.\r\n-- \r\nAnn\r\n`),
   '8-bit UTF-8 body': Buffer.concat([
-    latin1(`${HEADERS}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n`),
+    latin1(
+      `${HEADERS}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n`,
+    ),
     utf8('Grüße aus Köln — ünïcödé, 日本語, emoji 📨.\r\nŁódź  \t\r\n\tΑθήνα\r\n'),
   ]),
   'UTF-8 in header fields': Buffer.concat([
     latin1('From: =?utf-8?q?J=C3=B6rg?= <joerg@example.com>\r\n'),
     utf8('To: Zoë Ångström <zoe@dest.test>\r\nSubject: Grüße  aus   Köln\r\n'),
-    latin1('MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n'),
+    latin1(
+      'MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n',
+    ),
     utf8('ok ✓\r\n'),
   ]),
   'lines of 998 bytes': Buffer.concat([
@@ -84,7 +88,9 @@ const OTHERS: Record<string, { mailFrom: string; message: Buffer }> = {
   },
   subdomain: {
     mailFrom: 'letter@news.example.com',
-    message: latin1('From: News <letter@news.example.com>\r\nTo: y@dest.test\r\nSubject: news\r\n\r\nnews\r\n'),
+    message: latin1(
+      'From: News <letter@news.example.com>\r\nTo: y@dest.test\r\nSubject: news\r\n\r\nnews\r\n',
+    ),
   },
   'upper case': {
     mailFrom: 'ann@EXAMPLE.Com',
@@ -137,7 +143,11 @@ port = ${sink.port}
     // Everything goes in over one session and is verified in one dkimpy run: Python starts
     // slowly on a busy machine, and the assertions below only read the results.
     const submissions: [string, string, Buffer][] = [
-      ...Object.entries(CASES).map(([name, message]): [string, string, Buffer] => [name, 'ann@example.com', message]),
+      ...Object.entries(CASES).map(([name, message]): [string, string, Buffer] => [
+        name,
+        'ann@example.com',
+        message,
+      ]),
       ...Object.entries(OTHERS).map(([name, o]): [string, string, Buffer] => [name, o.mailFrom, o.message]),
     ];
     const rng = mulberry32(SEED);
@@ -176,16 +186,19 @@ port = ${sink.port}
     t?.cleanup();
   });
 
-  it.each(Object.entries(CASES))('signs %s so that mailauth and dkimpy verify it at the sink', (name, sent) => {
-    const { got, verdicts } = results.get(name)!;
-    expect(signers(got)).toEqual([RSA_EXAMPLE]);
-    expect(verdicts).toEqual({ mailauth: ['pass'], dkimpy: [true] });
-    // Delivery kept the submitted body byte for byte, and the Received field Petrel added is there.
-    const blank = sent.indexOf('\r\n\r\n');
-    const sentBody = blank === -1 ? Buffer.alloc(0) : sent.subarray(blank + 4);
-    expect(got.subarray(got.length - sentBody.length).equals(sentBody)).toBe(true);
-    expect(got.toString('latin1')).toMatch(/\r\nReceived: from [^\r]*\r\n\tby petrel\.test \(Petrel\)/);
-  });
+  it.each(Object.entries(CASES))(
+    'signs %s so that mailauth and dkimpy verify it at the sink',
+    (name, sent) => {
+      const { got, verdicts } = results.get(name)!;
+      expect(signers(got)).toEqual([RSA_EXAMPLE]);
+      expect(verdicts).toEqual({ mailauth: ['pass'], dkimpy: [true] });
+      // Delivery kept the submitted body byte for byte, and the Received field Petrel added is there.
+      const blank = sent.indexOf('\r\n\r\n');
+      const sentBody = blank === -1 ? Buffer.alloc(0) : sent.subarray(blank + 4);
+      expect(got.subarray(got.length - sentBody.length).equals(sentBody)).toBe(true);
+      expect(got.toString('latin1')).toMatch(/\r\nReceived: from [^\r]*\r\n\tby petrel\.test \(Petrel\)/);
+    },
+  );
 
   it('is checked by verifiers that fail a changed body or a changed signed header field', () => {
     // mailauth reports a body hash mismatch as "neutral" and a bad signature as "fail".
@@ -239,7 +252,8 @@ port = ${sink.port}
       const want = expected[from.split('@')[1]!]!;
       const ok =
         JSON.stringify(signers(got)) === JSON.stringify(want) &&
-        JSON.stringify(verdicts) === JSON.stringify({ mailauth: want.map(() => 'pass'), dkimpy: want.map(() => true) });
+        JSON.stringify(verdicts) ===
+          JSON.stringify({ mailauth: want.map(() => 'pass'), dkimpy: want.map(() => true) });
       if (!ok) {
         failures.push(
           `${name} (seed ${SEED}): signers ${JSON.stringify(signers(got))} verdicts ${JSON.stringify(verdicts)}\n` +
@@ -251,8 +265,17 @@ port = ${sink.port}
     // The generator did produce what the property is about.
     const all = Buffer.concat(random.map((r) => r.message));
     expect(all.some((b) => b >= 0x80)).toBe(true);
-    expect(random.some((r) => /\r\n[ \t]/.test(r.message.toString('latin1').split('\r\n\r\n')[0]!))).toBe(true);
-    expect(random.some((r) => r.message.toString('latin1').split('\r\n').some((l) => l.length > 900))).toBe(true);
+    expect(random.some((r) => /\r\n[ \t]/.test(r.message.toString('latin1').split('\r\n\r\n')[0]!))).toBe(
+      true,
+    );
+    expect(
+      random.some((r) =>
+        r.message
+          .toString('latin1')
+          .split('\r\n')
+          .some((l) => l.length > 900),
+      ),
+    ).toBe(true);
   });
 });
 
@@ -301,9 +324,35 @@ function mulberry32(seed: number): () => number {
   };
 }
 
-const WORDS = ['alpha', 'beta', 'Grüße', 'naïve', '日本', '—', 'x', 'QUOTED"', '(c)', 'a;b', 'Ünïcödé', '📨', '=?utf-8?q?x?='];
+const WORDS = [
+  'alpha',
+  'beta',
+  'Grüße',
+  'naïve',
+  '日本',
+  '—',
+  'x',
+  'QUOTED"',
+  '(c)',
+  'a;b',
+  'Ünïcödé',
+  '📨',
+  '=?utf-8?q?x?=',
+];
 const DISPLAY_NAMES = ['Ann', 'Ünïcödé Sender', '"Quoted, Name"', '=?utf-8?q?J=C3=B6rg?=', 'Ann (comment)'];
-const NAMES = ['To', 'Cc', 'Subject', 'Reply-To', 'X-Mailer', 'X-Tag', 'List-Unsubscribe', 'Feedback-ID', 'Keywords', 'Comments', 'Bcc'];
+const NAMES = [
+  'To',
+  'Cc',
+  'Subject',
+  'Reply-To',
+  'X-Mailer',
+  'X-Tag',
+  'List-Unsubscribe',
+  'Feedback-ID',
+  'Keywords',
+  'Comments',
+  'Bcc',
+];
 
 /**
  * A random message that submission accepts: one From at `from`, CRLF only, no NUL, no line over
@@ -325,19 +374,25 @@ function randomMessage(rng: () => number, from: string): Buffer {
     }
     return rng() < 0.5 ? out.trimEnd() : out;
   };
-  const fields: string[] = [`${oddCase('From')}:${ws()}${rng() < 0.5 ? `${pick(DISPLAY_NAMES)} <${from}>` : from}`];
+  const fields: string[] = [
+    `${oddCase('From')}:${ws()}${rng() < 0.5 ? `${pick(DISPLAY_NAMES)} <${from}>` : from}`,
+  ];
   for (let i = int(10); i > 0; i--) {
     const name = rng() < 0.3 ? `X-R${int(1000)}` : pick(NAMES);
     fields.splice(int(fields.length + 1), 0, `${oddCase(name)}:${value()}`);
   }
   if (rng() < 0.5) fields.push(`Message-ID: <${int(1e9)}@example.com>`);
-  if (rng() < 0.5) fields.push(`MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit`);
+  if (rng() < 0.5)
+    fields.push(
+      `MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit`,
+    );
   const lines: Buffer[] = [];
   for (let i = int(30); i > 0; i--) {
     const kind = int(7);
     if (kind === 0) lines.push(Buffer.alloc(0));
     else if (kind === 1) lines.push(latin1(Array.from({ length: 1 + int(4) }, ws).join('')));
-    else if (kind === 2) lines.push(utf8(Array.from({ length: 1 + int(12) }, () => pick(WORDS) + ws()).join('')));
+    else if (kind === 2)
+      lines.push(utf8(Array.from({ length: 1 + int(12) }, () => pick(WORDS) + ws()).join('')));
     else if (kind === 3) lines.push(latin1(`.${pick(['', '.', ' dot', '..'])}`));
     else {
       // Random bytes: 8-bit, controls, spaces and tabs included; only NUL, CR and LF are left out.
@@ -351,6 +406,7 @@ function randomMessage(rng: () => number, from: string): Buffer {
       lines.push(bytes);
     }
   }
-  const body = lines.length === 0 ? Buffer.alloc(0) : Buffer.concat(lines.flatMap((l) => [l, latin1('\r\n')]));
+  const body =
+    lines.length === 0 ? Buffer.alloc(0) : Buffer.concat(lines.flatMap((l) => [l, latin1('\r\n')]));
   return Buffer.concat([utf8(fields.map((f) => `${f}\r\n`).join('')), latin1('\r\n'), body]);
 }

@@ -27,29 +27,35 @@ async function until(fn: () => boolean | Promise<boolean>, timeoutMs = 15_000): 
   }
 }
 
-describe.skipIf(!tool.available)(`delivery to Postfix's smtp-sink${tool.available ? '' : `: ${tool.reason}`}`, () => {
-  let sinkDir: string;
-  let sink: ChildProcess;
-  let port: number;
-  let t: TestDir;
-  let daemon: Daemon;
+describe.skipIf(!tool.available)(
+  `delivery to Postfix's smtp-sink${tool.available ? '' : `: ${tool.reason}`}`,
+  () => {
+    let sinkDir: string;
+    let sink: ChildProcess;
+    let port: number;
+    let t: TestDir;
+    let daemon: Daemon;
 
-  beforeAll(async () => {
-    sinkDir = mkdtempSync(join(tmpdir(), 'petrel-smtp-sink-'));
-    chmodSync(sinkDir, 0o777);
-    port = await freePort();
-    // -D appends every message it accepts to one file, which the test reads back.
-    sink = spawn('/usr/sbin/smtp-sink', ['-u', 'nobody', '-D', join(sinkDir, 'dump'), `127.0.0.1:${port}`, '64'], { stdio: 'ignore' });
-    await until(async () => {
-      try {
-        const c = await RawSmtp.connect(port);
-        c.close();
-        return true;
-      } catch {
-        return false;
-      }
-    }, 5000);
-    t = makeTestDir(`
+    beforeAll(async () => {
+      sinkDir = mkdtempSync(join(tmpdir(), 'petrel-smtp-sink-'));
+      chmodSync(sinkDir, 0o777);
+      port = await freePort();
+      // -D appends every message it accepts to one file, which the test reads back.
+      sink = spawn(
+        '/usr/sbin/smtp-sink',
+        ['-u', 'nobody', '-D', join(sinkDir, 'dump'), `127.0.0.1:${port}`, '64'],
+        { stdio: 'ignore' },
+      );
+      await until(async () => {
+        try {
+          const c = await RawSmtp.connect(port);
+          c.close();
+          return true;
+        } catch {
+          return false;
+        }
+      }, 5000);
+      t = makeTestDir(`
 [delivery]
 poll_interval = "200ms"
 
@@ -57,41 +63,48 @@ poll_interval = "200ms"
 host = "127.0.0.1"
 port = ${port}
 `);
-    addUser(t, 'app', ['example.com'], 'pw');
-    daemon = await startDaemon(t);
-  });
+      addUser(t, 'app', ['example.com'], 'pw');
+      daemon = await startDaemon(t);
+    });
 
-  afterAll(async () => {
-    await daemon?.stop();
-    sink?.kill('SIGTERM');
-    t?.cleanup();
-    if (sinkDir) rmSync(sinkDir, { recursive: true, force: true });
-  });
+    afterAll(async () => {
+      await daemon?.stop();
+      sink?.kill('SIGTERM');
+      t?.cleanup();
+      if (sinkDir) rmSync(sinkDir, { recursive: true, force: true });
+    });
 
-  it('delivers several messages with dot-stuffing and 8-bit bodies intact, and records each delivery', async () => {
-    const c = await RawSmtp.connect(daemon.ports.submission);
-    await c.login('app', 'pw');
-    const ids: string[] = [];
-    for (let i = 0; i < 5; i++) {
-      await c.command('MAIL FROM:<sender@example.com>');
-      await c.command(`RCPT TO:<r${i}@postfix.test>`);
-      const r = await c.data(`From: sender@example.com\r\nSubject: interop ${i}\r\n\r\n..leading dot and Grüße ${i}\r\n`);
-      expect(r.code).toBe(250);
-      ids.push(/queued as (\S+)/.exec(r.text)![1]!);
-    }
-    c.close();
-    const dump = join(sinkDir, 'dump');
-    await until(() => existsSync(dump) && (readFileSync(dump, 'latin1').match(/Subject: interop \d/g) ?? []).length === 5);
-    const text = readFileSync(dump).toString('utf8');
-    for (let i = 0; i < 5; i++) expect(text).toContain(`.leading dot and Grüße ${i}`);
-    const spool = openSpool(t.dataDir);
-    try {
-      await until(async () => {
-        for (const id of ids) if (!(await spool.queue.events(id)).some((e) => e.type === 'delivery')) return false;
-        return true;
-      });
-    } finally {
-      await spool.close();
-    }
-  });
-});
+    it('delivers several messages with dot-stuffing and 8-bit bodies intact, and records each delivery', async () => {
+      const c = await RawSmtp.connect(daemon.ports.submission);
+      await c.login('app', 'pw');
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        await c.command('MAIL FROM:<sender@example.com>');
+        await c.command(`RCPT TO:<r${i}@postfix.test>`);
+        const r = await c.data(
+          `From: sender@example.com\r\nSubject: interop ${i}\r\n\r\n..leading dot and Grüße ${i}\r\n`,
+        );
+        expect(r.code).toBe(250);
+        ids.push(/queued as (\S+)/.exec(r.text)![1]!);
+      }
+      c.close();
+      const dump = join(sinkDir, 'dump');
+      await until(
+        () =>
+          existsSync(dump) && (readFileSync(dump, 'latin1').match(/Subject: interop \d/g) ?? []).length === 5,
+      );
+      const text = readFileSync(dump).toString('utf8');
+      for (let i = 0; i < 5; i++) expect(text).toContain(`.leading dot and Grüße ${i}`);
+      const spool = openSpool(t.dataDir);
+      try {
+        await until(async () => {
+          for (const id of ids)
+            if (!(await spool.queue.events(id)).some((e) => e.type === 'delivery')) return false;
+          return true;
+        });
+      } finally {
+        await spool.close();
+      }
+    });
+  },
+);

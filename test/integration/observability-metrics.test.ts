@@ -244,7 +244,9 @@ describe('/metrics behind a bearer token read from metrics_token_file', () => {
     writeFileSync(tokenFile, 'second-token-0123456789\n');
     const from = daemon.logs.length;
     daemon.child.kill('SIGHUP');
-    await until('the reload', async () => daemon.logs.slice(from).some((l) => /^configuration reloaded/.test(l.msg)));
+    await until('the reload', async () =>
+      daemon.logs.slice(from).some((l) => /^configuration reloaded/.test(l.msg)),
+    );
     expect(await status('Bearer first-token-0123456789')).toBe(401);
     expect(await status('Bearer second-token-0123456789')).toBe(200);
   });

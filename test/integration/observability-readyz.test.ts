@@ -28,7 +28,9 @@ async function submit(daemon: Daemon, n: number, bytes = 0): Promise<number> {
   await c.command('RCPT TO:<rcpt@dest.test>');
   await c.command('DATA');
   const padding = `${'x'.repeat(76)}\r\n`.repeat(Math.ceil(bytes / 78));
-  const reply = await c.command(`From: app@example.com\r\nTo: rcpt@dest.test\r\nSubject: ${n}\r\n\r\nbody ${n}\r\n${padding}.`);
+  const reply = await c.command(
+    `From: app@example.com\r\nTo: rcpt@dest.test\r\nSubject: ${n}\r\n\r\nbody ${n}\r\n${padding}.`,
+  );
   c.close();
   return reply.code;
 }
@@ -120,7 +122,9 @@ describe('/readyz follows whether the database can be written', () => {
       const t: TestDir = makeTestDir('', 'trusted_networks = ["127.0.0.0/8"]\ntrusted_account = "app"');
       cleanups.push(() => t.cleanup());
       mkdirSync(t.dataDir);
-      expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0750', 'tmpfs', t.dataDir]).status).toBe(0);
+      expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0750', 'tmpfs', t.dataDir]).status).toBe(
+        0,
+      );
       cleanups.push(() => void spawnSync('umount', ['-l', t.dataDir]));
       addUser(t, 'app', ['example.com']);
       const daemon = await startDaemon(t);

@@ -209,8 +209,12 @@ poll_interval = "100ms"
       await until('the backlog', () => receiver.events.length >= expected.length, 20_000);
       // Events go out in order: once a later one has arrived, no duplicate of the backlog can follow.
       const marker = await send('marker@dest.test', 'marker');
-      await until('the marker', () => receiver.events.some((e) => e.msgId === marker && e.type === 'delivered'));
-      expect(receiver.events.filter((e) => e.msgId !== marker).map((e) => e.id)).toEqual(expected.map((e) => e.id));
+      await until('the marker', () =>
+        receiver.events.some((e) => e.msgId === marker && e.type === 'delivered'),
+      );
+      expect(receiver.events.filter((e) => e.msgId !== marker).map((e) => e.id)).toEqual(
+        expected.map((e) => e.id),
+      );
       expect(new Set(receiver.events.map((e) => e.type))).toEqual(
         new Set(['delivered', 'deferred', 'bounced', 'complained', 'unsubscribed', 'suppressed']),
       );

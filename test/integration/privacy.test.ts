@@ -2,7 +2,15 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
-import { addUser, cli, cliAsync, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import {
+  addUser,
+  cli,
+  cliAsync,
+  makeTestDir,
+  startDaemon,
+  type Daemon,
+  type TestDir,
+} from '../helpers/daemon.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import { encodedForms, filesContaining } from '../helpers/grep.js';
 import { arfFor } from '../helpers/reports.js';
@@ -12,7 +20,10 @@ import { RawSmtp } from '../helpers/smtp-client.js';
 const ALICE = 'zqxalice7@dest.test';
 const LOCAL = 'zqxalice7';
 
-async function until<T>(fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+async function until<T>(
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -45,7 +56,11 @@ const ENCODED: Record<string, { headers: string[]; body: string }> = {
     ].join('\r\n'),
   },
   qpsoft: {
-    headers: ['MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: quoted-printable'],
+    headers: [
+      'MIME-Version: 1.0',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: quoted-printable',
+    ],
     // The soft line break falls inside the address.
     body: `Please write to ${ENCODED_ADDRESS.slice(0, 5)}=\r\n${ENCODED_ADDRESS.slice(5)} today.`,
   },
@@ -55,7 +70,11 @@ const ENCODED: Record<string, { headers: string[]; body: string }> = {
     body: 'Copied by name.',
   },
   mixedcase: {
-    headers: ['MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: base64'],
+    headers: [
+      'MIME-Version: 1.0',
+      'Content-Type: text/plain; charset=utf-8',
+      'Content-Transfer-Encoding: base64',
+    ],
     body: b64(`Reach ${MIXED} for details.`),
   },
 };
@@ -66,7 +85,14 @@ describe('privacy erase and export', () => {
   let daemon: Daemon;
   let logDir: string;
 
-  const send = async (user: string, from: string, to: string, subject: string, headers: string[] = [], body = `hello ${subject}`): Promise<{ code: number; text: string }> => {
+  const send = async (
+    user: string,
+    from: string,
+    to: string,
+    subject: string,
+    headers: string[] = [],
+    body = `hello ${subject}`,
+  ): Promise<{ code: number; text: string }> => {
     const c = await RawSmtp.connect(daemon.ports.submission);
     await c.login(user, 'pw');
     await c.command(`MAIL FROM:<${from}>`);
@@ -75,7 +101,9 @@ describe('privacy erase and export', () => {
       c.close();
       return rcpt;
     }
-    const r = await c.data([`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, ...headers, '', body, ''].join('\r\n'));
+    const r = await c.data(
+      [`From: ${from}`, `To: ${to}`, `Subject: ${subject}`, ...headers, '', body, ''].join('\r\n'),
+    );
     c.close();
     return r;
   };
@@ -127,7 +155,9 @@ port = ${sink.port}
     // Delivered, deferred and bounced mail to the address, and mail from it.
     expect((await send('app', 'sender@example.com', ALICE, 'delivered')).code).toBe(250);
     expect((await send('app', 'sender@example.com', ALICE, 'deferme')).code).toBe(250);
-    expect((await send('app', 'sender@example.com', ALICE, 'promo', ['X-Petrel-Stream: marketing'])).code).toBe(250);
+    expect(
+      (await send('app', 'sender@example.com', ALICE, 'promo', ['X-Petrel-Stream: marketing'])).code,
+    ).toBe(250);
     expect((await send('people', ALICE, 'bob@else.test', 'fromalice')).code).toBe(250);
     // Last: its 5.1.1 suppresses the address for this account.
     expect((await send('app', 'sender@example.com', ALICE, 'bounceme')).code).toBe(250);
@@ -142,13 +172,26 @@ port = ${sink.port}
     expect((await c.command('RCPT TO:<fbl@bounces.localhost>')).code).toBe(250);
     expect((await c.data(arf)).code).toBe(250);
     c.close();
-    const url = /List-Unsubscribe: <http:\/\/127\.0\.0\.1:8025(\/u\/[A-Za-z0-9_-]+)>/.exec(promo.body.toString())![1]!;
-    expect((await fetch(`http://127.0.0.1:${daemon.ports.http!}${url}`, { method: 'POST', body: 'List-Unsubscribe=One-Click' })).status).toBe(200);
+    const url = /List-Unsubscribe: <http:\/\/127\.0\.0\.1:8025(\/u\/[A-Za-z0-9_-]+)>/.exec(
+      promo.body.toString(),
+    )![1]!;
+    expect(
+      (
+        await fetch(`http://127.0.0.1:${daemon.ports.http!}${url}`, {
+          method: 'POST',
+          body: 'List-Unsubscribe=One-Click',
+        })
+      ).status,
+    ).toBe(200);
     await until(async () => (await send('app', 'sender@example.com', ALICE, 'probe')).code === 550);
 
     const before = JSON.parse(cli(t, ['privacy', 'export', ALICE]).stdout) as Record<string, unknown[]>;
-    const subjects = (before['messages'] as { body: string | null }[]).map((m) => /Subject: (\w+)/.exec(m.body ?? '')?.[1]).sort();
-    expect(subjects).toEqual(expect.arrayContaining(['bounceme', 'deferme', 'delivered', 'fromalice', 'promo']));
+    const subjects = (before['messages'] as { body: string | null }[])
+      .map((m) => /Subject: (\w+)/.exec(m.body ?? '')?.[1])
+      .sort();
+    expect(subjects).toEqual(
+      expect.arrayContaining(['bounceme', 'deferme', 'delivered', 'fromalice', 'promo']),
+    );
     expect(before['events']!.length).toBeGreaterThanOrEqual(8);
     expect(before['bounces']!.length).toBeGreaterThanOrEqual(2);
     expect(before['suppressions']!.length).toBeGreaterThanOrEqual(2);
@@ -165,7 +208,14 @@ port = ${sink.port}
     expect(again.code).toBe(550);
     writeFileSync(join(logDir, 'petrel.log'), daemon.stdoutText());
 
-    expect(filesContaining([t.dataDir, logDir], ALICE), String(filesContaining([t.dataDir, logDir], ALICE).map((f) => readFileSync(f).toString('latin1').toLowerCase().split(ALICE)[0]!.slice(-300)))).toEqual([]);
+    expect(
+      filesContaining([t.dataDir, logDir], ALICE),
+      String(
+        filesContaining([t.dataDir, logDir], ALICE).map((f) =>
+          readFileSync(f).toString('latin1').toLowerCase().split(ALICE)[0]!.slice(-300),
+        ),
+      ),
+    ).toEqual([]);
     expect(filesContaining([t.dataDir, logDir], LOCAL)).toEqual([]);
 
     const after = JSON.parse(cli(t, ['privacy', 'export', ALICE]).stdout) as Record<string, unknown[]>;
@@ -179,18 +229,31 @@ port = ${sink.port}
       expect(s.address_hash).toMatch(/^[0-9a-f]{64}$/);
     }
     const metrics = await (await fetch(`http://127.0.0.1:${daemon.ports.http!}/metrics`)).text();
-    await until(async () => /petrel_privacy_erasures_total 1/.test(await (await fetch(`http://127.0.0.1:${daemon.ports.http!}/metrics`)).text()));
+    await until(async () =>
+      /petrel_privacy_erasures_total 1/.test(
+        await (await fetch(`http://127.0.0.1:${daemon.ports.http!}/metrics`)).text(),
+      ),
+    );
     expect(metrics).not.toContain('@');
   }, 60_000);
 
   it('exports and erases each such message and the DSN quoting one, leaving no byte of the address in any form', async () => {
     for (const [subject, m] of Object.entries(ENCODED)) {
-      expect((await send('app', 'sender@example.com', 'friend@else.test', subject, m.headers, m.body)).code).toBe(250);
+      expect(
+        (await send('app', 'sender@example.com', 'friend@else.test', subject, m.headers, m.body)).code,
+      ).toBe(250);
     }
     // Refused at the next hop: the DSN returns the header block, encoded Cc included.
     const quoted = ENCODED['rfc2047b']!;
-    expect((await send('app', 'sender@example.com', 'bouncer@else.test', 'bounceme', quoted.headers, quoted.body)).code).toBe(250);
-    await until(() => sink.messages.filter((m) => m.rcptTo.includes('friend@else.test')).length === Object.keys(ENCODED).length);
+    expect(
+      (await send('app', 'sender@example.com', 'bouncer@else.test', 'bounceme', quoted.headers, quoted.body))
+        .code,
+    ).toBe(250);
+    await until(
+      () =>
+        sink.messages.filter((m) => m.rcptTo.includes('friend@else.test')).length ===
+        Object.keys(ENCODED).length,
+    );
     await until(() => sink.messages.find((m) => m.mailFrom === '' && m.body.includes('bouncer@else.test')));
     writeLog();
     const leftovers = (): Record<string, string[]> =>
@@ -220,7 +283,9 @@ port = ${sink.port}
 
     writeLog();
     expect(leftovers()).toEqual({});
-    const after = JSON.parse(cli(t, ['privacy', 'export', ENCODED_ADDRESS]).stdout) as { messages: unknown[] };
+    const after = JSON.parse(cli(t, ['privacy', 'export', ENCODED_ADDRESS]).stdout) as {
+      messages: unknown[];
+    };
     expect(after.messages).toEqual([]);
 
     // Nothing comes back from the WAL or anywhere else when the daemon starts again.

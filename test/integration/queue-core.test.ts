@@ -14,18 +14,26 @@ async function submit(port: number, to: string[], subject: string): Promise<stri
   await c.login('app', 'pw');
   await c.command('MAIL FROM:<sender@example.com>');
   for (const r of to) expect((await c.command(`RCPT TO:<${r}>`)).code).toBe(250);
-  const r = await c.data(`From: sender@example.com\r\nTo: ${to[0]}\r\nSubject: ${subject}\r\n\r\nHello ${subject}\r\n`);
+  const r = await c.data(
+    `From: sender@example.com\r\nTo: ${to[0]}\r\nSubject: ${subject}\r\n\r\nHello ${subject}\r\n`,
+  );
   c.close();
   expect(r.code).toBe(250);
   return /queued as (\S+)/.exec(r.text)![1]!;
 }
 
-const bySubject = (sink: Sink, subject: string) => sink.accepted().filter((m) => m.body.includes(`Subject: ${subject}\r\n`));
+const bySubject = (sink: Sink, subject: string) =>
+  sink.accepted().filter((m) => m.body.includes(`Subject: ${subject}\r\n`));
 
 /** Runs `petrel serve` to its exit; kills it if it is still running after `timeoutMs`. */
-function serveToExit(t: TestDir, timeoutMs: number): Promise<{ status: number | null; stderr: string; stdout: string; killed: boolean }> {
+function serveToExit(
+  t: TestDir,
+  timeoutMs: number,
+): Promise<{ status: number | null; stderr: string; stdout: string; killed: boolean }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     let killed = false;
@@ -70,7 +78,10 @@ describe('the queue core', () => {
 
     release();
     spool = openSpool(t.dataDir);
-    await until('the recipient to be delivered', async () => (await spool!.messages.get(id))?.recipients[0]?.state === 'delivered');
+    await until(
+      'the recipient to be delivered',
+      async () => (await spool!.messages.get(id))?.recipients[0]?.state === 'delivered',
+    );
     // Delivered is recorded only after the sink answered: a second attempt would have come first.
     expect(bySubject(sink, 'held')).toHaveLength(1);
     expect(daemon.child.exitCode).toBeNull();
@@ -85,12 +96,20 @@ describe('the queue core', () => {
              BEGIN SELECT RAISE(ABORT, 'simulated outcome failure'); END`);
     const id = await submit(daemon.ports.submission, ['one@dest.test'], 'lapsed');
     await until('the first delivery', () => bySubject(sink, 'lapsed').length === 1);
-    await until('the holder to give the outcome up', () => daemon.logs.some((l) => l.msg.startsWith('outcome not recorded')), 20_000);
+    await until(
+      'the holder to give the outcome up',
+      () => daemon.logs.some((l) => l.msg.startsWith('outcome not recorded')),
+      20_000,
+    );
     db.exec('DROP TRIGGER fail_outcome');
     db.close();
 
     spool = openSpool(t.dataDir);
-    await until('the recipient to be delivered', async () => (await spool!.messages.get(id))?.recipients[0]?.state === 'delivered', 20_000);
+    await until(
+      'the recipient to be delivered',
+      async () => (await spool!.messages.get(id))?.recipients[0]?.state === 'delivered',
+      20_000,
+    );
     // At least once: the delivery whose outcome was lost is made again.
     expect(bySubject(sink, 'lapsed')).toHaveLength(2);
     expect((await spool.queue.counts()).inflight).toBe(0);
@@ -103,14 +122,21 @@ describe('the queue core', () => {
     const { t, daemon } = r;
     // The bounce record cannot be written: the outcome must not commit without it.
     const db = new Database(join(t.dataDir, 'petrel.db'));
-    db.exec(`CREATE TRIGGER fail_bounce BEFORE INSERT ON bounces BEGIN SELECT RAISE(ABORT, 'simulated failure'); END`);
+    db.exec(
+      `CREATE TRIGGER fail_bounce BEFORE INSERT ON bounces BEGIN SELECT RAISE(ABORT, 'simulated failure'); END`,
+    );
     const id = await submit(daemon.ports.submission, ['gone@dest.test'], 'gone');
-    await until('the outcome commit to be retried', () => daemon.logs.some((l) => l.msg.startsWith('recording an outcome failed')));
+    await until('the outcome commit to be retried', () =>
+      daemon.logs.some((l) => l.msg.startsWith('recording an outcome failed')),
+    );
     spool = openSpool(t.dataDir);
     expect((await spool.messages.get(id))?.recipients[0]?.state).toBe('inflight');
     db.exec('DROP TRIGGER fail_bounce');
     db.close();
-    await until('the recipient to be bounced', async () => (await spool!.messages.get(id))?.recipients[0]?.state === 'bounced');
+    await until(
+      'the recipient to be bounced',
+      async () => (await spool!.messages.get(id))?.recipients[0]?.state === 'bounced',
+    );
     const entries = await spool.suppressions.find(1, 'gone@dest.test');
     expect(entries.map((e) => [e.scope, e.reason, e.source])).toEqual([['all', 'hard:userunknown', 'smtp']]);
   });
@@ -125,7 +151,10 @@ describe('the queue core', () => {
           await backlog.messages.insert(backlog.messages.newId(), {
             accountId: null,
             mailFrom: 'sender@example.com',
-            recipients: Array.from({ length: 100 }, (_, i) => ({ address: `r${m}-${i}@slow.test`, domain: 'slow.test' })),
+            recipients: Array.from({ length: 100 }, (_, i) => ({
+              address: `r${m}-${i}@slow.test`,
+              domain: 'slow.test',
+            })),
             headerMessageId: null,
             body: Buffer.from(`From: sender@example.com\r\nSubject: backlog ${m}\r\n\r\nwaiting\r\n`),
             listener: 'submission',
@@ -135,7 +164,9 @@ describe('the queue core', () => {
       },
     });
     const { t, sink, daemon } = r;
-    await until('the paced destination to get its first message', () => sink.accepted().some((m) => m.rcptTo[0]!.endsWith('@slow.test')));
+    await until('the paced destination to get its first message', () =>
+      sink.accepted().some((m) => m.rcptTo[0]!.endsWith('@slow.test')),
+    );
 
     const queuedAt = Date.now();
     await submit(daemon.ports.submission, ['someone@fast.test'], 'fast');

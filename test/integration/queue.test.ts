@@ -8,12 +8,19 @@ import { RawSmtp } from '../helpers/smtp-client.js';
 import { until } from '../helpers/until.js';
 
 /** Submits one message over an authenticated session; returns the queue id. */
-async function submit(port: number, to: string[], subject: string, from = 'sender@example.com'): Promise<string> {
+async function submit(
+  port: number,
+  to: string[],
+  subject: string,
+  from = 'sender@example.com',
+): Promise<string> {
   const c = await RawSmtp.connect(port);
   await c.login('app', 'pw');
   await c.command(`MAIL FROM:<${from}>`);
   for (const r of to) expect((await c.command(`RCPT TO:<${r}>`)).code).toBe(250);
-  const r = await c.data(`From: ${from}\r\nTo: ${to.join(', ')}\r\nSubject: ${subject}\r\n\r\nHello ${subject}\r\n`);
+  const r = await c.data(
+    `From: ${from}\r\nTo: ${to.join(', ')}\r\nSubject: ${subject}\r\n\r\nHello ${subject}\r\n`,
+  );
   c.close();
   expect(r.code).toBe(250);
   return /queued as (\S+)/.exec(r.text)![1]!;
@@ -45,7 +52,12 @@ describe('delivery through the queue', () => {
     dns = await startDnsServer({
       'example.com': { mx: [{ preference: 10, exchange: 'mx.example.com' }] },
       'mx.example.com': { a: ['127.0.0.1'] },
-      'dest.test': { mx: [{ preference: 10, exchange: 'mx1.dest.test' }, { preference: 20, exchange: 'mx2.dest.test' }] },
+      'dest.test': {
+        mx: [
+          { preference: 10, exchange: 'mx1.dest.test' },
+          { preference: 20, exchange: 'mx2.dest.test' },
+        ],
+      },
       // Nothing listens on 127.0.0.2: the preferred MX refuses connections.
       'mx1.dest.test': { a: ['127.0.0.2'] },
       'mx2.dest.test': { a: ['127.0.0.1'] },
@@ -79,13 +91,19 @@ tls = "may"
 
   it('delivers through the next MX when the preferred one refuses connections', async () => {
     const id = await submit(daemon.ports.submission, ['one@dest.test'], 'fallback');
-    const [got] = await until('delivery', async () => bySubject(sink, 'fallback').length > 0 && bySubject(sink, 'fallback'));
+    const [got] = await until(
+      'delivery',
+      async () => bySubject(sink, 'fallback').length > 0 && bySubject(sink, 'fallback'),
+    );
     expect(got!.rcptTo).toEqual(['one@dest.test']);
     const events = await until('event', async () => {
       const e = await spool.queue.events(id);
       return e.some((x) => x.type === 'delivery') && e;
     });
-    expect(events.find((e) => e.type === 'delivery')).toMatchObject({ mx: 'mx2.dest.test', reply: { code: 250 } });
+    expect(events.find((e) => e.type === 'delivery')).toMatchObject({
+      mx: 'mx2.dest.test',
+      reply: { code: 250 },
+    });
   });
 
   it('delivers to the implicit MX of a domain with only an address record', async () => {
@@ -110,11 +128,19 @@ tls = "may"
   });
 
   it('bounces one refused recipient of three with one DSN, and delivers the other two', async () => {
-    const id = await submit(daemon.ports.submission, ['a@dest.test', 'unknown@dest.test', 'b@dest.test'], 'partial');
-    const got = await until('delivery', async () => bySubject(sink, 'partial').length >= 2 && bySubject(sink, 'partial'));
+    const id = await submit(
+      daemon.ports.submission,
+      ['a@dest.test', 'unknown@dest.test', 'b@dest.test'],
+      'partial',
+    );
+    const got = await until(
+      'delivery',
+      async () => bySubject(sink, 'partial').length >= 2 && bySubject(sink, 'partial'),
+    );
     // Each recipient has its own return path (VERP), so each gets its own transaction.
     expect(got.map((m) => m.rcptTo)).toEqual([['a@dest.test'], ['b@dest.test']]);
-    for (const m of got) expect(m.mailFrom).toMatch(/^b-[0-9a-z]+-[0-9a-z]+-[0-9a-f]{16}@bounces\.localhost$/);
+    for (const m of got)
+      expect(m.mailFrom).toMatch(/^b-[0-9a-z]+-[0-9a-z]+-[0-9a-f]{16}@bounces\.localhost$/);
     expect(new Set(got.map((m) => m.sessionId)).size).toBe(1);
     const dsns = await until('dsn', async () => {
       const d = sink.messages.filter((m) => m.mailFrom === '' && m.body.includes(id));
@@ -123,7 +149,10 @@ tls = "may"
     expect(dsns).toHaveLength(1);
     expect(dsns[0]!.rcptTo).toEqual(['sender@example.com']);
     const parsed = await simpleParser(dsns[0]!.body);
-    expect(parsed.headers.get('content-type')).toMatchObject({ value: 'multipart/report', params: { 'report-type': 'delivery-status' } });
+    expect(parsed.headers.get('content-type')).toMatchObject({
+      value: 'multipart/report',
+      params: { 'report-type': 'delivery-status' },
+    });
     // mailparser folds the message/delivery-status part into the text.
     const status = parsed.text ?? '';
     expect(parsed.attachments.map((a) => a.contentType)).toContain('text/rfc822-headers');
@@ -140,7 +169,9 @@ tls = "may"
     ['NXDOMAIN', 'x@nowhere.test', /5\.1\.2/],
   ])('bounces a recipient whose domain has %s, with a DSN', async (_what, rcpt, status) => {
     const id = await submit(daemon.ports.submission, [rcpt], `dns-${rcpt}`);
-    const dsn = await until('dsn', async () => sink.messages.find((m) => m.mailFrom === '' && m.body.includes(id)));
+    const dsn = await until('dsn', async () =>
+      sink.messages.find((m) => m.mailFrom === '' && m.body.includes(id)),
+    );
     expect(dsn.body.toString()).toMatch(status);
     expect(dsn.body.toString()).toContain(`Final-Recipient: rfc822; ${rcpt}`);
     expect((await spool.messages.get(id))!.recipients[0]!.state).toBe('bounced');

@@ -7,7 +7,13 @@ import { RawSmtp } from '../helpers/smtp-client.js';
 import { until } from '../helpers/until.js';
 
 /** Submits `count` messages over `sessions` parallel sessions, each to one recipient at `domain`. */
-async function submitMany(port: number, domain: string, count: number, tag: string, sessions = 1): Promise<void> {
+async function submitMany(
+  port: number,
+  domain: string,
+  count: number,
+  tag: string,
+  sessions = 1,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: sessions }, async () => {
@@ -25,7 +31,9 @@ async function submitMany(port: number, domain: string, count: number, tag: stri
 }
 
 function subjects(sink: Sink, tag: string): string[] {
-  return sink.messages.map((m) => /Subject: (\S+ \d+)\r\n/.exec(m.body.toString())?.[1] ?? '').filter((s) => s.startsWith(`${tag} `));
+  return sink.messages
+    .map((m) => /Subject: (\S+ \d+)\r\n/.exec(m.body.toString())?.[1] ?? '')
+    .filter((s) => s.startsWith(`${tag} `));
 }
 
 describe('traffic shaping and crash recovery', () => {

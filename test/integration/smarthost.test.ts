@@ -22,7 +22,8 @@ describe('static routes', () => {
       authMethods: ['PLAIN', 'LOGIN'],
       onAuth(auth, _session, cb) {
         logins.push(`${auth.username}:${auth.password}`);
-        if (auth.username === 'petrel' && auth.password === 'relay secret') return cb(null, { user: 'petrel' });
+        if (auth.username === 'petrel' && auth.password === 'relay secret')
+          return cb(null, { user: 'petrel' });
         cb(Object.assign(new Error('5.7.8 bad credentials'), { responseCode: 535 }));
       },
       onData(stream, session, cb) {
@@ -75,7 +76,14 @@ auth_password_file = ${JSON.stringify(passwordFile)}
     c.close();
     const deadline = Date.now() + 10_000;
     while (relayed.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    expect(relayed).toEqual([{ from: expect.stringMatching(/^b-.+@bounces\.localhost$/), to: ['someone@partner.test'], user: 'petrel', secure: true }]);
+    expect(relayed).toEqual([
+      {
+        from: expect.stringMatching(/^b-.+@bounces\.localhost$/),
+        to: ['someone@partner.test'],
+        user: 'petrel',
+        secure: true,
+      },
+    ]);
     expect(logins).toEqual(['petrel:relay secret']);
     expect(daemon.stdoutText()).not.toContain('relay secret');
   });

@@ -144,12 +144,32 @@ data_timeout = "2s"`,
   });
 
   it.each([
-    ['a Sender: in another domain', ['From: sender@example.com', 'Sender: Boss <boss@other-tenant.test>'], /5\.7\.1 Sender: domain not allowed/],
-    ['a Resent-From: in another domain', ['From: sender@example.com', 'Resent-From: boss@other-tenant.test'], /5\.7\.1 Resent-From: domain not allowed/],
-    ['a Resent-Sender: in another domain', ['From: sender@example.com', 'Resent-Sender: <boss@other-tenant.test>'], /5\.7\.1 Resent-Sender: domain not allowed/],
-    ['a second Sender:', ['From: sender@example.com', 'Sender: a@example.com', 'Sender: b@example.com'], /5\.6\.0 .*at most one Sender/],
+    [
+      'a Sender: in another domain',
+      ['From: sender@example.com', 'Sender: Boss <boss@other-tenant.test>'],
+      /5\.7\.1 Sender: domain not allowed/,
+    ],
+    [
+      'a Resent-From: in another domain',
+      ['From: sender@example.com', 'Resent-From: boss@other-tenant.test'],
+      /5\.7\.1 Resent-From: domain not allowed/,
+    ],
+    [
+      'a Resent-Sender: in another domain',
+      ['From: sender@example.com', 'Resent-Sender: <boss@other-tenant.test>'],
+      /5\.7\.1 Resent-Sender: domain not allowed/,
+    ],
+    [
+      'a second Sender:',
+      ['From: sender@example.com', 'Sender: a@example.com', 'Sender: b@example.com'],
+      /5\.6\.0 .*at most one Sender/,
+    ],
     ['an empty Sender:', ['From: sender@example.com', 'Sender: '], /5\.6\.0 Sender header has no address/],
-    ['a Sender: without a domain', ['From: sender@example.com', 'Sender: Nobody'], /5\.7\.1 Sender: domain not allowed/],
+    [
+      'a Sender: without a domain',
+      ['From: sender@example.com', 'Sender: Nobody'],
+      /5\.7\.1 Sender: domain not allowed/,
+    ],
   ])('refuses %s as it refuses such a From:, and queues nothing', async (_what, headers, pattern) => {
     const before = await spool.messages.count();
     const c = await RawSmtp.connect(daemon.ports.submission);
@@ -163,12 +183,22 @@ data_timeout = "2s"`,
     c.close();
   });
 
-  it('accepts Sender: and Resent-From: in the account\'s own domains', async () => {
+  it("accepts Sender: and Resent-From: in the account's own domains", async () => {
     const c = await RawSmtp.connect(daemon.ports.submission);
     await c.login(USER, PASS);
     await c.command('MAIL FROM:<sender@example.com>');
     await c.command('RCPT TO:<one@dest.test>');
-    const r = await c.data(rawMessage(['From: sender@example.com', 'Sender: ops@example.com', 'Resent-From: a@sub.example.org', 'Subject: x'], 'body\r\n'));
+    const r = await c.data(
+      rawMessage(
+        [
+          'From: sender@example.com',
+          'Sender: ops@example.com',
+          'Resent-From: a@sub.example.org',
+          'Subject: x',
+        ],
+        'body\r\n',
+      ),
+    );
     expect(r.code).toBe(250);
     c.close();
   });
@@ -203,7 +233,9 @@ data_timeout = "2s"`,
     await c.command('MAIL FROM:<sender@example.com>');
     await c.command('RCPT TO:<one@dest.test>');
     const line = `${'x'.repeat(76)}\r\n`;
-    const r = await c.data(rawMessage(['From: sender@example.com'], line.repeat(Math.ceil((64 * 1024) / line.length) + 1)));
+    const r = await c.data(
+      rawMessage(['From: sender@example.com'], line.repeat(Math.ceil((64 * 1024) / line.length) + 1)),
+    );
     expect(r.code).toBe(552);
     expect(r.text).toContain('5.3.4');
     c.close();
@@ -222,7 +254,10 @@ data_timeout = "2s"`,
     ['a bare LF', 'From: sender@example.com\r\nSubject: x\r\n\r\nline one\nline two\r\n'],
     ['a bare CR', 'From: sender@example.com\r\nSubject: x\r\n\r\nline one\rline two\r\n'],
     ['a NUL byte', 'From: sender@example.com\r\nSubject: x\r\n\r\nline\0one\r\n'],
-    ['an end-of-data look-alike', 'From: sender@example.com\r\nSubject: x\r\n\r\nhi\n.\r\nMAIL FROM:<x@evil.test>\r\n'],
+    [
+      'an end-of-data look-alike',
+      'From: sender@example.com\r\nSubject: x\r\n\r\nhi\n.\r\nMAIL FROM:<x@evil.test>\r\n',
+    ],
   ])('refuses a message containing %s with 554 5.6.0', async (_what, message) => {
     const before = await spool.messages.count();
     const c = await RawSmtp.connect(daemon.ports.submission);
@@ -264,7 +299,16 @@ data_timeout = "2s"`,
     await c.command('RCPT TO:<one@dest.test>');
     await c.command('RCPT TO:<hidden@dest.test>');
     const r = await c.data(
-      rawMessage(['From: sender@example.com', 'To: one@dest.test', 'Bcc: hidden@dest.test,', '\tsecond@dest.test', 'Subject: no id'], 'body\r\n'),
+      rawMessage(
+        [
+          'From: sender@example.com',
+          'To: one@dest.test',
+          'Bcc: hidden@dest.test,',
+          '\tsecond@dest.test',
+          'Subject: no id',
+        ],
+        'body\r\n',
+      ),
     );
     expect(r.code).toBe(250);
     const stored = await spool.messages.get(queueId(r.text));
@@ -329,7 +373,9 @@ data_timeout = "2s"`,
     await c.command('EHLO client.test');
     const codes: number[] = [];
     for (let i = 0; i < 5; i++) {
-      codes.push((await c.command(`AUTH PLAIN ${Buffer.from(`\0${USER}\0bad${i}`).toString('base64')}`)).code);
+      codes.push(
+        (await c.command(`AUTH PLAIN ${Buffer.from(`\0${USER}\0bad${i}`).toString('base64')}`)).code,
+      );
       if (c.closed) break;
     }
     expect(codes.slice(0, 4)).toEqual([535, 535, 535, 535]);

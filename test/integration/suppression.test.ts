@@ -5,7 +5,10 @@ import { startSink, type ReceivedMessage, type Sink } from '../helpers/sink.js';
 import { arfFor, dsnFor } from '../helpers/reports.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
-async function until<T>(fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
+async function until<T>(
+  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs = 10_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -21,7 +24,11 @@ describe('bounces, complaints and unsubscribes suppress through the whole pipeli
   let daemon: Daemon;
   let spool: Spool;
 
-  const send = async (to: string, subject: string, headers: string[] = []): Promise<{ code: number; text: string; rcpt: number }> => {
+  const send = async (
+    to: string,
+    subject: string,
+    headers: string[] = [],
+  ): Promise<{ code: number; text: string; rcpt: number }> => {
     const c = await RawSmtp.connect(daemon.ports.submission);
     await c.login('app', 'pw');
     await c.command('MAIL FROM:<sender@example.com>');
@@ -30,7 +37,11 @@ describe('bounces, complaints and unsubscribes suppress through the whole pipeli
       c.close();
       return { code: rcpt.code, text: rcpt.text, rcpt: rcpt.code };
     }
-    const r = await c.data([`From: sender@example.com`, `To: ${to}`, `Subject: ${subject}`, ...headers, '', 'hello', ''].join('\r\n'));
+    const r = await c.data(
+      [`From: sender@example.com`, `To: ${to}`, `Subject: ${subject}`, ...headers, '', 'hello', ''].join(
+        '\r\n',
+      ),
+    );
     c.close();
     return { code: r.code, text: r.text, rcpt: rcpt.code };
   };
@@ -96,14 +107,24 @@ port = ${sink.port}
       return r.rcpt === 550 && r;
     });
     expect(again.text).toMatch(/^550 5\.7\.1 Recipient is suppressed \(hard:userunknown\)/);
-    const list = JSON.parse(cli(t, ['suppression', 'list', '--json']).stdout.trim().split('\n')[0]!) as Record<string, unknown>;
-    expect(list).toMatchObject({ address: 'bob@dest.test', account: 'app', reason: 'hard:userunknown', source: 'dsn' });
+    const list = JSON.parse(
+      cli(t, ['suppression', 'list', '--json']).stdout.trim().split('\n')[0]!,
+    ) as Record<string, unknown>;
+    expect(list).toMatchObject({
+      address: 'bob@dest.test',
+      account: 'app',
+      reason: 'hard:userunknown',
+      source: 'dsn',
+    });
   });
 
   it('ignores forged reports: a bad token is refused, and a valid token naming someone else changes nothing', async () => {
     expect((await send('carol@dest.test', 'to carol')).code).toBe(250);
     const msg = await delivered('to carol');
-    const forgedToken = msg.mailFrom.replace(/[0-9a-f]{4}@/, (m) => `${m[0] === 'a' ? 'b' : 'a'}${m.slice(1)}`);
+    const forgedToken = msg.mailFrom.replace(
+      /[0-9a-f]{4}@/,
+      (m) => `${m[0] === 'a' ? 'b' : 'a'}${m.slice(1)}`,
+    );
     expect(await report(forgedToken, dsnFor('victim@dest.test', forgedToken))).toBe(550);
     expect(await report('anyone@bounces.localhost', dsnFor('victim@dest.test', 'x'))).toBe(550);
     expect(await report('victim@elsewhere.test', dsnFor('victim@dest.test', 'x'))).toBe(550);
@@ -138,7 +159,10 @@ port = ${sink.port}
     const text = msg.body.toString();
     expect(text).not.toMatch(/X-Petrel-Stream/i);
     expect(text).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click\r$/m);
-    const url = /^List-Unsubscribe: <(http:\/\/127\.0\.0\.1:8025\/u\/[A-Za-z0-9_-]+)>,\r\n <mailto:unsub-[A-Za-z0-9_-]+@bounces\.localhost\?subject=unsubscribe>/m.exec(text)?.[1];
+    const url =
+      /^List-Unsubscribe: <(http:\/\/127\.0\.0\.1:8025\/u\/[A-Za-z0-9_-]+)>,\r\n <mailto:unsub-[A-Za-z0-9_-]+@bounces\.localhost\?subject=unsubscribe>/m.exec(
+        text,
+      )?.[1];
     expect(url).toBeDefined();
     const local = url!.replace('127.0.0.1:8025', `127.0.0.1:${daemon.ports.http!}`);
     const page = await fetch(local);
@@ -151,14 +175,25 @@ port = ${sink.port}
     // Neither GET (a link scanner) nor a POST without the RFC 8058 body unsubscribes anybody;
     // such a POST gets the confirmation page.
     for (const body of [undefined, '', 'List-Unsubscribe=Later', 'confirm=1']) {
-      const bare = await fetch(local, { method: 'POST', ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } }) });
+      const bare = await fetch(local, {
+        method: 'POST',
+        ...(body === undefined
+          ? {}
+          : { body, headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      });
       expect(bare.status).toBe(200);
       expect(await bare.text()).toContain('<form method="post">');
     }
-    expect(await spool.suppressions.list({})).not.toContainEqual(expect.objectContaining({ address: 'frank@dest.test' }));
+    expect(await spool.suppressions.list({})).not.toContainEqual(
+      expect.objectContaining({ address: 'frank@dest.test' }),
+    );
     expect((await send('frank@dest.test', 'promo 2', ['X-Petrel-Stream: marketing'])).code).toBe(250);
     await delivered('promo 2');
-    const post = await fetch(local, { method: 'POST', body: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const post = await fetch(local, {
+      method: 'POST',
+      body: 'List-Unsubscribe=One-Click',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(post.status).toBe(200);
     const refused = await send('frank@dest.test', 'promo 3', ['X-Petrel-Stream: marketing']);
     expect(refused.code).toBe(550);
@@ -177,12 +212,29 @@ port = ${sink.port}
     const post = await fetch(`http://127.0.0.1:${daemon.ports.http!}${url}`, { method: 'POST', body: form });
     expect(post.status).toBe(200);
     expect(await post.text()).toContain('You are unsubscribed');
-    expect((await send('hana@dest.test', 'promo multipart 2', ['X-Petrel-Stream: marketing'])).code).toBe(550);
+    expect((await send('hana@dest.test', 'promo multipart 2', ['X-Petrel-Stream: marketing'])).code).toBe(
+      550,
+    );
   });
 
   it('refuses an unsubscribed address at RCPT for an account whose mail is marketing', async () => {
-    expect(cli(t, ['user', 'add', 'promo', '--allow-from', 'example.com', '--stream', 'marketing'], 'pw3\n').status).toBe(0);
-    expect(cli(t, ['suppression', 'add', 'gina@dest.test', '--account', 'promo', '--reason', 'unsubscribe', '--scope', 'marketing']).status).toBe(0);
+    expect(
+      cli(t, ['user', 'add', 'promo', '--allow-from', 'example.com', '--stream', 'marketing'], 'pw3\n')
+        .status,
+    ).toBe(0);
+    expect(
+      cli(t, [
+        'suppression',
+        'add',
+        'gina@dest.test',
+        '--account',
+        'promo',
+        '--reason',
+        'unsubscribe',
+        '--scope',
+        'marketing',
+      ]).status,
+    ).toBe(0);
     const c = await RawSmtp.connect(daemon.ports.submission);
     await c.login('promo', 'pw3');
     await c.command('MAIL FROM:<deals@example.com>');
@@ -204,7 +256,7 @@ port = ${sink.port}
     expect(r.text).toMatch(/suppressed \(hard:userunknown\)/);
   });
 
-  it('logs a reply that quotes a recipient\'s local part alone with that local part masked', async () => {
+  it("logs a reply that quotes a recipient's local part alone with that local part masked", async () => {
     const r = await send('Ida.Quoted@dest.test', 'to ida');
     expect(r.code).toBe(250);
     const id = /queued as (\S+)/.exec(r.text)![1]!;

@@ -12,10 +12,26 @@ function defaultSelector(algo: KeyAlgorithm): string {
   return `petrel${d.getUTCFullYear()}${String(d.getUTCMonth() + 1).padStart(2, '0')}${algo === 'ed25519' ? 'e' : 'r'}`;
 }
 
-function printRecord(cmd: Command, domain: string, selector: string, algorithm: KeyAlgorithm, publicKey: string): void {
+function printRecord(
+  cmd: Command,
+  domain: string,
+  selector: string,
+  algorithm: KeyAlgorithm,
+  publicKey: string,
+): void {
   const rec = dnsRecord(selector, domain, algorithm, publicKey);
   if (globals(cmd).json) {
-    print(JSON.stringify({ domain, selector, algorithm, name: rec.name, type: 'TXT', value: rec.value, strings: rec.strings }));
+    print(
+      JSON.stringify({
+        domain,
+        selector,
+        algorithm,
+        name: rec.name,
+        type: 'TXT',
+        value: rec.value,
+        strings: rec.strings,
+      }),
+    );
     return;
   }
   print(`${rec.name}  TXT  "${rec.value}"`);
@@ -45,10 +61,17 @@ export function register(program: Command): void {
         // Written whole under a temporary name first: the daemon never reads half a key.
         writeFileSync(`${path}.tmp`, key.privateKeyPem, { mode: 0o600 });
         renameSync(`${path}.tmp`, path);
-        const added = await spool.dkimKeys.add({ domain, selector, algorithm, privateKeyPath: path, publicKey: key.publicKeyDerBase64 });
+        const added = await spool.dkimKeys.add({
+          domain,
+          selector,
+          algorithm,
+          privateKeyPath: path,
+          publicKey: key.publicKeyDerBase64,
+        });
         if (!added) throw new CliError(`${domain} already has a key with selector ${selector}`);
       });
-      if (!globals(cmd).json) print(`key ${selector} for ${domain} (${algorithm}) is active; publish this record:`);
+      if (!globals(cmd).json)
+        print(`key ${selector} for ${domain} (${algorithm}) is active; publish this record:`);
       printRecord(cmd, domain, selector, algorithm, key.publicKeyDerBase64);
     });
 
@@ -59,21 +82,34 @@ export function register(program: Command): void {
       const keys = await withSpool(cmd, (spool) => spool.dkimKeys.list());
       if (globals(cmd).json) {
         for (const k of keys) {
-          print(JSON.stringify({ domain: k.domain, selector: k.selector, algorithm: k.algorithm, active: k.active, createdAt: new Date(k.createdAt).toISOString() }));
+          print(
+            JSON.stringify({
+              domain: k.domain,
+              selector: k.selector,
+              algorithm: k.algorithm,
+              active: k.active,
+              createdAt: new Date(k.createdAt).toISOString(),
+            }),
+          );
         }
         return;
       }
       if (keys.length === 0) print('no keys; make one with: petrel dkim keygen DOMAIN');
-      for (const k of keys) print(`${k.domain}\t${k.selector}\t${k.algorithm}\t${k.active ? 'active' : 'inactive'}\t${new Date(k.createdAt).toISOString()}`);
+      for (const k of keys)
+        print(
+          `${k.domain}\t${k.selector}\t${k.algorithm}\t${k.active ? 'active' : 'inactive'}\t${new Date(k.createdAt).toISOString()}`,
+        );
     });
 
   dkim
     .command('dns <domain>')
-    .description('print the DNS TXT records of a domain\'s keys')
+    .description("print the DNS TXT records of a domain's keys")
     .action(async (domainText: string, _opts: unknown, cmd: Command) => {
       const domain = normalizeDomain(domainText);
       if (!domain) throw new CliError(`invalid domain "${domainText}"`, 2);
-      const keys = (await withSpool(cmd, (spool) => spool.dkimKeys.list())).filter((k) => k.domain === domain);
+      const keys = (await withSpool(cmd, (spool) => spool.dkimKeys.list())).filter(
+        (k) => k.domain === domain,
+      );
       if (keys.length === 0) throw new CliError(`no keys for ${domain}`);
       for (const k of keys) printRecord(cmd, k.domain, k.selector, k.algorithm, k.publicKey);
     });

@@ -23,25 +23,33 @@ export function register(program: Command): void {
 
   privacy
     .command('erase <address>')
-    .description('delete every message, event, bounce and token of an address; keep only a hashed suppression')
-    .option('--account <name>', 'only this account\'s data (default: every account)')
+    .description(
+      'delete every message, event, bounce and token of an address; keep only a hashed suppression',
+    )
+    .option('--account <name>', "only this account's data (default: every account)")
     .option('--wait <seconds>', 'how long to wait for a delivery in flight to finish or abort', '60')
     .action(async (address: string, opts: { account?: string; wait: string }, cmd: Command) => {
       const canonical = checked(address);
       // Number('') is 0 and Number('abc') NaN, which would wait not at all: only digits pass.
       if (!/^\d{1,9}$/.test(opts.wait)) throw new CliError('--wait takes a whole number of seconds', 2);
       const report = await withSpool(cmd, async (spool) =>
-        eraseAddress(spool, canonical, { accountId: await accountId(spool, opts.account), waitMs: Number(opts.wait) * 1000 }),
+        eraseAddress(spool, canonical, {
+          accountId: await accountId(spool, opts.account),
+          waitMs: Number(opts.wait) * 1000,
+        }),
       );
       if (globals(cmd).json) print(JSON.stringify(report));
       else {
         const c = report.counts;
         print(`erased (request ${report.requestId}):`);
-        print(`  messages ${c.messages}, recipient rows ${c.recipients}, events ${c.events}, bounces and complaints ${c.bounces}, unsubscribe tokens ${c.unsubscribeTokens}`);
+        print(
+          `  messages ${c.messages}, recipient rows ${c.recipients}, events ${c.events}, bounces and complaints ${c.bounces}, unsubscribe tokens ${c.unsubscribeTokens}`,
+        );
         print(`  other recipients of those messages cancelled: ${c.otherRecipientsCancelled}`);
         print(`  suppressions kept as a keyed hash only: ${c.suppressionsKeptAsHash}`);
         if (!report.quiesced) print('  warning: a delivery was still in flight at the deadline');
-        if (!report.scrubbed) print('  warning: the WAL could not be truncated yet; it will be at the next checkpoint');
+        if (!report.scrubbed)
+          print('  warning: the WAL could not be truncated yet; it will be at the next checkpoint');
       }
       if (!report.quiesced) process.exitCode = 1;
     });
@@ -49,11 +57,13 @@ export function register(program: Command): void {
   privacy
     .command('export <address>')
     .description('everything held about an address, as one JSON document')
-    .option('--account <name>', 'only this account\'s data')
+    .option('--account <name>', "only this account's data")
     .option('--out <file>', 'write to this file (mode 0600) instead of stdout')
     .action(async (address: string, opts: { account?: string; out?: string }, cmd: Command) => {
       const canonical = checked(address);
-      const doc = await withSpool(cmd, async (spool) => exportAddress(spool, canonical, await accountId(spool, opts.account)));
+      const doc = await withSpool(cmd, async (spool) =>
+        exportAddress(spool, canonical, await accountId(spool, opts.account)),
+      );
       const text = `${JSON.stringify(doc, null, 2)}\n`;
       if (opts.out) writeFileSync(opts.out, text, { mode: 0o600 });
       else process.stdout.write(text);

@@ -3,7 +3,15 @@ import { normalizeDomain } from '../../shared/index.js';
 import type { QueueEntry, RecipientState } from '../../spool/index.js';
 import { CliError, globals, print, withSpool } from '../context.js';
 
-const STATES: readonly RecipientState[] = ['queued', 'inflight', 'delivered', 'bounced', 'expired', 'suppressed', 'cancelled'];
+const STATES: readonly RecipientState[] = [
+  'queued',
+  'inflight',
+  'delivered',
+  'bounced',
+  'expired',
+  'suppressed',
+  'cancelled',
+];
 
 function domainArg(text: string): string {
   const d = normalizeDomain(text);
@@ -39,9 +47,11 @@ export function register(program: Command): void {
     .option('--state <state>', `one of ${STATES.join(', ')}`)
     .option('--limit <n>', 'at most this many rows', '1000')
     .action(async (opts: { domain?: string; state?: string; limit: string }, cmd: Command) => {
-      if (opts.state && !STATES.includes(opts.state as RecipientState)) throw new CliError(`unknown state "${opts.state}"`, 2);
+      if (opts.state && !STATES.includes(opts.state as RecipientState))
+        throw new CliError(`unknown state "${opts.state}"`, 2);
       const limit = Number(opts.limit);
-      if (!Number.isInteger(limit) || limit < 1) throw new CliError('--limit takes a positive whole number', 2);
+      if (!Number.isInteger(limit) || limit < 1)
+        throw new CliError('--limit takes a positive whole number', 2);
       const rows = await withSpool(cmd, (spool) =>
         spool.queue.list({
           ...(opts.domain ? { domain: domainArg(opts.domain) } : {}),
@@ -52,7 +62,9 @@ export function register(program: Command): void {
       if (globals(cmd).json) return rows.forEach((r) => print(JSON.stringify(entryJson(r))));
       if (rows.length === 0) return print('queue is empty');
       for (const r of rows) {
-        print(`${r.messageId}  ${r.state.padEnd(9)} ${String(r.attempts).padStart(3)}  ${iso(r.nextAttemptAt)}  ${r.address}${r.lastReply ? `  (${r.lastReply})` : ''}`);
+        print(
+          `${r.messageId}  ${r.state.padEnd(9)} ${String(r.attempts).padStart(3)}  ${iso(r.nextAttemptAt)}  ${r.address}${r.lastReply ? `  (${r.lastReply})` : ''}`,
+        );
       }
     });
 
@@ -73,15 +85,34 @@ export function register(program: Command): void {
         size: message.size,
         receivedAt: iso(message.receivedAt),
         recipients: message.recipients.map((r) => ({
-          id: r.id, recipient: r.address, state: r.state, attempts: r.attempts, nextAttemptAt: iso(r.nextAttemptAt), lastReply: r.lastReply,
+          id: r.id,
+          recipient: r.address,
+          state: r.state,
+          attempts: r.attempts,
+          nextAttemptAt: iso(r.nextAttemptAt),
+          lastReply: r.lastReply,
         })),
-        events: events.map((e) => ({ at: iso(e.at), type: e.type, recipientId: e.recipientId, attempt: e.attempt, mx: e.mx, reply: e.reply })),
+        events: events.map((e) => ({
+          at: iso(e.at),
+          type: e.type,
+          recipientId: e.recipientId,
+          attempt: e.attempt,
+          mx: e.mx,
+          reply: e.reply,
+        })),
       };
       if (globals(cmd).json) return print(JSON.stringify(doc));
-      print(`${doc.id}  from <${doc.mailFrom}>  ${doc.size} bytes  received ${doc.receivedAt}  ${doc.messageId ?? ''}`);
-      for (const r of doc.recipients) print(`  ${r.state.padEnd(9)} ${r.recipient}  attempts ${r.attempts}${r.lastReply ? `  ${r.lastReply}` : ''}`);
+      print(
+        `${doc.id}  from <${doc.mailFrom}>  ${doc.size} bytes  received ${doc.receivedAt}  ${doc.messageId ?? ''}`,
+      );
+      for (const r of doc.recipients)
+        print(
+          `  ${r.state.padEnd(9)} ${r.recipient}  attempts ${r.attempts}${r.lastReply ? `  ${r.lastReply}` : ''}`,
+        );
       for (const e of doc.events) {
-        print(`  ${e.at}  ${e.type}${e.mx ? `  ${e.mx}` : ''}${e.reply ? `  ${e.reply.code} ${e.reply.enhanced} ${e.reply.text}` : ''}`);
+        print(
+          `  ${e.at}  ${e.type}${e.mx ? `  ${e.mx}` : ''}${e.reply ? `  ${e.reply.code} ${e.reply.enhanced} ${e.reply.text}` : ''}`,
+        );
       }
     });
 
@@ -139,16 +170,23 @@ export function register(program: Command): void {
       }));
       const now = Date.now();
       if (globals(cmd).json) {
-        print(JSON.stringify({
-          counts,
-          suspended,
-          domains: domains.map((d) => ({ ...d, oldestSeconds: Math.round((now - d.oldestReceivedAt) / 1000) })),
-        }));
+        print(
+          JSON.stringify({
+            counts,
+            suspended,
+            domains: domains.map((d) => ({
+              ...d,
+              oldestSeconds: Math.round((now - d.oldestReceivedAt) / 1000),
+            })),
+          }),
+        );
         return;
       }
       print(STATES.map((s) => `${s} ${counts[s]}`).join('  '));
       for (const d of domains) {
-        print(`  ${d.domain.padEnd(30)} queued ${d.queued}  in flight ${d.inflight}  oldest ${Math.round((now - d.oldestReceivedAt) / 1000)}s${suspended.includes(d.domain) ? '  (suspended)' : ''}`);
+        print(
+          `  ${d.domain.padEnd(30)} queued ${d.queued}  in flight ${d.inflight}  oldest ${Math.round((now - d.oldestReceivedAt) / 1000)}s${suspended.includes(d.domain) ? '  (suspended)' : ''}`,
+        );
       }
     });
 }

@@ -55,12 +55,16 @@ export function register(program: Command): void {
   sup
     .command('list')
     .description('suppressed addresses (of one account, or all lists)')
-    .option('--account <name>', 'only this account\'s list')
+    .option('--account <name>', "only this account's list")
     .option('--global', 'only the global list')
     .action(async (opts: Opts, cmd: Command) => {
       const rows = await withSpool(cmd, async (spool) => {
         const names = new Map((await spool.accounts.list()).map((a) => [a.id, a.name]));
-        const filter = opts.global ? { accountId: null } : opts.account ? { accountId: await accountId(spool, opts.account) } : {};
+        const filter = opts.global
+          ? { accountId: null }
+          : opts.account
+            ? { accountId: await accountId(spool, opts.account) }
+            : {};
         return (await spool.suppressions.list(filter)).map((r: SuppressionRecord) => ({
           address: r.address,
           addressHash: r.address === null ? r.addressHash : undefined,
@@ -74,7 +78,9 @@ export function register(program: Command): void {
       if (globals(cmd).json) return rows.forEach((r) => print(JSON.stringify(r)));
       if (rows.length === 0) return print('no suppressed addresses');
       for (const r of rows) {
-        print(`${r.address ?? `(erased) ${r.addressHash!.slice(0, 16)}…`}\t${r.account ?? 'global'}\t${r.scope}\t${r.reason}\t${r.source}\t${r.createdAt}`);
+        print(
+          `${r.address ?? `(erased) ${r.addressHash!.slice(0, 16)}…`}\t${r.account ?? 'global'}\t${r.scope}\t${r.reason}\t${r.source}\t${r.createdAt}`,
+        );
       }
     });
 
@@ -88,17 +94,25 @@ export function register(program: Command): void {
       if (!canonicalAddress(address)) throw new CliError(`not an email address: ${address}`, 2);
       const scope = scopeOf(opts.scope);
       const added = await withSpool(cmd, async (spool) =>
-        spool.suppressions.add({ accountId: await accountId(spool, opts.account), address, scope, reason: opts.reason, source: 'cli' }),
+        spool.suppressions.add({
+          accountId: await accountId(spool, opts.account),
+          address,
+          scope,
+          reason: opts.reason,
+          source: 'cli',
+        }),
       );
       print(added ? `${address} suppressed` : `${address} was already suppressed`);
     });
 
   sup
     .command('remove <address>')
-    .description('lift a suppression (from an account\'s list, or the global one)')
+    .description("lift a suppression (from an account's list, or the global one)")
     .option('--account <name>', 'the account whose list it is on (default: global)')
     .action(async (address: string, opts: Opts, cmd: Command) => {
-      const n = await withSpool(cmd, async (spool) => spool.suppressions.remove(await accountId(spool, opts.account), address));
+      const n = await withSpool(cmd, async (spool) =>
+        spool.suppressions.remove(await accountId(spool, opts.account), address),
+      );
       if (n === 0) throw new CliError(`${address} is not on that list`);
       print(`${address} removed (${n} entr${n === 1 ? 'y' : 'ies'})`);
     });
@@ -129,7 +143,11 @@ export function register(program: Command): void {
               continue;
             }
             const ok = await spool.suppressions.add({
-              accountId: id, address, scope: (scope || 'all') as SuppressionScope, reason: reason || opts.reason, source: 'import',
+              accountId: id,
+              address,
+              scope: (scope || 'all') as SuppressionScope,
+              reason: reason || opts.reason,
+              source: 'import',
             });
             if (ok) added++;
             else existing++;
@@ -142,7 +160,9 @@ export function register(program: Command): void {
       });
       if (globals(cmd).json) print(JSON.stringify(result));
       else {
-        print(`${result.added} added, ${result.existing} already suppressed, ${result.rejected.length} rejected`);
+        print(
+          `${result.added} added, ${result.existing} already suppressed, ${result.rejected.length} rejected`,
+        );
         for (const r of result.rejected.slice(0, 20)) print(`  rejected ${r}`);
         if (result.rejected.length > 20) print(`  … and ${result.rejected.length - 20} more`);
       }
@@ -157,7 +177,14 @@ export function register(program: Command): void {
       const rows = await withSpool(cmd, async (spool) => {
         const names = new Map((await spool.accounts.list()).map((a) => [a.id, a.name]));
         return (await spool.suppressions.list({})).map((r) =>
-          [r.address ?? `hash:${r.addressHash}`, r.accountId === null ? '' : (names.get(r.accountId) ?? ''), r.scope, r.reason, r.source, new Date(r.createdAt).toISOString()]
+          [
+            r.address ?? `hash:${r.addressHash}`,
+            r.accountId === null ? '' : (names.get(r.accountId) ?? ''),
+            r.scope,
+            r.reason,
+            r.source,
+            new Date(r.createdAt).toISOString(),
+          ]
             .map(csvField)
             .join(','),
         );

@@ -6,7 +6,8 @@ import { CliError, globals, print, readStdin, withSpool } from '../context.js';
 const NAME = /^[A-Za-z0-9._+-]{1,64}$/;
 
 function checkName(name: string): void {
-  if (!NAME.test(name)) throw new CliError(`invalid account name "${name}": use letters, digits and . _ + - (no @)`, 2);
+  if (!NAME.test(name))
+    throw new CliError(`invalid account name "${name}": use letters, digits and . _ + - (no @)`, 2);
 }
 
 function checkDomains(domains: readonly string[]): string[] {
@@ -31,11 +32,19 @@ export function register(program: Command): void {
   user
     .command('add <name>')
     .description('create an account; the password is read from stdin, or generated and printed once')
-    .requiredOption('--allow-from <domains...>', 'sender domains the account may use (*.example.com for subdomains)')
-    .option('--stream <stream>', 'transactional or marketing: the stream of its mail unless X-Petrel-Stream says', 'transactional')
+    .requiredOption(
+      '--allow-from <domains...>',
+      'sender domains the account may use (*.example.com for subdomains)',
+    )
+    .option(
+      '--stream <stream>',
+      'transactional or marketing: the stream of its mail unless X-Petrel-Stream says',
+      'transactional',
+    )
     .action(async (name: string, opts: { allowFrom: string[]; stream: string }, cmd: Command) => {
       checkName(name);
-      if (opts.stream !== 'transactional' && opts.stream !== 'marketing') throw new CliError('--stream is transactional or marketing', 2);
+      if (opts.stream !== 'transactional' && opts.stream !== 'marketing')
+        throw new CliError('--stream is transactional or marketing', 2);
       const stream: 'transactional' | 'marketing' = opts.stream;
       const domains = checkDomains(opts.allowFrom);
       const { password, generated } = await passwordFromInput();
@@ -43,7 +52,8 @@ export function register(program: Command): void {
       await withSpool(cmd, async (spool) => {
         await spool.accounts.add(name, hash, domains, stream);
       });
-      if (globals(cmd).json) print(JSON.stringify({ name, allowedDomains: domains, ...(generated ? { password } : {}) }));
+      if (globals(cmd).json)
+        print(JSON.stringify({ name, allowedDomains: domains, ...(generated ? { password } : {}) }));
       else {
         print(`account ${name} created, may send from: ${domains.join(', ')}`);
         if (generated) print(`password: ${password}`);
@@ -57,7 +67,13 @@ export function register(program: Command): void {
       const accounts = await withSpool(cmd, (spool) => spool.accounts.list());
       if (globals(cmd).json) {
         for (const a of accounts) {
-          print(JSON.stringify({ name: a.name, allowedDomains: a.allowedDomains, createdAt: new Date(a.createdAt).toISOString() }));
+          print(
+            JSON.stringify({
+              name: a.name,
+              allowedDomains: a.allowedDomains,
+              createdAt: new Date(a.createdAt).toISOString(),
+            }),
+          );
         }
         return;
       }

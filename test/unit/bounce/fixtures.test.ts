@@ -139,7 +139,8 @@ function score(): { metrics: Record<string, Tally>; failures: string[] } {
       if (!hsOk) wrong.push(`category ${got?.category ?? '-'} (want ${category})`);
       const want = coarse(e.reason);
       const have = coarse(got?.reason);
-      const reasonOk = !!got && (have === want || (e.alt_reason !== undefined && have === coarse(e.alt_reason)));
+      const reasonOk =
+        !!got && (have === want || (e.alt_reason !== undefined && have === coarse(e.alt_reason)));
       count('reason', reasonOk);
       if (!reasonOk) wrong.push(`reason ${got?.reason ?? '-'} (want ${e.reason})`);
       if (wrong.length > 0) failures.push(`${file} ${e.recipient ?? ''}: ${wrong.join(', ')}`);

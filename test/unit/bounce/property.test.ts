@@ -113,7 +113,8 @@ function randomText(r: Rand): string {
     if (choice < 0.5) lines.push(pick(r, PHRASES));
     else if (choice < 0.7) lines.push(`${pick(r, HEADER_NAMES)}: ${pick(r, PHRASES)}`);
     else if (choice < 0.8) lines.push(randomBytes(r, int(r, 80)));
-    else if (choice < 0.9) lines.push(`--${pick(r, ['b', 'B1', '', '-', 'boundary', '==x'])}${r() < 0.3 ? '--' : ''}`);
+    else if (choice < 0.9)
+      lines.push(`--${pick(r, ['b', 'B1', '', '-', 'boundary', '==x'])}${r() < 0.3 ? '--' : ''}`);
     else lines.push(`\t${pick(r, PHRASES)}`);
   }
   return lines.join(pick(r, ['\n', '\r\n', '\r']));
@@ -126,7 +127,8 @@ function randomEntity(r: Rand, depth: number): string {
   const boundary = pick(r, ['b', 'B1', 'x--y', '', '=_"odd"', 'a'.repeat(80)]);
   const declared = r() < 0.8 ? boundary : pick(r, ['other', 'b', '']);
   headers.push(`Content-Type: ${type}${r() < 0.8 ? `; boundary="${declared}"` : ''}`);
-  if (r() < 0.3) headers.push(`Content-Transfer-Encoding: ${pick(r, ['base64', 'quoted-printable', '8bit', 'x-uue'])}`);
+  if (r() < 0.3)
+    headers.push(`Content-Transfer-Encoding: ${pick(r, ['base64', 'quoted-printable', '8bit', 'x-uue'])}`);
   const extra = int(r, 5);
   for (let i = 0; i < extra; i++) headers.push(`${pick(r, HEADER_NAMES)}: ${pick(r, PHRASES)}`);
   if (r() < 0.2) headers.push(' folded continuation without a header');
@@ -190,8 +192,10 @@ function problems(reading: BounceReading): string[] {
   if (!KINDS.has(reading.kind)) out.push(`kind ${String(reading.kind)}`);
   if (!Array.isArray(reading.results)) return [...out, 'results not an array'];
   if (reading.kind === 'none' && reading.results.length > 0) out.push('kind none with results');
-  if (reading.kind !== 'none' && reading.results.length === 0) out.push(`kind ${reading.kind} without results`);
-  if (typeof reading.originalHeaders !== 'object' || reading.originalHeaders === null) out.push('originalHeaders');
+  if (reading.kind !== 'none' && reading.results.length === 0)
+    out.push(`kind ${reading.kind} without results`);
+  if (typeof reading.originalHeaders !== 'object' || reading.originalHeaders === null)
+    out.push('originalHeaders');
   else
     for (const [k, v] of Object.entries(reading.originalHeaders))
       if (typeof v !== 'string' || k !== k.toLowerCase()) out.push(`original header ${k}`);
@@ -200,7 +204,8 @@ function problems(reading: BounceReading): string[] {
     if (!CATEGORIES.has(r.category)) out.push(`category ${String(r.category)}`);
     if (r.recipient !== null && (typeof r.recipient !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(r.recipient)))
       out.push(`recipient ${String(r.recipient)}`);
-    if (r.recipient !== null && r.recipient !== r.recipient.toLowerCase()) out.push('recipient not lowercased');
+    if (r.recipient !== null && r.recipient !== r.recipient.toLowerCase())
+      out.push('recipient not lowercased');
     if (r.status !== null && !/^[245]\.\d{1,3}\.\d{1,3}$/.test(r.status)) out.push(`status ${r.status}`);
     if (r.replyCode !== null && !(Number.isInteger(r.replyCode) && r.replyCode >= 200 && r.replyCode < 600))
       out.push(`replyCode ${r.replyCode}`);

@@ -5,7 +5,14 @@ import { resolveShaping } from '../../../src/queue/index.js';
 
 describe('destination pools', () => {
   it('caps a paced destination at a short horizon of its rate and an unpaced one by its connections', () => {
-    const config = parseConfig({ delivery: { domain: { 'slow.test': { rate: '1/min' }, 'busy.test': { rate: '600/min', max_connections: 2 } } } }, 'test');
+    const config = parseConfig(
+      {
+        delivery: {
+          domain: { 'slow.test': { rate: '1/min' }, 'busy.test': { rate: '600/min', max_connections: 2 } },
+        },
+      },
+      'test',
+    );
     const cap = (d: string): number => leaseCap(resolveShaping(config.delivery, d, []).shaping);
     expect(cap('slow.test')).toBe(1);
     expect(cap('busy.test')).toBe(100);

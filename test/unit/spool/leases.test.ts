@@ -5,8 +5,15 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { lockDataDir, openSpool, type Spool } from '../../../src/spool/index.js';
 
 const update = (id: number, messageId: string) => ({
-  recipientId: id, messageId, accountId: null, domain: 'dest.test', state: 'delivered' as const,
-  event: 'delivery' as const, attempted: true, mx: 'mx', reply: { code: 250, enhanced: '2.0.0', text: 'ok' },
+  recipientId: id,
+  messageId,
+  accountId: null,
+  domain: 'dest.test',
+  state: 'delivered' as const,
+  event: 'delivery' as const,
+  attempted: true,
+  mx: 'mx',
+  reply: { code: 250, enhanced: '2.0.0', text: 'ok' },
 });
 
 describe('leases', () => {
@@ -18,17 +25,29 @@ describe('leases', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const setup = async (recipients: { address: string; domain: string }[]): Promise<{ spool: Spool; id: string }> => {
+  const setup = async (
+    recipients: { address: string; domain: string }[],
+  ): Promise<{ spool: Spool; id: string }> => {
     dir = mkdtempSync(join(tmpdir(), 'petrel-leases-'));
     spool = openSpool(dir, { clock: { now: () => now } });
     const id = spool.messages.newId();
     await spool.messages.insert(id, {
-      accountId: null, mailFrom: 'a@example.com', recipients, headerMessageId: null, body: Buffer.from('x\r\n'), listener: 'submission',
+      accountId: null,
+      mailFrom: 'a@example.com',
+      recipients,
+      headerMessageId: null,
+      body: Buffer.from('x\r\n'),
+      listener: 'submission',
     });
     return { spool, id };
   };
-  const lease = (s: Spool, holder: string, limit = 10, room: Record<string, number> = {}, newDomainRoom = 100) =>
-    s.queue.leaseDue({ holder, limit, leaseMs: 1000, room, newDomainRoom });
+  const lease = (
+    s: Spool,
+    holder: string,
+    limit = 10,
+    room: Record<string, number> = {},
+    newDomainRoom = 100,
+  ) => s.queue.leaseDue({ holder, limit, leaseMs: 1000, room, newDomainRoom });
 
   it('keeps a lease for its holder until it lapses, then gives it to another, whose outcome alone applies', async () => {
     const { spool: s, id } = await setup([{ address: 'a@dest.test', domain: 'dest.test' }]);

@@ -17,18 +17,37 @@ describe('retention sweep', () => {
     const add = async (tag: string, domain = 'dest.test'): Promise<string> => {
       const id = spool.messages.newId();
       await spool.messages.insert(id, {
-        accountId: null, mailFrom: 'a@example.com', recipients: [{ address: `${tag}@${domain}`, domain }],
-        headerMessageId: null, body: Buffer.from(`Subject: ${tag}\r\n\r\nbody\r\n`), listener: 'submission',
+        accountId: null,
+        mailFrom: 'a@example.com',
+        recipients: [{ address: `${tag}@${domain}`, domain }],
+        headerMessageId: null,
+        body: Buffer.from(`Subject: ${tag}\r\n\r\nbody\r\n`),
+        listener: 'submission',
       });
       return id;
     };
     const finish = async (): Promise<void> => {
-      const due = (await spool.queue.leaseDue({ holder: 'h1', limit: 100, leaseMs: 60_000, room: {}, newDomainRoom: 1000 })).due;
+      const due = (
+        await spool.queue.leaseDue({
+          holder: 'h1',
+          limit: 100,
+          leaseMs: 60_000,
+          room: {},
+          newDomainRoom: 1000,
+        })
+      ).due;
       await spool.queue.complete(
         'h1',
         due.map((r) => ({
-          recipientId: r.id, messageId: r.messageId, accountId: null, domain: r.domain, state: 'delivered' as const,
-          event: 'delivery' as const, attempted: true, reply: { code: 250, enhanced: '2.0.0', text: 'ok' }, mx: 'mx',
+          recipientId: r.id,
+          messageId: r.messageId,
+          accountId: null,
+          domain: r.domain,
+          state: 'delivered' as const,
+          event: 'delivery' as const,
+          attempted: true,
+          reply: { code: 250, enhanced: '2.0.0', text: 'ok' },
+          mx: 'mx',
         })),
       );
     };

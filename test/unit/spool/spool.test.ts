@@ -76,8 +76,13 @@ describe('spool', () => {
       body: Buffer.from(body),
       listener: 'submission',
     });
-    await spool.messages.insert(id, { ...message(['a@dest.test', 'b@dest.test'], 'original\r\n'), mailFrom: 's@example.com' });
-    const leased = (await spool.queue.leaseDue({ holder: 'h1', limit: 10, leaseMs: 60_000, room: {}, newDomainRoom: 1000 })).due;
+    await spool.messages.insert(id, {
+      ...message(['a@dest.test', 'b@dest.test'], 'original\r\n'),
+      mailFrom: 's@example.com',
+    });
+    const leased = (
+      await spool.queue.leaseDue({ holder: 'h1', limit: 10, leaseMs: 60_000, room: {}, newDomainRoom: 1000 })
+    ).due;
     expect(leased.map((r) => r.address).sort()).toEqual(['a@dest.test', 'b@dest.test']);
     const b = leased.find((r) => r.address === 'b@dest.test')!;
     // b goes back to the queue (as at shutdown), so its outcome below must not apply.
@@ -87,8 +92,15 @@ describe('spool', () => {
     const applied = await spool.queue.complete(
       'h1',
       leased.map((r) => ({
-        recipientId: r.id, messageId: id, accountId: null, domain: 'dest.test', state: 'bounced' as const,
-        event: 'bounce' as const, attempted: true, mx: null, reply: { code: 550, enhanced: '5.1.1', text: 'no' },
+        recipientId: r.id,
+        messageId: id,
+        accountId: null,
+        domain: 'dest.test',
+        state: 'bounced' as const,
+        event: 'bounce' as const,
+        attempted: true,
+        mx: null,
+        reply: { code: 550, enhanced: '5.1.1', text: 'no' },
       })),
       (done) => {
         const addresses = done.map((u) => leased.find((r) => r.id === u.recipientId)!.address).sort();
@@ -110,7 +122,9 @@ describe('spool', () => {
     dir = mkdtempSync(join(tmpdir(), 'petrel-spool-'));
     const spool = openSpool(dir);
     await spool.accounts.add('app', 'h', ['example.com']);
-    await expect(spool.accounts.add('app', 'h', ['example.com'])).rejects.toMatchObject({ code: 'PETREL_ACCOUNT_EXISTS' });
+    await expect(spool.accounts.add('app', 'h', ['example.com'])).rejects.toMatchObject({
+      code: 'PETREL_ACCOUNT_EXISTS',
+    });
     expect((await spool.accounts.list()).map((a) => a.name)).toEqual(['app']);
     await spool.close();
   });

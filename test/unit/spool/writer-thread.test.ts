@@ -6,7 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { openSpool } from '../../../src/spool/index.js';
 
 // The writer thread loads its compiled script (dist/spool/writer-worker.js): `npm test` builds first.
-const { threadWriter } = (await import(pathToFileURL(resolve('dist/spool/writer.js')).href)) as typeof import('../../../src/spool/writer.js');
+const { threadWriter } = (await import(
+  pathToFileURL(resolve('dist/spool/writer.js')).href
+)) as typeof import('../../../src/spool/writer.js');
 
 describe('spool writer thread', () => {
   let dir = '';
@@ -22,15 +24,21 @@ describe('spool writer thread', () => {
       op: 'insert',
       id,
       message: {
-        accountId: null, mailFrom: 's@example.com', recipients: [{ address: 'r@dest.test', domain: 'dest.test' }],
-        headerMessageId: null, body: Buffer.from('on the thread\r\n'), listener: 'submission',
+        accountId: null,
+        mailFrom: 's@example.com',
+        recipients: [{ address: 'r@dest.test', domain: 'dest.test' }],
+        headerMessageId: null,
+        body: Buffer.from('on the thread\r\n'),
+        listener: 'submission',
       },
       now: Date.now(),
     });
     const closed = writer.close();
     await insert;
     await closed;
-    await expect(writer.run({ op: 'probe', now: Date.now() })).rejects.toMatchObject({ code: 'PETREL_SPOOL_WRITE' });
+    await expect(writer.run({ op: 'probe', now: Date.now() })).rejects.toMatchObject({
+      code: 'PETREL_SPOOL_WRITE',
+    });
     expect((await spool.messages.get(id))?.body.toString()).toBe('on the thread\r\n');
     expect(fatal).toEqual([]);
     await spool.close();
@@ -43,9 +51,13 @@ describe('spool writer thread', () => {
     mkdirSync(path);
     const fatal: Error[] = [];
     const writer = threadWriter(path, (e) => fatal.push(e));
-    await expect(writer.run({ op: 'probe', now: Date.now() })).rejects.toMatchObject({ code: 'PETREL_SPOOL_WRITE' });
+    await expect(writer.run({ op: 'probe', now: Date.now() })).rejects.toMatchObject({
+      code: 'PETREL_SPOOL_WRITE',
+    });
     await writer.close();
     expect(fatal).toHaveLength(1);
-    await expect(writer.run({ op: 'probe', now: Date.now() })).rejects.toMatchObject({ code: 'PETREL_SPOOL_WRITE' });
+    await expect(writer.run({ op: 'probe', now: Date.now() })).rejects.toMatchObject({
+      code: 'PETREL_SPOOL_WRITE',
+    });
   });
 });

@@ -83,7 +83,13 @@ describe('normalizeMessage', () => {
   const now = new Date(Date.UTC(2026, 10, 23, 9, 5, 7));
   it('prepends Received, drops Bcc with its continuation lines, adds Message-ID and Date', () => {
     const p = parse('From: a@b.c\r\nBcc: x@y.z,\r\n\tw@y.z\r\nSubject: s\r\n\r\nbody\r\n');
-    const n = normalizeMessage({ parsed: p, receivedHeader: 'Received: test\r\n', hostname: 'mta.test', queueId: 'Q1', now });
+    const n = normalizeMessage({
+      parsed: p,
+      receivedHeader: 'Received: test\r\n',
+      hostname: 'mta.test',
+      queueId: 'Q1',
+      now,
+    });
     const text = n.data.toString();
     expect(text.startsWith('Received: test\r\nFrom: a@b.c\r\nSubject: s\r\nMessage-ID: <Q1.')).toBe(true);
     expect(text).toContain('Date: Mon, 23 Nov 2026 09:05:07 +0000\r\n\r\nbody\r\n');
@@ -92,8 +98,16 @@ describe('normalizeMessage', () => {
   });
   it('keeps an existing Message-ID and Date untouched', () => {
     const p = parse('Date: whenever\r\nMessage-ID: <keep@me>\r\nFrom: a@b.c\r\n\r\nbody');
-    const n = normalizeMessage({ parsed: p, receivedHeader: 'Received: r\r\n', hostname: 'h', queueId: 'Q', now });
-    expect(n.data.toString()).toBe('Received: r\r\nDate: whenever\r\nMessage-ID: <keep@me>\r\nFrom: a@b.c\r\n\r\nbody');
+    const n = normalizeMessage({
+      parsed: p,
+      receivedHeader: 'Received: r\r\n',
+      hostname: 'h',
+      queueId: 'Q',
+      now,
+    });
+    expect(n.data.toString()).toBe(
+      'Received: r\r\nDate: whenever\r\nMessage-ID: <keep@me>\r\nFrom: a@b.c\r\n\r\nbody',
+    );
     expect(n.messageId).toBe('<keep@me>');
   });
   it('formats dates as RFC 5322', () => {
@@ -108,7 +122,11 @@ describe('parseMessage and control characters', () => {
     ['DEL', 'Subject: a\x7fb\r\n\r\nbody\r\n'],
     ['VT in a continuation', 'Subject: a\r\n \x0bb\r\n\r\nbody\r\n'],
   ])('refuses %s in the header block with 554 5.6.0', (_what, text) => {
-    expect(parseMessage(Buffer.from(text), limits)).toMatchObject({ code: 554, enhanced: '5.6.0', text: 'Message header contains a control character' });
+    expect(parseMessage(Buffer.from(text), limits)).toMatchObject({
+      code: 554,
+      enhanced: '5.6.0',
+      text: 'Message header contains a control character',
+    });
   });
   it('passes HTAB in headers and control characters in the body', () => {
     const parsed = parse('Subject:\ta\tb\r\n\r\nbody\x1b\x7f\r\n');
