@@ -4,6 +4,7 @@ import { addUser, makeTestDir, startDaemon, type Daemon, type TestDir } from '..
 import { interopTool, startDnsmasq, type Dnsmasq } from '../helpers/interop.js';
 import { startSink, type Sink } from '../helpers/sink.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
+import { until } from '../helpers/until.js';
 
 const tool = interopTool('/usr/sbin/dnsmasq', 'dnsmasq-base');
 
@@ -16,14 +17,6 @@ async function submit(port: number, to: string, subject: string): Promise<string
   c.close();
   expect(r.code).toBe(250);
   return /queued as (\S+)/.exec(r.text)![1]!;
-}
-
-async function until(fn: () => Promise<boolean> | boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe.skipIf(!tool.available)(

@@ -8,6 +8,7 @@ import { openSpool } from '../../src/spool/index.js';
 import { addUser, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { interopTool } from '../helpers/interop.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
+import { until } from '../helpers/until.js';
 
 const tool = interopTool('/usr/sbin/smtp-sink', 'postfix');
 
@@ -17,14 +18,6 @@ async function freePort(): Promise<number> {
   const { port } = s.address() as { port: number };
   await new Promise<void>((r) => s.close(() => r()));
   return port;
-}
-
-async function until(fn: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 describe.skipIf(!tool.available)(

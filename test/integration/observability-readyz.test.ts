@@ -6,17 +6,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
 import { addUser, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
+import { until } from '../helpers/until.js';
 
 async function status(daemon: Daemon, path: string): Promise<number> {
   return (await fetch(`http://127.0.0.1:${daemon.ports.http!}${path}`)).status;
-}
-
-async function until(what: string, fn: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Writes until the filesystem refuses (ENOSPC), in big chunks and then page-sized ones. */

@@ -4,19 +4,7 @@ import { addUser, cli, makeTestDir, startDaemon, type Daemon, type TestDir } fro
 import { startSink, type ReceivedMessage, type Sink } from '../helpers/sink.js';
 import { arfFor, dsnFor } from '../helpers/reports.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
-
-async function until<T>(
-  fn: () => T | undefined | null | false | Promise<T | undefined | null | false>,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { until } from '../helpers/until.js';
 
 describe('bounces, complaints and unsubscribes suppress through the whole pipeline', () => {
   let sink: Sink;

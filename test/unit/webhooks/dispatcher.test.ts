@@ -10,6 +10,7 @@ import {
   type WebhookEvent,
   type WebhookTarget,
 } from '../../../src/webhooks/index.js';
+import { until } from '../../helpers/until.js';
 
 function entry(id: number, type: EventEntry['type'], extra: Partial<EventEntry> = {}): EventEntry {
   return {
@@ -88,14 +89,6 @@ function fakeFetch(answers: (n: number) => number | Error): { fetch: typeof fetc
     return new Response(null, { status: a });
   };
   return { fetch: f as typeof fetch, calls };
-}
-
-async function until(fn: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!fn()) {
-    if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 const sent = (calls: Call[]): WebhookEvent[][] =>
