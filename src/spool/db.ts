@@ -1,10 +1,44 @@
 import { chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
+import Database, { type Statement } from 'better-sqlite3';
 import { SpoolError, errorMessage, makeDirectory } from '../shared/index.js';
 import { MIGRATIONS } from './migrations.js';
 
 export type Db = Database.Database;
+
+/**
+ * Every statement of this process, by connection and SQL text, kept for the life of the
+ * process. better-sqlite3 12 on Node 24 aborts the process when the garbage collector finalizes
+ * a Statement during a microtask checkpoint (`RemoveEnvironmentCleanupHook … (env) != nullptr`,
+ * seen under load), so no Statement may ever become garbage: each SQL text is prepared once per
+ * connection and reused, and PRAGMAs go through the same cache (db.pragma prepares anew).
+ */
+const kept = new Map<Db, Map<string, Statement<unknown[]>>>();
+
+function keepStatements(db: Db): void {
+  const cache = new Map<string, Statement<unknown[]>>();
+  kept.set(db, cache);
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((sql: string) => {
+    let statement = cache.get(sql);
+    if (!statement) cache.set(sql, (statement = prepare(sql) as Statement<unknown[]>));
+    return statement;
+  }) as Db['prepare'];
+}
+
+/** A PRAGMA's first value (its rows with `all`), through the connection's kept statements. */
+export function pragma(db: Db, source: string): unknown;
+export function pragma(db: Db, source: string, all: true): unknown[];
+export function pragma(db: Db, source: string, all = false): unknown {
+  const statement = db.prepare(`PRAGMA ${source}`);
+  if (all) return statement.all();
+  if (!statement.reader) {
+    statement.run();
+    return undefined;
+  }
+  const row = statement.get() as Record<string, unknown> | undefined;
+  return row === undefined ? undefined : Object.values(row)[0];
+}
 
 /**
  * Opens the spool database with the durability and privacy settings every connection needs:
@@ -25,12 +59,13 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
       cause: err,
     });
   }
+  keepStatements(db);
   try {
-    if (!options.readonly) db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('secure_delete = ON');
-    db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
+    if (!options.readonly) pragma(db, 'journal_mode = WAL');
+    pragma(db, 'synchronous = FULL');
+    pragma(db, 'secure_delete = ON');
+    pragma(db, 'foreign_keys = ON');
+    pragma(db, 'busy_timeout = 5000');
     if (!options.readonly) {
       // The spool holds personal data: owner only. SQLite gives -wal and -shm the same mode.
       chmodSync(path, 0o600);
@@ -46,16 +81,16 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
 }
 
 function migrate(db: Db): void {
-  const current = db.pragma('user_version', { simple: true }) as number;
+  const current = pragma(db, 'user_version') as number;
   if (current > MIGRATIONS.length) {
     throw new Error(`schema version ${current} is newer than this Petrel (${MIGRATIONS.length})`);
   }
   for (let version = current; version < MIGRATIONS.length; version++) {
     db.transaction(() => {
       // Another process (a CLI command next to the daemon) may have migrated meanwhile.
-      if ((db.pragma('user_version', { simple: true }) as number) > version) return;
+      if ((pragma(db, 'user_version') as number) > version) return;
       db.exec(MIGRATIONS[version]!);
-      db.pragma(`user_version = ${version + 1}`);
+      db.exec(`PRAGMA user_version = ${version + 1}`);
     }).immediate();
   }
 }

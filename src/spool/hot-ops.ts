@@ -1,5 +1,5 @@
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './db.js';
+import { pragma, type Db } from './db.js';
 import type { DueRecipient, NewMessage, RecipientUpdate } from './records.js';
 
 /**
@@ -109,13 +109,13 @@ export type HotResult<O extends HotOp['op']> = O extends 'complete'
  * held up by a long reader (a backup). Not in a transaction.
  */
 export function checkpointTruncate(db: Db, wait: boolean): boolean {
-  const timeout = db.pragma('busy_timeout', { simple: true }) as number;
-  if (!wait) db.pragma('busy_timeout = 0');
+  const timeout = pragma(db, 'busy_timeout') as number;
+  if (!wait) db.exec('PRAGMA busy_timeout = 0');
   try {
-    const [r] = db.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
+    const [r] = pragma(db, 'wal_checkpoint(TRUNCATE)', true) as { busy: number }[];
     return r?.busy === 0;
   } finally {
-    db.pragma(`busy_timeout = ${timeout}`);
+    db.exec(`PRAGMA busy_timeout = ${timeout}`);
   }
 }
 

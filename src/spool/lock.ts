@@ -28,7 +28,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
     });
   }
   try {
-    db.pragma('locking_mode = EXCLUSIVE');
+    db.exec('PRAGMA locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE');
   } catch (err) {
     db.close();

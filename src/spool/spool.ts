@@ -2,7 +2,7 @@ import { chmodSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../shared/index.js';
 import { createAccountStore, type AccountStore } from './account-store.js';
-import { openDatabase, type Db } from './db.js';
+import { openDatabase, pragma, type Db } from './db.js';
 import type { FatalHandler } from './committer.js';
 import { inProcessWriter, threadWriter } from './writer.js';
 import { watchSpace } from './space-watch.js';
@@ -95,10 +95,10 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     privacy: createPrivacyStore(db, suppressions, clock, writer),
     secret,
     async dataVersion() {
-      return db.pragma('data_version', { simple: true }) as number;
+      return pragma(db, 'data_version') as number;
     },
     async pragma(name) {
-      return db.pragma(name, { simple: true }) as string | number;
+      return pragma(db, name) as string | number;
     },
     async writable() {
       if (space.short()) return false;
@@ -138,7 +138,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
       chmodSync(file, 0o600);
     },
     async checkpoint() {
-      db.pragma('wal_checkpoint(TRUNCATE)');
+      pragma(db, 'wal_checkpoint(TRUNCATE)', true);
     },
     async close() {
       if (closed) return;
@@ -148,7 +148,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
       try {
         // PASSIVE: TRUNCATE would wait for the daemon's writer (every CLI command closes so), and
         // erasure truncates the WAL on its own.
-        db.pragma('wal_checkpoint(PASSIVE)');
+        pragma(db, 'wal_checkpoint(PASSIVE)', true);
       } finally {
         db.close();
       }

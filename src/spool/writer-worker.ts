@@ -10,7 +10,7 @@ import type { WriterReply } from './writer.js';
 const port = parentPort!;
 const db = openDatabase((workerData as { path: string }).path);
 // Waiting here blocks no event loop that serves clients: give a long admin write time to end.
-db.pragma('busy_timeout = 60000');
+db.exec('PRAGMA busy_timeout = 60000');
 const exec = prepareHotOps(db);
 const post = (m: WriterReply): void => port.postMessage(m);
 const committer = createCommitter(db, (err) =>
