@@ -112,12 +112,15 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         const limit = Math.min(deps.maxInflight - domainOf.size, LEASE_BATCH);
         if (limit > 0 && !stopped) {
           const { due, more } = await spool.queue.leaseDue({ holder, limit, leaseMs, ...rooms() });
-          for (const r of due) {
+          // A lease of ours that lapsed while we still work on it (renewals failed) comes back
+          // as due: it is renewed by this lease, and must not be sent a second time.
+          const fresh = due.filter((r) => !domainOf.has(r.id));
+          for (const r of fresh) {
             domainOf.set(r.id, r.domain);
             perDomain.set(r.domain, (perDomain.get(r.domain) ?? 0) + 1);
           }
           full = more;
-          if (due.length > 0) deps.onLeased(due);
+          if (fresh.length > 0) deps.onLeased(fresh);
         }
       } catch (err) {
         logger.error({ err }, 'queue poll failed');
