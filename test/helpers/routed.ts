@@ -11,6 +11,8 @@ export interface RoutedOptions {
   readonly domains?: readonly string[];
   /** More TOML; without a [delivery] table of its own, the queue polls every 100 ms. */
   readonly toml?: string;
+  /** More TOML in the [submission] table. */
+  readonly submission?: string;
   readonly sink?: SinkScript;
   /** The submitting account (default `app`, password `pw`, sending for example.com); false: none. */
   readonly user?:
@@ -34,6 +36,7 @@ export async function startRoutedDaemon(options: RoutedOptions = {}): Promise<Ro
   const toml = options.toml ?? '';
   const t = makeTestDir(
     `${toml.includes('[delivery]') ? '' : '[delivery]\npoll_interval = "100ms"\n\n'}${toml}\n\n${routesTo(sink.port, ...(options.domains ?? ['dest.test']))}`,
+    options.submission ?? '',
   );
   try {
     if (options.user !== false) {

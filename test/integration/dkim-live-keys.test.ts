@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DkimDnsRecord } from '../../src/dkim/index.js';
-import { makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import type { Daemon, TestDir } from '../helpers/daemon.js';
 import {
   addUserAsync,
   delivered,
@@ -14,7 +14,8 @@ import {
   transact,
   verifyWithBoth,
 } from '../helpers/dkim-check.js';
-import { startSink, type Sink } from '../helpers/sink.js';
+import type { Sink } from '../helpers/sink.js';
+import { startRoutedDaemon, type Routed } from '../helpers/routed.js';
 
 /*
  * Keys made by the CLI while the daemon runs: the daemon notices the database change
@@ -36,6 +37,7 @@ async function keyLoaded(daemon: Daemon, key: string): Promise<void> {
 
 // The tests below are one story, in order: no key, a first key, a rotated key, a reload.
 describe('DKIM keys changed while the daemon runs', () => {
+  let routed: Routed | undefined;
   let t: TestDir;
   let sink: Sink;
   let daemon: Daemon;
@@ -63,23 +65,15 @@ describe('DKIM keys changed while the daemon runs', () => {
 
   beforeAll(async () => {
     requireDkimpy();
-    sink = await startSink();
-    t = makeTestDir(`
-[delivery]
-poll_interval = "100ms"
-
-[routes."dest.test"]
-host = "127.0.0.1"
-port = ${sink.port}
-`);
-    await addUserAsync(t, USER, ['late.test'], PASS);
-    daemon = await startDaemon(t);
+    routed = await startRoutedDaemon({
+      user: false,
+      prepare: (dir) => addUserAsync(dir, USER, ['late.test'], PASS),
+    });
+    ({ t, sink, daemon } = routed);
   }, 30_000);
 
   afterAll(async () => {
-    await daemon?.stop();
-    await sink?.close();
-    t?.cleanup();
+    await routed?.stop();
   });
 
   it('sends unsigned while the domain has no key, then signs with a key made by `petrel dkim keygen` as soon as the daemon has seen it', async () => {

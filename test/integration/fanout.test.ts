@@ -4,6 +4,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser, cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { startSink, type Sink } from '../helpers/sink.js';
+import { startRoutedDaemon, type Routed } from '../helpers/routed.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
 const TRUSTED = 'trusted_networks = ["127.0.0.0/8"]\ntrusted_account = "app"';
@@ -52,34 +53,25 @@ function peakRssMb(pid: number): number {
 }
 
 describe('marketing fan-out: one copy per recipient, all or none', () => {
+  let routed: Routed | undefined;
   let sink: Sink;
   let t: TestDir;
   let daemon: Daemon;
   let db: Database.Database;
 
   beforeAll(async () => {
-    sink = await startSink();
-    t = makeTestDir(
-      `
-[delivery]
-poll_interval = "200ms"
-
-[routes."fanout.test"]
-host = "127.0.0.1"
-port = ${sink.port}
-`,
-      TRUSTED,
-    );
-    addUser(t, 'app', ['example.com']);
-    daemon = await startDaemon(t);
+    routed = await startRoutedDaemon({
+      domains: ['fanout.test'],
+      submission: TRUSTED,
+      user: { domains: ['example.com'], password: 'correct horse battery' },
+    });
+    ({ sink, t, daemon } = routed);
     db = new Database(join(t.dataDir, 'petrel.db'));
   });
 
   afterAll(async () => {
     db?.close();
-    await daemon?.stop();
-    await sink?.close();
-    t?.cleanup();
+    await routed?.stop();
   });
 
   it('leaves no copy when the commit fails halfway through 100 recipients, and the retry queues each recipient once', async () => {
