@@ -1,6 +1,13 @@
 import { classifyReply, type BounceResult } from '../bounce/index.js';
 import type { Config } from '../config/index.js';
-import type { BounceRule, BounceWrite, Spool, SuppressionRecord, SuppressionStore } from '../spool/index.js';
+import type {
+  BounceRecordInput,
+  BounceRule,
+  BounceWrite,
+  Spool,
+  SuppressionRecord,
+  SuppressionStore,
+} from '../spool/index.js';
 
 export type Stream = 'transactional' | 'marketing';
 
@@ -104,16 +111,11 @@ export interface SuppressionPolicy {
   ): { readonly write: BounceWrite; counted(): void } | null;
 }
 
-interface Bounce {
-  readonly kind: string;
-  readonly category: string;
-  readonly reason: string;
-  readonly status: string | null;
-  readonly diagnostic: string | null;
-  readonly source: string;
+/** What a bounce record says, before it is tied to a recipient. */
+type Bounce = Omit<BounceRecordInput, 'accountId' | 'recipientId' | 'messageId' | 'address'> & {
   /** The suppression entry's reason. */
   readonly entryReason: string;
-}
+};
 
 type Rcpt = NonNullable<Awaited<ReturnType<PolicyStores['queue']['recipient']>>>;
 
