@@ -39,7 +39,8 @@ export async function openRollingFile(options: RollingFileOptions): Promise<Roll
       file: join(dir, 'petrel'),
       extension: '.log',
       size: `${options.maxSize}b`,
-      limit: { count: options.maxFiles, removeOtherLogFiles: true },
+      // With removeOtherLogFiles, pino-roll's count takes in the current file too.
+      limit: { count: options.maxFiles + 1, removeOtherLogFiles: true },
       symlink: true,
     })) as RollingFile;
   } catch (err) {

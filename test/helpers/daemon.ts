@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -62,6 +62,46 @@ export interface StartOptions {
   /** A command that runs node, e.g. `['strace', '-f', '-o', file]` or `['fiu-run', '-x']`. */
   readonly wrapper?: readonly string[];
   readonly env?: NodeJS.ProcessEnv;
+  /**
+   * The config's log_dir: the daemon writes its lines there, not to stdout, so they are read
+   * from the files (`logs` then holds the lines of the files still kept, refreshed every 50 ms).
+   */
+  readonly logDir?: string;
+}
+
+/** The `petrel.N.log` files of a log_dir, oldest first. */
+export function logFiles(dir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names
+    .filter((f) => /^petrel\.\d+\.log$/.test(f))
+    .sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]))
+    .map((f) => join(dir, f));
+}
+
+/** The text of a log_dir's files, oldest first (a file deleted while reading counts as empty). */
+export function logFilesText(dir: string): string {
+  return logFiles(dir)
+    .map((f) => {
+      try {
+        return readFileSync(f, 'utf8');
+      } catch {
+        return '';
+      }
+    })
+    .join('');
+}
+
+function parseLine(line: string): LogLine | undefined {
+  try {
+    return JSON.parse(line) as LogLine;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Starts `petrel serve` as a child process and waits until it listens. */
@@ -87,26 +127,47 @@ export async function startDaemon(t: TestDir, opts: StartOptions = {}): Promise<
   const ports: { submission: number; submissions?: number; inbound?: number; http?: number } = {
     submission: 0,
   };
+  const take = (parsed: LogLine): boolean => {
+    if (parsed.msg === 'listening') {
+      const port = Number(String(parsed['address']).split(':').pop());
+      if (parsed['listener'] === 'submission') ports.submission = port;
+      if (parsed['listener'] === 'submissions') ports.submissions = port;
+      if (parsed['listener'] === 'inbound') ports.inbound = port;
+      if (parsed['listener'] === 'http') ports.http = port;
+    }
+    return parsed.msg === 'petrel started';
+  };
+  const logDir = opts.logDir;
+  // A restart finds the lines of the run before in the files; only a later start counts.
+  const startsBefore =
+    logDir === undefined ? 0 : logFilesText(logDir).split('"msg":"petrel started"').length - 1;
   await new Promise<void>((res, rej) => {
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
       stdout += `${line}\n`;
-      let parsed: LogLine;
-      try {
-        parsed = JSON.parse(line) as LogLine;
-      } catch {
-        return;
-      }
+      const parsed = parseLine(line);
+      if (!parsed || logDir !== undefined) return;
       logs.push(parsed);
-      if (parsed.msg === 'listening') {
-        const port = Number(String(parsed['address']).split(':').pop());
-        if (parsed['listener'] === 'submission') ports.submission = port;
-        if (parsed['listener'] === 'submissions') ports.submissions = port;
-        if (parsed['listener'] === 'inbound') ports.inbound = port;
-        if (parsed['listener'] === 'http') ports.http = port;
-      }
-      if (parsed.msg === 'petrel started') res();
+      if (take(parsed)) res();
     });
+    if (logDir !== undefined) {
+      let started = false;
+      const refresh = (): void => {
+        const lines = logFilesText(logDir)
+          .split('\n')
+          .flatMap((l) => parseLine(l) ?? []);
+        logs.splice(0, logs.length, ...lines);
+        if (!started && lines.map(take).filter(Boolean).length > startsBefore) {
+          started = true;
+          res();
+        }
+      };
+      const timer = setInterval(refresh, 50);
+      void exited.then(() => {
+        clearInterval(timer);
+        refresh();
+      });
+    }
     void exited.then((code) => rej(new Error(`petrel exited (${code}) before start: ${stderr}${stdout}`)));
   });
   return {

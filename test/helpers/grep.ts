@@ -46,3 +46,27 @@ export function encodedForms(address: string, extra: readonly string[] = []): st
     ...spellings.flatMap((s) => [...base64Forms(s), ...base64Forms(s.slice(0, s.lastIndexOf('@')))]),
   ];
 }
+
+/**
+ * `address` as quoted-printable writes it with a soft line break at each position inside it,
+ * with `@` plain or as `=40`.
+ */
+export function softBreakForms(address: string): string[] {
+  return [address, address.replace(/@/g, '=40')].flatMap((a) =>
+    Array.from({ length: a.length - 1 }, (_, k) => `${a.slice(0, k + 1)}=\r\n${a.slice(k + 1)}`),
+  );
+}
+
+/** The files below `dirs`, each read once and lower-cased, for grepping many needles. */
+export function readFilesLower(dirs: string[]): { readonly path: string; readonly text: string }[] {
+  const read = (path: string): { path: string; text: string }[] => {
+    try {
+      if (statSync(path).isDirectory()) return readdirSync(path).flatMap((name) => read(join(path, name)));
+      return [{ path, text: readFileSync(path).toString('latin1').toLowerCase() }];
+    } catch {
+      // Gone between the listing and the read (a log file rolled away, the SHM at close).
+      return [];
+    }
+  };
+  return dirs.flatMap(read);
+}

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DkimDnsRecord } from '../../src/dkim/index.js';
 import { openSpool } from '../../src/spool/index.js';
-import { makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import type { Daemon, TestDir } from '../helpers/daemon.js';
 import {
   addUserAsync,
   delivered,
@@ -13,7 +13,8 @@ import {
   transact,
   verifyManyWithBoth,
 } from '../helpers/dkim-check.js';
-import { startSink, type Sink } from '../helpers/sink.js';
+import { startRoutedDaemon } from '../helpers/routed.js';
+import type { Sink } from '../helpers/sink.js';
 
 /*
  * The [dkim] options against the real daemon: also_sign_as adds the platform domain's
@@ -41,39 +42,32 @@ async function recipientRows(t: TestDir): Promise<number> {
 
 interface Setup {
   readonly t: TestDir;
+  readonly sink: Sink;
   readonly daemon: Daemon;
   readonly records: DkimDnsRecord[];
+  stop(): Promise<void>;
 }
 
-/** A daemon with `dkimToml` as its [dkim] section, delivering dest.test to `sink`. */
+/** A daemon with `dkimToml` as its [dkim] section, delivering dest.test to a sink of its own. */
 async function setup(
-  sink: Sink,
   dkimToml: string,
   keys: [domain: string, selector: string, algo: 'rsa' | 'ed25519'][],
   allowFrom: string[],
 ): Promise<Setup> {
-  const t = makeTestDir(`
-[dkim]
-${dkimToml}
-
-[delivery]
-poll_interval = "100ms"
-
-[routes."dest.test"]
-host = "127.0.0.1"
-port = ${sink.port}
-`);
-  await addUserAsync(t, USER, allowFrom, PASS);
-  await Promise.all(keys.map(([domain, selector, algo]) => keygen(t, domain, selector, algo)));
-  const [records, daemon] = await Promise.all([
-    publishedRecords(t, ...new Set(keys.map(([d]) => d))),
-    startDaemon(t),
-  ]);
-  return { t, daemon, records };
+  let records: DkimDnsRecord[] = [];
+  const routed = await startRoutedDaemon({
+    toml: `[dkim]\n${dkimToml}\n`,
+    user: false,
+    prepare: async (t) => {
+      await addUserAsync(t, USER, allowFrom, PASS);
+      await Promise.all(keys.map(([domain, selector, algo]) => keygen(t, domain, selector, algo)));
+      records = await publishedRecords(t, ...new Set(keys.map(([d]) => d)));
+    },
+  });
+  return { ...routed, records };
 }
 
 describe('[dkim] options', () => {
-  let sink: Sink;
   /** require = true, also_sign_as = "platform.test". */
   let strict: Setup;
   /** also_sign_as = "platform.test" only. */
@@ -81,10 +75,8 @@ describe('[dkim] options', () => {
 
   beforeAll(async () => {
     requireDkimpy();
-    sink = await startSink();
     [strict, lenient] = await Promise.all([
       setup(
-        sink,
         'require = true\nalso_sign_as = "platform.test"',
         [
           ['example.com', 'brand', 'rsa'],
@@ -92,15 +84,12 @@ describe('[dkim] options', () => {
         ],
         ['example.com', 'platform.test', 'nokey.test'],
       ),
-      setup(sink, 'also_sign_as = "platform.test"', [['platform.test', 'plat2', 'ed25519']], ['nokey.test']),
+      setup('also_sign_as = "platform.test"', [['platform.test', 'plat2', 'ed25519']], ['nokey.test']),
     ]);
   }, 60_000);
 
   afterAll(async () => {
-    await Promise.all([strict?.daemon.stop(), lenient?.daemon.stop()]);
-    await sink?.close();
-    strict?.t.cleanup();
-    lenient?.t.cleanup();
+    await Promise.all([strict?.stop(), lenient?.stop()]);
   });
 
   it('also_sign_as adds a second signature d=platform.test, and mailauth and dkimpy verify both at the sink', async () => {
@@ -116,8 +105,8 @@ describe('[dkim] options', () => {
     expect(brand.code, brand.text).toBe(250);
     expect(own.code, own.text).toBe(250);
     const got = [
-      (await delivered(sink, 'brand@dest.test')).body,
-      (await delivered(sink, 'own@dest.test')).body,
+      (await delivered(strict.sink, 'brand@dest.test')).body,
+      (await delivered(strict.sink, 'own@dest.test')).body,
     ];
     expect(signers(got[0]!)).toEqual(['example.com/brand/rsa-sha256', 'platform.test/plat/rsa-sha256']);
     // The platform's own mail is signed once, not twice with the same key.
@@ -142,9 +131,9 @@ describe('[dkim] options', () => {
     const next = await transact(c, 'ann@example.com', 'after@dest.test', message('ann@example.com', 'after'));
     c.close();
     expect(next.code, next.text).toBe(250);
-    await delivered(sink, 'after@dest.test');
+    await delivered(strict.sink, 'after@dest.test');
     expect(await recipientRows(strict.t)).toBe(before + 1);
-    expect(sink.messages.some((m) => m.rcptTo.includes('refused@dest.test'))).toBe(false);
+    expect(strict.sink.messages.some((m) => m.rcptTo.includes('refused@dest.test'))).toBe(false);
   });
 
   // The option's contract (src/config/schema.ts): "Also sign every message with this domain's key".
@@ -158,7 +147,7 @@ describe('[dkim] options', () => {
     );
     c.close();
     expect(reply.code, reply.text).toBe(250);
-    const got = (await delivered(sink, 'platform-only@dest.test')).body;
+    const got = (await delivered(lenient.sink, 'platform-only@dest.test')).body;
     expect(signers(got)).toEqual(['platform.test/plat2/ed25519-sha256']);
     expect(await verifyManyWithBoth([got], lenient.records)).toEqual([
       { mailauth: ['pass'], dkimpy: [true] },

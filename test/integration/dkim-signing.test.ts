@@ -1,7 +1,7 @@
 import nodemailer from 'nodemailer';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DkimDnsRecord } from '../../src/dkim/index.js';
-import { makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import type { Daemon } from '../helpers/daemon.js';
 import {
   addUserAsync,
   delivered,
@@ -14,7 +14,8 @@ import {
   verifyManyWithBoth,
   type Verdicts,
 } from '../helpers/dkim-check.js';
-import { startSink, type Sink } from '../helpers/sink.js';
+import { startRoutedDaemon, type Routed } from '../helpers/routed.js';
+import type { Sink } from '../helpers/sink.js';
 
 /*
  * DKIM end to end: messages go over SMTP into the real daemon, out through its queue to a
@@ -106,9 +107,9 @@ const SEED = Number(process.env['PETREL_DKIM_SEED'] ?? 0x5eed4);
 const RANDOM_COUNT = 25;
 
 describe('DKIM signatures on delivered mail', () => {
-  let t: TestDir;
   let sink: Sink;
   let daemon: Daemon;
+  let routed: Routed | undefined;
   let records: DkimDnsRecord[];
   /** Per submission name: what was submitted, what the sink received, and both verdicts on it. */
   const results = new Map<string, { got: Buffer; verdicts: Verdicts }>();
@@ -118,27 +119,21 @@ describe('DKIM signatures on delivered mail', () => {
 
   beforeAll(async () => {
     requireDkimpy();
-    sink = await startSink();
-    t = makeTestDir(`
-[delivery]
-poll_interval = "100ms"
-
-[routes."dest.test"]
-host = "127.0.0.1"
-port = ${sink.port}
-`);
-    // The account first: it creates the database, which the keygens then share.
-    await addUserAsync(t, USER, ['example.com', 'news.example.com', 'dual.test', 'bücher.test'], PASS);
-    await Promise.all([
-      keygen(t, 'example.com', 's1', 'rsa'),
-      keygen(t, 'dual.test', 'r1', 'rsa'),
-      keygen(t, 'dual.test', 'e1', 'ed25519'),
-      keygen(t, 'bücher.test', 'idn', 'ed25519'),
-    ]);
-    [records, daemon] = await Promise.all([
-      publishedRecords(t, 'example.com', 'dual.test', 'bücher.test'),
-      startDaemon(t),
-    ]);
+    routed = await startRoutedDaemon({
+      user: false,
+      prepare: async (dir) => {
+        // The account first: it creates the database, which the keygens then share.
+        await addUserAsync(dir, USER, ['example.com', 'news.example.com', 'dual.test', 'bücher.test'], PASS);
+        await Promise.all([
+          keygen(dir, 'example.com', 's1', 'rsa'),
+          keygen(dir, 'dual.test', 'r1', 'rsa'),
+          keygen(dir, 'dual.test', 'e1', 'ed25519'),
+          keygen(dir, 'bücher.test', 'idn', 'ed25519'),
+        ]);
+        records = await publishedRecords(dir, 'example.com', 'dual.test', 'bücher.test');
+      },
+    });
+    ({ sink, daemon } = routed);
 
     // Everything goes in over one session and is verified in one dkimpy run: Python starts
     // slowly on a busy machine, and the assertions below only read the results.
@@ -181,9 +176,7 @@ port = ${sink.port}
   }, 60_000);
 
   afterAll(async () => {
-    await daemon?.stop();
-    await sink?.close();
-    t?.cleanup();
+    await routed?.stop();
   });
 
   it.each(Object.entries(CASES))(

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger, openRollingFile } from '../../src/logging/index.js';
 import { BIN } from '../helpers/daemon.js';
+import { until } from '../helpers/until.js';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -31,12 +32,16 @@ describe('log files', () => {
       logger.info({ msgId: `m${i}` }, 'a line long enough to fill a small file quickly');
       if (i % 20 === 19) await new Promise((r) => setTimeout(r, 20));
     }
-    await new Promise((r) => setTimeout(r, 200));
     file.flushSync();
-    const files = logFiles(dir);
-    expect(files.length).toBeLessThanOrEqual(3);
+    const read = (names: string[]): string => names.map((f) => readFileSync(join(dir, f), 'utf8')).join('');
+    // Rolling and deleting are asynchronous: wait until the last line is written and only the
+    // current file and log_max_files rolled-over ones are left.
+    const files = await until('the last line and two rolled-over files', () => {
+      const now = logFiles(dir);
+      return now.length === 3 && read(now).includes('"msgId":"m199"') && now;
+    });
     expect(Number(files.at(-1)!.split('.')[1])).toBeGreaterThan(3);
-    const kept = files.map((f) => readFileSync(join(dir, f), 'utf8')).join('');
+    const kept = read(files);
     expect(kept).toContain('"msgId":"m199"');
     expect(kept).not.toContain('"msgId":"m0"');
     expect(readdirSync(dir)).toContain('current.log');
@@ -58,15 +63,14 @@ describe('log files', () => {
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     const current = join(dir, 'log', 'current.log');
-    let text = '';
-    for (let i = 0; i < 100 && !text.includes('petrel started'); i++) {
-      await new Promise((r) => setTimeout(r, 100));
+    const text = await until('the start line in current.log', () => {
       try {
-        text = readFileSync(current, 'utf8');
+        const now = readFileSync(current, 'utf8');
+        return now.includes('petrel started') && now;
       } catch {
-        text = '';
+        return false;
       }
-    }
+    });
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(text).toContain('"msg":"petrel started"');

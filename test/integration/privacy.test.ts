@@ -2,16 +2,9 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
-import {
-  addUser,
-  cli,
-  cliAsync,
-  makeTestDir,
-  startDaemon,
-  type Daemon,
-  type TestDir,
-} from '../helpers/daemon.js';
-import { startSink, type Sink } from '../helpers/sink.js';
+import { addUser, cli, cliAsync, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { startRoutedDaemon, type Routed } from '../helpers/routed.js';
+import type { Sink } from '../helpers/sink.js';
 import { encodedForms, filesContaining } from '../helpers/grep.js';
 import { arfFor } from '../helpers/reports.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
@@ -98,45 +91,31 @@ describe('privacy erase and export', () => {
 
   const writeLog = (): void => writeFileSync(join(logDir, 'petrel.log'), daemon.stdoutText());
 
+  let routed: Routed | undefined;
   beforeAll(async () => {
-    sink = await startSink({
-      data: (m) => {
-        const subject = /Subject: (\w+)/.exec(m.body.toString())?.[1];
-        if (subject === 'deferme') return { code: 451, text: '4.3.0 Try later' };
-        if (subject === 'bounceme') return { code: 550, text: `5.1.1 <${m.rcptTo[0]}>: mailbox unavailable` };
-        return undefined;
+    routed = await startRoutedDaemon({
+      domains: ['dest.test', 'example.com', 'else.test'],
+      toml: '[delivery]\npoll_interval = "200ms"\n\n[delivery.default]\nretry = ["1h"]\n',
+      sink: {
+        data: (m) => {
+          const subject = /Subject: (\w+)/.exec(m.body.toString())?.[1];
+          if (subject === 'deferme') return { code: 451, text: '4.3.0 Try later' };
+          if (subject === 'bounceme')
+            return { code: 550, text: `5.1.1 <${m.rcptTo[0]}>: mailbox unavailable` };
+          return undefined;
+        },
+      },
+      prepare: (dir) => {
+        logDir = join(dir.dir, 'log');
+        mkdirSync(logDir);
+        addUser(dir, 'people', ['dest.test'], 'pw');
       },
     });
-    t = makeTestDir(`
-[delivery]
-poll_interval = "200ms"
-
-[delivery.default]
-retry = ["1h"]
-
-[routes."dest.test"]
-host = "127.0.0.1"
-port = ${sink.port}
-
-[routes."example.com"]
-host = "127.0.0.1"
-port = ${sink.port}
-
-[routes."else.test"]
-host = "127.0.0.1"
-port = ${sink.port}
-`);
-    logDir = join(t.dir, 'log');
-    mkdirSync(logDir);
-    addUser(t, 'app', ['example.com'], 'pw');
-    addUser(t, 'people', ['dest.test'], 'pw');
-    daemon = await startDaemon(t);
+    ({ sink, t, daemon } = routed);
   });
 
   afterAll(async () => {
-    await daemon?.stop();
-    await sink?.close();
-    t?.cleanup();
+    await routed?.stop();
   });
 
   it('exports everything before, erases every byte of the address, keeps it suppressed, and exports only the hash after', async () => {
@@ -278,7 +257,7 @@ port = ${sink.port}
 
     // Nothing comes back from the WAL or anywhere else when the daemon starts again.
     await daemon.stop();
-    daemon = await startDaemon(t);
+    daemon = routed!.daemon = await startDaemon(t);
     writeLog();
     expect(leftovers()).toEqual({});
     expect(
@@ -287,20 +266,12 @@ port = ${sink.port}
   }, 60_000);
 
   it('aborts or finishes a delivery in flight and makes no later attempt', async () => {
-    const slowSink = await startSink({ dataStart: () => undefined, data: () => 'hang' });
-    const t2 = makeTestDir(`
-[delivery]
-poll_interval = "200ms"
-
-[delivery.default]
-retry = ["200ms"]
-
-[routes."slow.test"]
-host = "127.0.0.1"
-port = ${slowSink.port}
-`);
-    addUser(t2, 'app', ['example.com'], 'pw');
-    const d2 = await startDaemon(t2);
+    const slow = await startRoutedDaemon({
+      domains: ['slow.test'],
+      toml: '[delivery]\npoll_interval = "200ms"\n\n[delivery.default]\nretry = ["200ms"]\n',
+      sink: { dataStart: () => undefined, data: () => 'hang' },
+    });
+    const { sink: slowSink, t: t2, daemon: d2 } = slow;
     try {
       const c = await RawSmtp.connect(d2.ports.submission);
       await c.login('app', 'pw');
@@ -326,9 +297,7 @@ port = ${slowSink.port}
       expect(report.quiesced).toBe(true);
       expect(report.counts['otherRecipientsCancelled']).toBeGreaterThanOrEqual(1);
     } finally {
-      await d2.stop();
-      await slowSink.close();
-      t2.cleanup();
+      await slow.stop();
     }
   }, 60_000);
 });

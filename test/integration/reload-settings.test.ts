@@ -13,6 +13,7 @@ import {
   type TestDir,
 } from '../helpers/daemon.js';
 import { dsnFor } from '../helpers/reports.js';
+import { routesTo } from '../helpers/routed.js';
 import { startSink, type ReceivedMessage, type Sink } from '../helpers/sink.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { until } from '../helpers/until.js';
@@ -79,10 +80,7 @@ describe('SIGHUP applies each reloadable setting where it is used', () => {
 [delivery]
 poll_interval = "200ms"
 
-[routes."dest.test"]
-host = "127.0.0.1"
-port = ${sink.port}
-
+${routesTo(sink.port, 'dest.test')}
 [suppression]
 soft_bounce_limit = ${s.softBounceLimit}
 

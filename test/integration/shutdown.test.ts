@@ -2,6 +2,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
 import { addUser, makeTestDir, startDaemon, type TestDir } from '../helpers/daemon.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
+import { until } from '../helpers/until.js';
 
 async function inData(port: number): Promise<RawSmtp> {
   const c = await RawSmtp.connect(port);
@@ -30,7 +31,8 @@ describe('shutdown', () => {
 
     const started = Date.now();
     daemon.child.kill('SIGTERM');
-    await new Promise((r) => setTimeout(r, 200));
+    // Logged just before the listeners close, in the same turn of the daemon's event loop.
+    await until('the shutdown line', () => daemon.logs.some((l) => l.msg === 'shutting down'));
     expect((await idle.command('MAIL FROM:<a@example.com>')).code).toBe(421);
     finishing.write('ok\r\n.\r\n');
     const done = await finishing.read();

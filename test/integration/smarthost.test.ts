@@ -1,9 +1,10 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { routesTo } from '../helpers/routed.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 
 describe('static routes', () => {
@@ -46,14 +47,11 @@ describe('static routes', () => {
     writeFileSync(passwordFile, 'relay secret\n', { mode: 0o600 });
     writeFileSync(
       t.configPath,
-      `${(await import('node:fs')).readFileSync(t.configPath, 'utf8')}
+      `${readFileSync(t.configPath, 'utf8')}
 [delivery]
 poll_interval = "200ms"
 
-[routes."partner.test"]
-host = "127.0.0.1"
-port = ${relayPort}
-auth_user = "petrel"
+${routesTo(relayPort, 'partner.test')}auth_user = "petrel"
 auth_password_file = ${JSON.stringify(passwordFile)}
 `,
     );

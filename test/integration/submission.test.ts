@@ -40,7 +40,9 @@ describe('submission', () => {
 trusted_networks = ["127.0.0.2/32"]
 trusted_account = "local-apps"
 auth_max_failures = 4
-data_timeout = "2s"`,
+data_timeout = "2s"
+# Sessions some tests leave open would otherwise hold the stop at the end for the default 10 s.
+close_timeout = "200ms"`,
     );
     // The account exists before start-up, and one is added while the daemon runs (below).
     addUser(t, USER, ['example.com', '*.example.org'], PASS);

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openSpool, type Spool } from '../../src/spool/index.js';
-import { addUser, cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
-import { startSink, type ReceivedMessage, type Sink } from '../helpers/sink.js';
+import { addUser, cli, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { startRoutedDaemon, type Routed } from '../helpers/routed.js';
+import type { ReceivedMessage, Sink } from '../helpers/sink.js';
 import { arfFor, dsnFor } from '../helpers/reports.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { until } from '../helpers/until.js';
@@ -51,38 +52,28 @@ describe('bounces, complaints and unsubscribes suppress through the whole pipeli
     return r.code;
   };
 
+  let routed: Routed | undefined;
   beforeAll(async () => {
-    sink = await startSink({
-      rcpt: (a) => {
-        if (a.startsWith('gone@')) return { code: 550, text: '5.1.1 <gone@dest.test>: No such user here' };
-        // Some servers quote the local part alone.
-        if (a.startsWith('Ida.Quoted@')) return { code: 550, text: '5.1.1 <ida.quoted>... User unknown' };
-        return undefined;
+    routed = await startRoutedDaemon({
+      domains: ['dest.test', 'example.com'],
+      toml: '[delivery]\npoll_interval = "200ms"\n',
+      sink: {
+        rcpt: (a) => {
+          if (a.startsWith('gone@')) return { code: 550, text: '5.1.1 <gone@dest.test>: No such user here' };
+          // Some servers quote the local part alone.
+          if (a.startsWith('Ida.Quoted@')) return { code: 550, text: '5.1.1 <ida.quoted>... User unknown' };
+          return undefined;
+        },
       },
+      prepare: (dir) => void addUser(dir, 'other', ['other.example'], 'pw2'),
     });
-    t = makeTestDir(`
-[delivery]
-poll_interval = "200ms"
-
-[routes."dest.test"]
-host = "127.0.0.1"
-port = ${sink.port}
-
-[routes."example.com"]
-host = "127.0.0.1"
-port = ${sink.port}
-`);
-    addUser(t, 'app', ['example.com'], 'pw');
-    addUser(t, 'other', ['other.example'], 'pw2');
-    daemon = await startDaemon(t);
+    ({ t, sink, daemon } = routed);
     spool = openSpool(t.dataDir);
   });
 
   afterAll(async () => {
     await spool?.close();
-    await daemon?.stop();
-    await sink?.close();
-    t?.cleanup();
+    await routed?.stop();
   });
 
   it('suppresses a hard-bounced address for the account when a DSN comes back to its VERP address', async () => {

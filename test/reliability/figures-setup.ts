@@ -55,6 +55,17 @@ export function teardown(): void {
       `vectors neutralised: ${neutralised} of ${vectors.length} (smuggled messages at sink: ${smuggled}; process crashes: ${crashes})`,
     );
   }
+  const erasure = parts.find((p) => p.figure === 'erasure');
+  if (erasure?.figure === 'erasure') {
+    figures['erasure'] = {
+      requests: erasure.requests,
+      residue: erasure.residue,
+      p95Seconds: erasure.p95Seconds,
+    };
+    lines.push(
+      `byte-matches of erased addresses across db/WAL/logs/rotated logs/metrics: ${erasure.residue} of ${erasure.requests} requests; p95 erasure completion time ${erasure.p95Seconds.toFixed(2)} s`,
+    );
+  }
   const attempts: AttemptOutcome[] = parts.flatMap((p) => (p.figure === 'tenancy' ? p.attempts : []));
   if (attempts.length > 0) {
     const succeeded = attempts.filter((a) => a.succeeded).length;

@@ -28,7 +28,16 @@ export type Part =
       readonly control: { readonly transactions: number; readonly violations: number };
     }
   | { readonly figure: 'corpus'; readonly vectors: readonly VectorOutcome[] }
-  | { readonly figure: 'tenancy'; readonly attempts: readonly AttemptOutcome[] };
+  | { readonly figure: 'tenancy'; readonly attempts: readonly AttemptOutcome[] }
+  | {
+      readonly figure: 'erasure';
+      /** Addresses erased, one request each. */
+      readonly requests: number;
+      /** Requests whose address still matched, in any form, in a file or in /metrics afterwards. */
+      readonly residue: number;
+      /** 95th percentile of the time from running `petrel privacy erase` to its exit. */
+      readonly p95Seconds: number;
+    };
 
 /**
  * Records a figure measured by one test; the global teardown merges every part. Tests record
