@@ -2,6 +2,7 @@ import { changedSettings, type Config } from './config/index.js';
 import type { DestinationResolver } from './delivery/index.js';
 import type { Logger } from './logging/index.js';
 import type { Metrics } from './metrics/index.js';
+import type { Throttle } from './queue/index.js';
 import { systemClock, type Clock } from './shared/index.js';
 import type { Spool } from './spool/index.js';
 import type { BoundListener } from './submission/index.js';
@@ -26,6 +27,22 @@ export interface AppDeps {
   readonly onFatal?: (err: Error) => void;
   /** Replaces DNS for outbound delivery (tests); default: MX lookups through [dns] servers. */
   readonly resolver?: DestinationResolver;
+  /** Set when this app is one worker of a node (`[server] workers`); absent: it is the node. */
+  readonly worker?: WorkerRole;
+}
+
+/**
+ * What a worker gets from its primary. The primary holds the data dir's lock, purges staged
+ * copies and requeues earlier runs' leases before any worker starts, and requeues a worker's
+ * leases when it dies; the worker does none of that itself.
+ */
+export interface WorkerRole {
+  /** This worker run's lease holder, unique in the node. */
+  readonly holder: string;
+  /** Connection slots and send bookings shared by the node's workers. */
+  readonly throttle: Throttle;
+  /** The node's metrics, every worker's summed (a scrape may reach any worker). */
+  readonly nodeMetrics: () => Promise<{ contentType: string; body: string }>;
 }
 
 /** A whole Petrel, without touching `process`: tests run it in-process, main.ts runs it for real. */
@@ -128,7 +145,12 @@ export function createApp(config: Config, deps: AppDeps): App {
       try {
         const s = await begin(
           'storage',
-          createStorage(config, { logger, clock, ...(deps.onFatal ? { onFatal: deps.onFatal } : {}) }),
+          createStorage(config, {
+            logger,
+            clock,
+            ...(deps.onFatal ? { onFatal: deps.onFatal } : {}),
+            ...(deps.worker ? { holder: deps.worker.holder } : {}),
+          }),
         );
         storage = s;
         const queue = await begin(
@@ -138,10 +160,19 @@ export function createApp(config: Config, deps: AppDeps): App {
             clock,
             storage: s,
             ...(deps.resolver ? { resolver: deps.resolver } : {}),
+            ...(deps.worker ? { throttle: deps.worker.throttle } : {}),
           }),
         );
         await begin('retention', createRetention(config, { logger, storage: s }));
-        await begin('http', createHttp(config, { logger, storage: s, listening: () => listening }));
+        await begin(
+          'http',
+          createHttp(config, {
+            logger,
+            storage: s,
+            listening: () => listening,
+            ...(deps.worker ? { metrics: deps.worker.nodeMetrics } : {}),
+          }),
+        );
         await begin('webhooks', createWebhooks(config, { logger, clock, storage: s }));
         const certificates = await begin('certificates', createCertificates(config, { logger }));
         await begin('inbound', createInbound(config, { logger, clock, storage: s, certificates }));

@@ -9,6 +9,8 @@ export interface HttpPartDeps {
   readonly storage: Storage;
   /** Whether the mail listeners are up; /readyz also needs the database writable. */
   readonly listening: () => boolean;
+  /** What /metrics serves; default: this process's own metrics. */
+  readonly metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 /**
@@ -30,7 +32,7 @@ export function createHttp(config: Config, deps: HttpPartDeps): Part {
         listen: config.http.listen,
         spool,
         logger,
-        metrics: () => metrics.render(),
+        metrics: deps.metrics ?? (() => metrics.render()),
         metricsToken: () => token,
         ready: async () => deps.listening() && (await spool.writable()),
         onUnsubscribe: () => metrics.unsubscribes.inc({ source: 'one-click' }),

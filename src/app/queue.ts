@@ -3,7 +3,7 @@ import type { Config } from '../config/index.js';
 import { createSigner, resignMessage } from '../dkim/index.js';
 import { createMxResolver, openSession, type DestinationResolver, type MxHost } from '../delivery/index.js';
 import type { Logger } from '../logging/index.js';
-import { createScheduler, type Scheduler, type Transport } from '../queue/index.js';
+import { createScheduler, type Scheduler, type Throttle, type Transport } from '../queue/index.js';
 import { ConfigError, errorMessage, type Clock } from '../shared/index.js';
 import type { RecipientUpdate } from '../spool/index.js';
 import { blockingEntry, createSuppressionPolicy } from '../suppression/index.js';
@@ -22,6 +22,8 @@ export interface QueueDeps {
   readonly storage: Storage;
   /** Replaces DNS for outbound delivery (tests); default: MX lookups through [dns] servers. */
   readonly resolver?: DestinationResolver;
+  /** Set in a node's worker: limits shared with the other workers, and no start-up recovery. */
+  readonly throttle?: Throttle;
 }
 
 const OUTCOME_OF_STATE: Record<string, string> = {
@@ -124,6 +126,9 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
         pollIntervalMs: config.delivery.poll_interval,
         holder: storage.holder,
         leaseMs: config.delivery.lease_time,
+        // A worker's primary has recovered earlier runs' leases; the other workers' are live.
+        recover: !deps.throttle,
+        ...(deps.throttle ? { throttle: deps.throttle } : {}),
         returnPath: (id) => verp.returnPath(id),
         suppressed: async (accountId, address, stream) =>
           (await blockingEntry(spool.suppressions, accountId, address, stream))?.reason ?? null,

@@ -30,6 +30,11 @@ export interface StorageDeps {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly onFatal?: (err: Error) => void;
+  /**
+   * Set in a node's worker: its lease holder. The primary then holds the data dir's lock and
+   * has purged staged copies; a worker doing so would delete another worker's DATA in progress.
+   */
+  readonly holder?: string;
 }
 
 /**
@@ -46,7 +51,7 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
     reloadable: [],
     async start() {
       // Before anything touches the queue: a second daemon on this data dir stops here.
-      lock = lockDataDir(config.data_dir);
+      if (deps.holder === undefined) lock = lockDataDir(config.data_dir);
       const store = openSpool(config.data_dir, {
         clock,
         writerThread: true,
@@ -56,7 +61,7 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
         },
       });
       spool = store;
-      if ((await store.messages.purgeStaged()) > 0)
+      if (deps.holder === undefined && (await store.messages.purgeStaged()) > 0)
         logger.warn('deleted copies left staged by an unanswered DATA');
       const metrics = createMetrics({
         queueDepth: async () => {
@@ -83,7 +88,7 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
       metrics.privacyErasures.inc(erasures);
       return {
         spool: store,
-        holder: `${machineName()}:${randomBytes(6).toString('hex')}`,
+        holder: deps.holder ?? `${machineName()}:${randomBytes(6).toString('hex')}`,
         metrics,
         verp,
         keys: ring,

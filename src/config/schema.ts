@@ -206,6 +206,16 @@ export const configSchema = z.strictObject({
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace'])
     .default('info')
     .describe('Least severe level logged.'),
+  server: z
+    .strictObject({
+      workers: z
+        .union([z.literal('auto'), z.number().int().min(1).max(512)])
+        .default('auto')
+        .describe(
+          'Worker processes that accept, sign, spool and deliver; "auto": one per core, 1: a single process. Restart only.',
+        ),
+    })
+    .prefault({}),
   submission: submission.prefault({}),
   tls: z
     .strictObject({

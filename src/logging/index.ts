@@ -1,2 +1,2 @@
-export { createLogger, silentLogger, type Logger, type LoggerOptions } from './logger.js';
+export { createLogger, silentLogger, stdoutDestination, type Logger, type LoggerOptions } from './logger.js';
 export { openRollingFile, type RollingFileOptions, type RollingFile } from './rolling-file.js';

@@ -25,11 +25,16 @@ export function createLogger(options: LoggerOptions): Logger {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination ?? stdoutDestination(),
   );
 }
 
 /** A logger that writes nothing, for tests and offline CLI commands. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
+}
+
+/** Standard output as a log destination (asynchronous writes of whole lines). */
+export function stdoutDestination(): DestinationStream & { flush(cb?: (err?: Error) => void): void } {
+  return pino.destination({ dest: 1, sync: false });
 }

@@ -1,1 +1,7 @@
-export { createMetrics, type Metrics, type MetricsOptions, type QueueDepth } from './registry.js';
+export {
+  aggregateMetrics,
+  createMetrics,
+  type Metrics,
+  type MetricsOptions,
+  type QueueDepth,
+} from './registry.js';

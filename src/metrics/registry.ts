@@ -1,4 +1,13 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  Gauge,
+  Histogram,
+  Registry,
+  collectDefaultMetrics,
+  type MetricObjectWithValues,
+  type MetricValue,
+} from 'prom-client';
 
 /** Queue depth per destination, read from the spool at scrape time. */
 export interface QueueDepth {
@@ -20,6 +29,19 @@ export interface Metrics {
   readonly retentionDeleted: Counter<'kind'>;
   /** Prometheus text exposition. */
   render(): Promise<{ contentType: string; body: string }>;
+  /** The metrics as data, for a node's primary to sum over its workers (aggregateMetrics). */
+  snapshot(): Promise<unknown>;
+}
+
+/**
+ * The node's exposition from every worker's snapshot: counters and histograms summed, the
+ * gauges every worker reads from the same database taken once (their `aggregator`).
+ */
+export async function aggregateMetrics(
+  snapshots: readonly unknown[],
+): Promise<{ contentType: string; body: string }> {
+  const registry = AggregatorRegistry.aggregate(snapshots as MetricObjectWithValues<MetricValue<string>>[][]);
+  return { contentType: registry.contentType, body: await registry.metrics() };
 }
 
 export interface MetricsOptions {
@@ -33,11 +55,12 @@ export interface MetricsOptions {
 
 export function createMetrics(options: MetricsOptions): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'petrel_process_' });
+  // Standard names (process_cpu_seconds_total, …): the ones dashboards and alerts look for.
+  collectDefaultMetrics({ register: registry });
   // prom-client names three gauges with a _total suffix, which promtool (and OpenMetrics) keep for
   // counters; the same totals are sum() over the per-type gauges it also exports.
   for (const what of ['handles', 'requests', 'resources'])
-    registry.removeSingleMetric(`petrel_process_nodejs_active_${what}_total`);
+    registry.removeSingleMetric(`nodejs_active_${what}_total`);
   const top = options.topDomains ?? 20;
 
   const messagesReceived = new Counter({
@@ -75,6 +98,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const privacyErasures = new Counter({
     name: 'petrel_privacy_erasures_total',
     help: 'Completed privacy erasures.',
+    // Every worker counts the same erasures (they run in the CLI and are read from the database).
+    aggregator: 'max',
     registers: [registry],
   });
   const unsubscribes = new Counter({
@@ -92,6 +117,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   new Gauge({
     name: 'petrel_spool_bytes',
     help: 'Size of the spool database files.',
+    aggregator: 'first',
     registers: [registry],
     collect() {
       this.set(options.spoolBytes());
@@ -103,12 +129,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'petrel_queue_recipients',
     help: 'Recipients waiting or in flight, by destination domain (top domains, the rest as other).',
     labelNames: ['domain'] as const,
+    aggregator: 'first',
     registers: [registry],
   });
   const queueOldest = new Gauge({
     name: 'petrel_queue_oldest_seconds',
     help: 'Age of the oldest waiting message, by destination domain (top domains, the rest as other).',
     labelNames: ['domain'] as const,
+    aggregator: 'first',
     registers: [registry],
   });
 
@@ -147,6 +175,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
     async render() {
       await refreshQueue();
       return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+    async snapshot() {
+      await refreshQueue();
+      return registry.getMetricsAsJSON();
     },
   };
 }

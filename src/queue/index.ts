@@ -2,3 +2,4 @@ export { createScheduler, type Scheduler, type SchedulerDeps } from './scheduler
 export { resolveShaping, nextAttempt, parseRate, type Shaping } from './shaping.js';
 export { buildDsn, type DsnInput, type FailedRecipient } from './dsn.js';
 export type { Transport, Outcome, OutboundSession, OpenResult, RouteResult, RouteHost } from './ports.js';
+export { createThrottleTable, localThrottle, type Throttle, type ThrottleTable } from './throttle.js';

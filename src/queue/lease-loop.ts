@@ -35,6 +35,8 @@ export interface LeaseLoopDeps {
   readonly spool: Spool;
   readonly holder: string;
   readonly leaseMs: number;
+  /** Whether start() first takes back the leases of every other holder (see SchedulerDeps). */
+  readonly recover: boolean;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly pollIntervalMs: number;
@@ -148,10 +150,12 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
 
   return {
     async start() {
-      // The caller holds the data dir's lock, so every other holder is gone.
-      const recovered = await spool.queue.recoverInflight(holder);
-      if (recovered > 0)
-        logger.info({ recipients: recovered }, 'requeued work that was in flight at the last stop');
+      if (deps.recover) {
+        // The caller holds the data dir's lock, so every other holder is gone.
+        const recovered = await spool.queue.recoverInflight(holder);
+        if (recovered > 0)
+          logger.info({ recipients: recovered }, 'requeued work that was in flight at the last stop');
+      }
       renewTimer = setInterval(() => void renew(), Math.max(50, Math.floor(leaseMs / 3)));
       renewTimer.unref();
       schedule(0);

@@ -2,6 +2,7 @@ import PQueue from 'p-queue';
 import type { Config } from '../config/index.js';
 import type { Clock } from '../shared/index.js';
 import { resolveShaping, type Shaping } from './shaping.js';
+import type { Throttle } from './throttle.js';
 import type { Job } from './transitions.js';
 
 /**
@@ -53,7 +54,8 @@ export interface Pools {
   /** Keeps a connection open a little while, so a steady trickle of mail reuses it. */
   lingerForJob(pool: Pool, domain: string, stopping: () => boolean): Promise<Job | undefined>;
   /**
-   * Spaces sends so that a pool never exceeds its rate, whatever its number of sessions. Ends
+   * Spaces sends so that a pool never exceeds its rate, whatever its number of sessions (and
+   * of workers: the booking goes through the throttle). Ends
    * early when `signal` aborts (shutdown): the caller then checks before it sends.
    */
   pace(pool: Pool, signal: AbortSignal): Promise<void>;
@@ -63,7 +65,7 @@ export interface Pools {
   setDelivery(delivery: Config['delivery']): void;
 }
 
-export function createPools(initial: Config['delivery'], clock: Clock): Pools {
+export function createPools(initial: Config['delivery'], clock: Clock, throttle: Throttle): Pools {
   let delivery = initial;
   const pools = new Map<string, Pool>();
   const domainKeys = new Map<string, string>();
@@ -147,9 +149,10 @@ export function createPools(initial: Config['delivery'], clock: Clock): Pools {
     },
     async pace(pool, signal) {
       if (!Number.isFinite(pool.shaping.ratePerSecond) || signal.aborted) return;
+      // The booking is the node's (every worker's sends count), the wait is this session's.
+      const at = await throttle.reserve(pool.key, pool.shaping.ratePerSecond);
+      pool.nextSendAt = Math.max(pool.nextSendAt, at);
       const now = clock.now();
-      const at = Math.max(now, pool.nextSendAt);
-      pool.nextSendAt = at + 1000 / pool.shaping.ratePerSecond;
       if (at <= now) return;
       await new Promise<void>((resolve) => {
         const done = (): void => {

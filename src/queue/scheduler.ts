@@ -7,6 +7,7 @@ import { createPools, type Pool } from './pools.js';
 import type { Outcome, Transport } from './ports.js';
 import { createSessionRunner, type SchedulerBouncePlanner } from './session-runner.js';
 import { resolveShaping } from './shaping.js';
+import { localThrottle, type Throttle } from './throttle.js';
 import type { Job } from './transitions.js';
 
 export interface SchedulerDeps {
@@ -23,6 +24,13 @@ export interface SchedulerDeps {
   readonly holder: string;
   /** How long a lease lasts unless renewed; a lapsed lease is due again for anyone. */
   readonly leaseMs: number;
+  /**
+   * Whether start() takes back every other holder's leases. True for the data dir's only
+   * process; a node's workers leave that to their primary, which knows which holders are gone.
+   */
+  readonly recover?: boolean;
+  /** Limits shared with the node's other workers; default: this process's own. */
+  readonly throttle?: Throttle;
   /** How often due work is looked for when nothing wakes the scheduler. */
   readonly pollIntervalMs?: number;
   /** Most recipients leased at once; bounds memory whatever the queue size. */
@@ -77,7 +85,8 @@ const ROUTE_TTL_MS = 60_000;
 export function createScheduler(deps: SchedulerDeps): Scheduler {
   const { spool, transport, logger, clock, holder } = deps;
   let delivery = deps.delivery;
-  const pools = createPools(delivery, clock);
+  const throttle = deps.throttle ?? localThrottle(clock);
+  const pools = createPools(delivery, clock, throttle);
   const routes = new Map<string, { at: number; result: ReturnType<Transport['resolve']> }>();
   const abort = new AbortController();
   const stopped = new AbortController();
@@ -103,6 +112,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     spool,
     holder,
     leaseMs: deps.leaseMs,
+    recover: deps.recover ?? true,
     logger,
     clock,
     pollIntervalMs: deps.pollIntervalMs ?? 1000,
@@ -122,6 +132,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     clock,
     leases,
     pools,
+    throttle,
     shutdown: abort.signal,
     stopped: stopped.signal,
     stopping: () => stopping !== null,

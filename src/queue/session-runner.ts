@@ -5,6 +5,7 @@ import type { LeaseLoop } from './lease-loop.js';
 import type { Pool, Pools } from './pools.js';
 import type { Outcome, OutboundSession, Transport } from './ports.js';
 import type { Shaping } from './shaping.js';
+import type { Throttle } from './throttle.js';
 import { dsnFor, isEnded, transitionsOf, type Job } from './transitions.js';
 
 export interface SessionRunnerDeps {
@@ -16,6 +17,8 @@ export interface SessionRunnerDeps {
   readonly clock: Clock;
   readonly leases: LeaseLoop;
   readonly pools: Pools;
+  /** The node's connection slots per pool. */
+  readonly throttle: Throttle;
   /** Aborted at the drain deadline of a shutdown. */
   readonly shutdown: AbortSignal;
   /** Aborted as soon as a shutdown begins: nothing new starts. */
@@ -245,45 +248,57 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
     await record(tried, outcomes, pool.shaping, body);
   };
 
+  const runSession = async (pool: Pool): Promise<void> => {
+    // The domain with the most waiting messages gets this connection.
+    let domain: string | undefined;
+    let most = 0;
+    for (const [d, list] of pool.jobs) {
+      if (list.length > most) {
+        domain = d;
+        most = list.length;
+      }
+    }
+    if (domain === undefined || deps.stopping()) return;
+    const first = pools.takeJob(pool, domain);
+    if (!first) return;
+    const opened = await transport.open(domain, first.hosts, pool.shaping, deps.shutdown);
+    if (!opened.ok) {
+      // The destination is unreachable now: every job waiting for it shares this outcome.
+      const failed = [first];
+      for (let j = pools.takeJob(pool, domain); j; j = pools.takeJob(pool, domain)) failed.push(j);
+      for (const job of failed)
+        await record(
+          job,
+          job.recipients.map(() => opened.outcome),
+          pool.shaping,
+        );
+      return;
+    }
+    const session = opened.session;
+    try {
+      let job: Job | undefined = first;
+      let sent = 0;
+      while (job) {
+        await deliverJob(session, job, pool);
+        sent++;
+        if (sent >= pool.shaping.messagesPerConnection || !session.usable || deps.stopping()) break;
+        job = pools.takeJob(pool, domain) ?? (await pools.lingerForJob(pool, domain, deps.stopping));
+      }
+    } finally {
+      await session.close();
+    }
+  };
+
   return {
     async run(pool) {
-      // The domain with the most waiting messages gets this connection.
-      let domain: string | undefined;
-      let most = 0;
-      for (const [d, list] of pool.jobs) {
-        if (list.length > most) {
-          domain = d;
-          most = list.length;
-        }
-      }
-      if (domain === undefined || deps.stopping()) return;
-      const first = pools.takeJob(pool, domain);
-      if (!first) return;
-      const opened = await transport.open(domain, first.hosts, pool.shaping, deps.shutdown);
-      if (!opened.ok) {
-        // The destination is unreachable now: every job waiting for it shares this outcome.
-        const failed = [first];
-        for (let j = pools.takeJob(pool, domain); j; j = pools.takeJob(pool, domain)) failed.push(j);
-        for (const job of failed)
-          await record(
-            job,
-            job.recipients.map(() => opened.outcome),
-            pool.shaping,
-          );
-        return;
-      }
-      const session = opened.session;
+      if (pool.jobs.size === 0 || deps.stopping()) return;
+      // max_connections is the node's: this session waits for one of the pool's slots.
+      const release = await deps.throttle.acquire(pool.key, pool.shaping.maxConnections, deps.stopped);
+      if (!release) return;
       try {
-        let job: Job | undefined = first;
-        let sent = 0;
-        while (job) {
-          await deliverJob(session, job, pool);
-          sent++;
-          if (sent >= pool.shaping.messagesPerConnection || !session.usable || deps.stopping()) break;
-          job = pools.takeJob(pool, domain) ?? (await pools.lingerForJob(pool, domain, deps.stopping));
-        }
+        await runSession(pool);
       } finally {
-        await session.close();
+        release();
       }
     },
     record: (job, outcomes, shaping) => record(job, outcomes, shaping),

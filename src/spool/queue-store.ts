@@ -64,6 +64,11 @@ export interface QueueStore {
    */
   recoverInflight(holder: string): Promise<number>;
   /**
+   * Makes every lease of `holder`, known to be gone (a worker that died), due again now; never
+   * touches another holder's. Returns how many recipients it requeued.
+   */
+  releaseHolder(holder: string): Promise<number>;
+  /**
    * Leases up to `limit` recipients of unsuspended domains, each destination within its room:
    * lapsed leases first, then queued ones oldest due first.
    */
@@ -120,6 +125,10 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
   const recover = db.prepare(
     `UPDATE recipients SET state = 'queued', lease_holder = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ?
      WHERE state = 'inflight' AND lease_holder IS NOT ?`,
+  );
+  const releaseAll = db.prepare(
+    `UPDATE recipients SET state = 'queued', lease_holder = NULL, lease_until = NULL, next_attempt_at = ?, updated_at = ?
+     WHERE state = 'inflight' AND lease_holder = ?`,
   );
   const selectBody = db.prepare<[string], { body: Buffer }>('SELECT body FROM messages WHERE id = ?');
   const selectHeld = db.prepare<[string, string], { id: number }>(
@@ -194,6 +203,10 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
     async recoverInflight(holder) {
       const now = clock.now();
       return recover.run(now, now, holder).changes;
+    },
+    async releaseHolder(holder) {
+      const now = clock.now();
+      return releaseAll.run(now, now, holder).changes;
     },
     leaseDue(request) {
       return writer.run({ op: 'lease', request, now: clock.now() });

@@ -32,6 +32,12 @@ export interface TestDir {
   cleanup(): void;
 }
 
+/**
+ * Worker processes of every test daemon that does not set its own: 1, or PETREL_TEST_WORKERS
+ * (CI runs the integration tests once with 2).
+ */
+export const TEST_WORKERS = Number(process.env['PETREL_TEST_WORKERS'] ?? '1');
+
 /** A temp dir with a config whose listeners use port 0; `extra` is appended TOML. */
 export function makeTestDir(extra = '', submission = ''): TestDir {
   const dir = mkdtempSync(join(tmpdir(), 'petrel-test-'));
@@ -42,7 +48,7 @@ export function makeTestDir(extra = '', submission = ''): TestDir {
     `hostname = "petrel.test"
 data_dir = ${JSON.stringify(dataDir)}
 log_level = "debug"
-
+${extra.includes('[server]') ? '' : `\n[server]\nworkers = ${TEST_WORKERS}\n`}
 [submission]
 listen = ["127.0.0.1:0"]
 tls_listen = ["127.0.0.1:0"]

@@ -121,7 +121,10 @@ describe('metrics after real traffic', () => {
     expect(at('petrel_queue_recipients', { domain: 'example.com' })).toBe(1);
     expect(at('petrel_queue_recipients', { domain: 'dest.test' })).toBe(0);
     expect(at('petrel_spool_bytes')).toBeGreaterThan(0);
-    expect(text).toContain('petrel_process_');
+    // Process metrics under the names dashboards expect.
+    expect(text).toMatch(/^process_cpu_seconds_total \d/m);
+    expect(text).toMatch(/^process_resident_memory_bytes \d/m);
+    expect(text).not.toContain('petrel_process_');
     // No address, nor anything that looks like one, in what Prometheus stores.
     expect(after).not.toContain('@');
   });

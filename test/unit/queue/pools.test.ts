@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/index.js';
 import { createPools, leaseCap } from '../../../src/queue/pools.js';
+import { localThrottle } from '../../../src/queue/throttle.js';
 import { resolveShaping } from '../../../src/queue/index.js';
 
 describe('destination pools', () => {
@@ -22,7 +23,8 @@ describe('destination pools', () => {
   it('drops a pool that has had nothing to do for a minute, and keeps a busy one', () => {
     let now = 0;
     const config = parseConfig({}, 'test');
-    const pools = createPools(config.delivery, { now: () => now });
+    const clock = { now: () => now };
+    const pools = createPools(config.delivery, clock, localThrottle(clock));
     const { shaping } = resolveShaping(config.delivery, 'idle.test', []);
     pools.join('domain:idle.test', shaping, 'idle.test');
     const busy = pools.join('domain:busy.test', shaping, 'busy.test');
