@@ -116,7 +116,10 @@ export async function transact(wire: SmtpWire, tx: Transaction): Promise<Transac
   const lostOutcome = lost ? failureOutcome(lost, mx) : localOutcome(451, '4.4.2', `no reply from ${mx}`, mx);
   // An abort or the transaction's own deadline is the attempt's end for everyone still open.
   const local = lost?.kind === 'aborted' || lost?.kind === 'deadline';
-  const unanswered = local ? lostOutcome : localOutcome(451, '4.4.2', `no reply from ${mx} to RCPT TO`, mx);
+  const why = lost ? `: ${lostOutcome.reply.text}` : '';
+  const unanswered = local
+    ? lostOutcome
+    : localOutcome(451, '4.4.2', `no reply from ${mx} to RCPT TO${why}`, mx);
   const outcomes = rcptReplies.map((reply): DeliveryOutcome => {
     if (reply === null) return unanswered;
     if (!isPositive(reply)) return replyOutcome(reply, mx);
