@@ -94,8 +94,9 @@ export async function transact(wire: SmtpWire, tx: Transaction): Promise<Transac
   let after: After = 'reset';
   if (accepted === 0) {
     if (data !== null && data.code >= 300 && data.code < 400) {
-      // RFC 2920 §3.1 servers refuse DATA when no RCPT succeeded; one that sent 354 is in DATA
-      // mode now, where RSET would be message text: end the empty message with the dot alone.
+      // RFC 2920 §3.1: DATA after no accepted RCPT should be refused, and when it was accepted
+      // anyway the client sends a single dot. In DATA mode an RSET would be message text; it
+      // comes after the dot's reply.
       const ended = wire.read();
       wire.write('.\r\n');
       await ended;
