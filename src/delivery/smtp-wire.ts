@@ -139,6 +139,7 @@ export class SmtpWire {
    * in plaintext after the 220 survives: the reader starts anew (STARTTLS command injection).
    */
   upgrade(options: ConnectionOptions): Promise<WireFailure | null> {
+    if (this.#failure) return Promise.resolve(this.#failure);
     const plain = this.#socket;
     this.#detach(plain);
     plain.setTimeout(0);

@@ -248,4 +248,29 @@ describe('pipelining against misbehaving servers', () => {
     expect(outcome!.kind).toBe('delivered');
     expect(s.lines.slice(1, 4)).toEqual(['AUTH LOGIN', b64('relay'), b64('secret')]);
   });
+
+  it('drops a server that sends a reply nobody asked for', async () => {
+    const s = await scripted(['PIPELINING'], (line) =>
+      line.startsWith('MAIL') ? '250 ok\r\n250 and again' : null,
+    );
+    const session = await open(s.port);
+    const outcomes = await session.send({
+      mailFrom: 'a@petrel.test',
+      rcptTo: ['x@example.test'],
+      message: MESSAGE,
+    });
+    expect(outcomes[0]).toMatchObject({ kind: 'deferred', reply: { code: 451, enhanced: '4.4.2' } });
+    expect(session.usable).toBe(false);
+    expect(s.lines).not.toContain('.');
+  });
+
+  it('gives up on a server that sends plaintext after its 220 to STARTTLS, before any TLS', async () => {
+    const s = await scripted(['STARTTLS'], (line) =>
+      line === 'STARTTLS' ? '220 go ahead\r\n250 injected' : null,
+    );
+    const host: MxHost = { name: 'mx.example.test', address: '127.0.0.1', port: s.port, preference: 0 };
+    const result = await openSession([host], OPTIONS);
+    expect(result).toMatchObject({ ok: false, outcome: { kind: 'deferred', reply: { code: 421 } } });
+    expect(s.lines).toEqual(['EHLO mta.petrel.test', 'STARTTLS']);
+  });
 });
