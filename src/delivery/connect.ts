@@ -76,6 +76,7 @@ export async function connect(
     host: host.address,
     port: host.port,
     connectMs: timeouts.connectMs,
+    ...(signal ? { signal } : {}),
     ...(options.localAddress ? { localAddress: options.localAddress } : {}),
   });
   if (!(opened instanceof SmtpWire)) return failed(opened, host, options.tls, null);

@@ -22,6 +22,7 @@ export interface WireConnectOptions {
   readonly port: number;
   readonly localAddress?: string;
   readonly connectMs: number;
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -55,7 +56,9 @@ export class SmtpWire {
         port: options.port,
         ...(options.localAddress ? { localAddress: options.localAddress } : {}),
       });
+      const onAbort = (): void => fail({ kind: 'aborted', detail: 'aborted' });
       const fail = (failure: WireFailure): void => {
+        options.signal?.removeEventListener('abort', onAbort);
         socket.removeAllListeners();
         socket.on('error', () => undefined);
         socket.destroy();
@@ -66,7 +69,9 @@ export class SmtpWire {
       socket.once('error', (err: NodeJS.ErrnoException) =>
         fail({ kind: 'lost', detail: err.message, ...(err.code ? { code: err.code } : {}) }),
       );
+      options.signal?.addEventListener('abort', onAbort, { once: true });
       socket.once('connect', () => {
+        options.signal?.removeEventListener('abort', onAbort);
         socket.removeAllListeners();
         socket.setNoDelay(true);
         resolve(new SmtpWire(socket));
