@@ -62,6 +62,8 @@ export class Session implements DeliverySession {
   #features: ServerFeatures;
   #sent = 0;
   #chain: Promise<unknown> = Promise.resolve();
+  /** True while a transaction is on the wire. */
+  #busy = false;
 
   constructor(
     wire: SmtpWire,
@@ -117,8 +119,6 @@ export class Session implements DeliverySession {
     await wire.command('QUIT');
     wire.fail({ kind: 'lost', detail: 'closed after QUIT' });
   }
-
-  #busy = false;
 
   #abort = (): void => {
     this.#wire.fail({ kind: 'aborted', detail: 'aborted' });
