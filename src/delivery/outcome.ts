@@ -82,7 +82,7 @@ function isControl(c: number): boolean {
 const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})(?:\s+|$)/;
 
 /**
- * Parses a raw reply as nodemailer reports it (lines joined by LF, each still carrying its
+ * Parses a raw reply as the reply reader hands it (lines joined by LF, each still carrying its
  * `250-`/`250 ` prefix). The enhanced code is taken from the first line and only when its
  * class matches the basic code (RFC 3463 §2); repeated enhanced codes on later lines are dropped.
  */

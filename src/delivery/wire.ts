@@ -1,47 +1,35 @@
 import { isAscii } from 'node:buffer';
 import { domainToASCII } from 'node:url';
-import type SMTPConnection from 'nodemailer/lib/smtp-connection';
-import { localOutcome, outcomeOf, parseReply, type DeliveryOutcome } from './outcome.js';
-
-/**
- * The error nodemailer's SMTPConnection hands to callbacks and 'error' listeners: `code` is
- * its category (ECONNECTION, ETIMEDOUT, ETLS, EENVELOPE, EMESSAGE, …), `response` the raw
- * server reply when there was one, `command` the step that failed.
- */
-export interface ClientError extends Error {
-  code?: string;
-  response?: string;
-  responseCode?: number;
-  command?: string;
-  recipient?: string;
-  rejectedErrors?: ClientError[];
-}
-
-/**
- * SMTPConnection keeps what EHLO advertised in fields it does not export. Read them here and
- * nowhere else, so a nodemailer upgrade that renames them breaks one function (and the
- * 8BITMIME/SMTPUTF8/SIZE integration tests), not the delivery logic.
- */
-interface ConnectionInternals {
-  _supportedExtensions?: unknown;
-  _maxAllowedSize?: unknown;
-}
 
 /** What the server advertised for the current (possibly TLS) EHLO. */
 export interface ServerFeatures {
+  /** The EHLO keywords, upper case; empty after a HELO. */
   readonly extensions: ReadonlySet<string>;
   /** SIZE limit in bytes, 0 when none was advertised. */
   readonly maxSize: number;
+  /** AUTH mechanisms offered, upper case. */
+  readonly auth: ReadonlySet<string>;
 }
 
-export function featuresOf(conn: SMTPConnection): ServerFeatures {
-  const internals = conn as unknown as ConnectionInternals;
-  const list = Array.isArray(internals._supportedExtensions) ? internals._supportedExtensions : [];
-  const extensions = new Set(
-    list.filter((e): e is string => typeof e === 'string').map((e) => e.toUpperCase()),
-  );
-  const maxSize = typeof internals._maxAllowedSize === 'number' ? internals._maxAllowedSize : 0;
-  return { extensions, maxSize };
+export const NO_FEATURES: ServerFeatures = { extensions: new Set(), maxSize: 0, auth: new Set() };
+
+/** Reads an EHLO reply (raw, as {@link WireReply} has it): every line after the first is a keyword and its parameters. */
+export function featuresOfEhlo(raw: string): ServerFeatures {
+  const extensions = new Set<string>();
+  const auth = new Set<string>();
+  let maxSize = 0;
+  const lines = raw.split('\n');
+  for (let i = 1; i < lines.length; i++) {
+    const words = lines[i]!.slice(4)
+      .trim()
+      .split(/[\s=]+/);
+    const keyword = words[0]?.toUpperCase();
+    if (!keyword) continue;
+    extensions.add(keyword);
+    if (keyword === 'SIZE') maxSize = Number(words[1]) || 0;
+    if (keyword === 'AUTH') for (const m of words.slice(1)) auth.add(m.toUpperCase());
+  }
+  return { extensions, maxSize, auth };
 }
 
 /** True when the message has bytes above 0x7f and so needs BODY=8BITMIME. */
@@ -63,29 +51,6 @@ export function wireAddress(address: string, smtpUtf8: boolean): string | null {
   if (NON_ASCII.test(local)) return null;
   const ascii = domainToASCII(address.slice(at + 1));
   return ascii === '' ? null : `${local}@${ascii}`;
-}
-
-/** True for errors after which the connection is gone (as opposed to a refused transaction). */
-export function isConnectionError(err: ClientError): boolean {
-  return err.code !== 'EENVELOPE' && err.code !== 'EMESSAGE';
-}
-
-/**
- * The outcome for a recipient whose transaction ended in `err` without a reply of its own:
- * the server's reply when the error carries one (a 4xx/5xx to DATA or after the dot, a 421),
- * otherwise a transient local reply, since a lost connection or timeout may succeed later.
- */
-export function outcomeOfError(err: ClientError, mx: string): DeliveryOutcome {
-  const reply = err.response ? parseReply(err.response) : null;
-  if (reply && reply.code >= 400) return outcomeOf(reply, mx);
-  if (err.code === 'ETIMEDOUT') return localOutcome(451, '4.4.2', `timeout waiting for ${mx}`, mx);
-  return localOutcome(451, '4.4.2', `connection to ${mx} lost: ${firstLine(err.message)}`, mx);
-}
-
-/** The outcome for an RCPT TO reply nodemailer reported as a rejection. */
-export function outcomeOfRejection(err: ClientError, mx: string): DeliveryOutcome {
-  const reply = err.response ? parseReply(err.response) : null;
-  return reply ? outcomeOf(reply, mx) : outcomeOfError(err, mx);
 }
 
 export function firstLine(text: string): string {
