@@ -9,6 +9,8 @@ export default defineConfig({
     hookTimeout: 30_000,
     pool: 'forks',
     // CI reads the JSON report for its closing "N passed, N failed" line.
-    reporters: process.env['CI'] ? ['default', ['json', { outputFile: 'test-results.json' }]] : ['default'],
+    reporters: process.env['CI']
+      ? ['default', ['json', { outputFile: process.env['PETREL_TEST_RESULTS'] ?? 'test-results.json' }]]
+      : ['default'],
   },
 });

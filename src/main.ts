@@ -3,10 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { availableParallelism, hostname } from 'node:os';
 import { createApp, type AppDeps } from './app.js';
 import { HOLDER_ENV, INDEX_ENV, createSupervisor, linkToPrimary } from './cluster/index.js';
-import { loadConfig, type Config } from './config/index.js';
+import { loadConfig, readMetricsToken, type Config } from './config/index.js';
 import { createLogger, openRollingFile, stdoutDestination, type Logger } from './logging/index.js';
 import { systemClock } from './shared/index.js';
 import { lockDataDir, openSpool } from './spool/index.js';
+import { loadTlsMaterial } from './tls/index.js';
 import { VERSION } from './version.js';
 
 const SHUTDOWN_DEADLINE_MS = 30_000;
@@ -90,6 +91,9 @@ async function serveApp(
   let stopping = false;
   const shutdown = async (why: string, code: number): Promise<void> => {
     if (stopping) {
+      // A worker hears SIGTERM from its primary and often from the service manager too (the
+      // whole control group): its primary escalates if the drain overruns, not a second signal.
+      if (cluster.isWorker) return;
       logger.warn('second signal: exiting now');
       process.exit(1);
     }
@@ -147,13 +151,20 @@ async function serveWorker(config: Config, load: () => Config): Promise<void> {
   const link = linkToPrimary();
   // Without its primary nothing holds the data dir's lock: stop at once, as a crash would.
   link.onPrimaryGone(() => process.exit(1));
-  const app = await serveApp(
-    config,
-    load,
-    logger,
-    { worker: { holder, throttle: link.throttle, nodeMetrics: () => link.nodeMetrics() } },
-    () => logger.info({ pid: process.pid, holder }, 'worker started'),
-  );
+  let app;
+  try {
+    app = await serveApp(
+      config,
+      load,
+      logger,
+      { worker: { holder, throttle: link.throttle, nodeMetrics: () => link.nodeMetrics() } },
+      () => logger.info({ pid: process.pid, holder }, 'worker started'),
+    );
+  } catch (err) {
+    // The open channel would keep this process alive after the CLI has reported the error.
+    cluster.worker?.disconnect();
+    throw err;
+  }
   link.onReload(reloader(logger, load, (next) => app.reload(next)));
   link.onCollect(async () => (app.metrics ? app.metrics.snapshot() : []));
   link.ready();
@@ -176,6 +187,10 @@ async function servePrimary(
   const lock = lockDataDir(config.data_dir);
   let spool;
   try {
+    // Once, before the workers: they would otherwise each make the self-signed certificate at
+    // the same moment, and each report the same unreadable file.
+    await loadTlsMaterial(config.tls, config.data_dir, config.hostname);
+    readMetricsToken(config.http);
     spool = openSpool(config.data_dir, { clock });
     if ((await spool.messages.purgeStaged()) > 0)
       logger.warn('deleted copies left staged by an unanswered DATA');
@@ -195,6 +210,7 @@ async function servePrimary(
     spool,
     holder,
     writeLine,
+    startLine: logger.isLevelEnabled('info'),
     writeError: (text) => process.stderr.write(text),
   });
 

@@ -1,3 +1,3 @@
-export { createSupervisor, type Supervisor, type SupervisorDeps } from './primary.js';
+export { WorkerStartError, createSupervisor, type Supervisor, type SupervisorDeps } from './primary.js';
 export { linkToPrimary, type PrimaryLink } from './worker.js';
 export { HOLDER_ENV, INDEX_ENV } from './messages.js';

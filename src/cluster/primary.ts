@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../logging/index.js';
 import { aggregateMetrics } from '../metrics/index.js';
 import { createThrottleTable } from '../queue/index.js';
-import type { Clock } from '../shared/index.js';
+import { PetrelError, type Clock } from '../shared/index.js';
 import type { Spool } from '../spool/index.js';
 import { HOLDER_ENV, INDEX_ENV, type PrimaryMessage, type WorkerMessage } from './messages.js';
 
@@ -17,6 +17,8 @@ export interface SupervisorDeps {
   readonly holder: string;
   /** Where the workers' log lines go, whole lines only (the primary owns the log files). */
   readonly writeLine: (line: string) => void;
+  /** Whether workers log their 'worker started' line (info is enabled): ready waits for it. */
+  readonly startLine: boolean;
   /** Where the workers' stderr goes. */
   readonly writeError: (text: string) => void;
 }
@@ -40,8 +42,21 @@ interface Slot {
   starts: number;
   startedAt: number;
   ready: boolean;
+  /** The worker said it serves (IPC). */
+  serving: boolean;
+  /** Its 'worker started' line came through its log pipe, so every line before it did too. */
+  logged: boolean;
   /** Failures in a row that came soon after a start: the restart backoff grows with them. */
   quickFailures: number;
+  /** What the worker wrote to stderr before it served: the reason when it fails to start. */
+  early: string;
+}
+
+/** A worker failed before it served: the message is its own reason, for the CLI's one line. */
+export class WorkerStartError extends PetrelError {
+  constructor(message: string) {
+    super('PETREL_WORKER_FAILED', message);
+  }
 }
 
 /** A worker that lived this long before dying is restarted at once; sooner, with backoff. */
@@ -56,6 +71,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const throttle = createThrottleTable(clock);
   const grants = new Map<string, () => void>();
   let stopping = false;
+  let startFailed = false;
   const exits = new Set<Promise<void>>();
   let collectSeq = 0;
   const collects = new Map<number, { pending: Set<Worker>; results: unknown[]; done: () => void }>();
@@ -86,15 +102,23 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     return aggregateMetrics(results);
   };
 
+  // Ready once it serves and its start line is through: "petrel started" then follows every
+  // worker's earlier lines ("listening …"), which readers of the log rely on.
+  const markReady = (slot: Slot): void => {
+    if (slot.ready || !slot.serving || (deps.startLine && !slot.logged)) return;
+    slot.ready = true;
+    logger.debug({ worker: slot.index, pid: slot.worker?.process.pid }, 'worker serving');
+    if (startup && slots.every((s) => s.ready)) {
+      startup.resolve();
+      startup = null;
+    }
+  };
+
   const onMessage = (slot: Slot, w: Worker, m: WorkerMessage): void => {
     switch (m.t) {
       case 'ready':
-        slot.ready = true;
-        logger.debug({ worker: slot.index, pid: w.process.pid }, 'worker serving');
-        if (startup && slots.every((s) => s.ready)) {
-          startup.resolve();
-          startup = null;
-        }
+        slot.serving = true;
+        markReady(slot);
         return;
       case 'acquire': {
         const grantKey = `${w.id}:${m.id}`;
@@ -144,15 +168,31 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const pipeLines = (w: Worker): void => {
     if (w.process.stdout) {
       const lines = createInterface({ input: w.process.stdout, crlfDelay: Infinity });
-      lines.on('line', (line) => deps.writeLine(line));
+      lines.on('line', (line) => {
+        deps.writeLine(line);
+        const slot = bySlotOwner.get(w);
+        if (slot && !slot.logged && line.includes('"msg":"worker started"')) {
+          slot.logged = true;
+          markReady(slot);
+        }
+      });
     }
-    w.process.stderr?.on('data', (d: Buffer) => deps.writeError(d.toString()));
+    w.process.stderr?.on('data', (d: Buffer) => {
+      const slot = bySlotOwner.get(w);
+      // At the first start a worker's error is the node's, reported once by the primary.
+      if (slot && !slot.ready && (startup || startFailed))
+        slot.early = (slot.early + d.toString()).slice(-4096);
+      else deps.writeError(d.toString());
+    });
   };
 
   const fork = (slot: Slot): void => {
     slot.starts += 1;
     slot.holder = `${deps.holder}/w${slot.index}.${slot.starts}`;
     slot.ready = false;
+    slot.serving = false;
+    slot.logged = false;
+    slot.early = '';
     slot.startedAt = clock.now();
     const w = cluster.fork({ [HOLDER_ENV]: slot.holder, [INDEX_ENV]: String(slot.index) });
     slot.worker = w;
@@ -188,15 +228,27 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
     }
     const wasReady = slot.ready;
     slot.ready = false;
+    if (startFailed) return;
+    if (startup && !wasReady) {
+      // Not a crash to restart: the node fails to start, with the worker's own one-line
+      // reason ("petrel: tls.cert: cannot read …") or else its exit.
+      const said = slot.early
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l !== '')
+        .at(-1)
+        ?.replace(/^petrel: /, '');
+      startFailed = true;
+      startup.reject(
+        new WorkerStartError(said ?? `worker ${slot.index} exited (${signal ?? code}) before it started`),
+      );
+      startup = null;
+      return;
+    }
     logger.error(
       { worker: slot.index, pid: w.process.pid, code, signal, requeued },
       'worker exited; restarting it',
     );
-    if (startup && !wasReady) {
-      startup.reject(new Error(`worker ${slot.index} exited (${signal ?? code}) before it started`));
-      startup = null;
-      return;
-    }
     deathHandler?.(slot.index, code, signal);
     const lived = clock.now() - slot.startedAt;
     slot.quickFailures = lived >= STABLE_MS ? 0 : slot.quickFailures + 1;
@@ -221,7 +273,10 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
             starts: 0,
             startedAt: 0,
             ready: false,
+            serving: false,
+            logged: false,
             quickFailures: 0,
+            early: '',
           };
           slots.push(slot);
           fork(slot);

@@ -56,7 +56,9 @@ describe('a node of two workers', () => {
   it('starts two workers that both serve, and sums their metrics on any scrape', async () => {
     const r = await start('');
     expect(workerLines(r.daemon.logs, 'worker started')).toEqual(new Set([1, 2]));
-    await submitMany(r.daemon.ports.submission, 'shaped.test', 20, 'metrics', 4);
+    // One connection after another: the primary hands each to the next worker in turn.
+    for (let i = 0; i < 20; i++)
+      await submitMany(r.daemon.ports.submission, 'shaped.test', 1, `metrics${i}`, 1);
     await r.sink.waitForMessages(20, 20_000);
     // Both workers took mail: each logs its own receptions.
     const receivers = new Set(
@@ -108,8 +110,10 @@ describe('a node of two workers', () => {
     await submitMany(r.daemon.ports.submission, 'shaped.test', 40, 'rate', 4);
     await r.sink.waitForMessages(40, 30_000);
     const perSecond = ((times.length - 1) * 1000) / (times.at(-1)! - times[0]!);
-    expect(perSecond).toBeGreaterThan(9);
+    // The limit is a ceiling: never 10% above it. A busy machine can only make the node slower,
+    // never faster, so below it the bound is looser.
     expect(perSecond).toBeLessThan(11);
+    expect(perSecond).toBeGreaterThan(8);
     const deliverers = new Set(
       r.daemon.logs.filter((l) => l['event'] === 'delivery').map((l) => l['worker']),
     );
