@@ -3,7 +3,7 @@ import type { DestinationResolver } from './delivery/index.js';
 import type { Logger } from './logging/index.js';
 import type { Metrics } from './metrics/index.js';
 import type { Throttle } from './queue/index.js';
-import { systemClock, type Clock } from './shared/index.js';
+import { localCounters, systemClock, type Clock, type SharedCounters } from './shared/index.js';
 import type { Spool } from './spool/index.js';
 import type { BoundListener } from './submission/index.js';
 import {
@@ -39,8 +39,11 @@ export interface AppDeps {
 export interface WorkerRole {
   /** This worker run's lease holder, unique in the node. */
   readonly holder: string;
-  /** Connection slots and send bookings shared by the node's workers. */
-  readonly throttle: Throttle;
+  /**
+   * Limits shared by the node's workers: delivery connection slots and send bookings, and the
+   * listeners' sessions per client address and AUTH failures.
+   */
+  readonly throttle: Throttle & SharedCounters;
   /** The node's metrics, every worker's summed (a scrape may reach any worker). */
   readonly nodeMetrics: () => Promise<{ contentType: string; body: string }>;
 }
@@ -71,6 +74,7 @@ const APP_RELOADABLE = ['log_level'];
 export function createApp(config: Config, deps: AppDeps): App {
   const { logger } = deps;
   const clock = deps.clock ?? systemClock;
+  const counters = deps.worker?.throttle ?? localCounters(clock);
   // In start order, which reload keeps too.
   const parts: { [K in PartName]?: Part<unknown> } = {};
   let storage: Storage | null = null;
@@ -175,10 +179,10 @@ export function createApp(config: Config, deps: AppDeps): App {
         );
         await begin('webhooks', createWebhooks(config, { logger, clock, storage: s }));
         const certificates = await begin('certificates', createCertificates(config, { logger }));
-        await begin('inbound', createInbound(config, { logger, clock, storage: s, certificates }));
+        await begin('inbound', createInbound(config, { logger, clock, storage: s, certificates, counters }));
         const bound = await begin(
           'submission',
-          createSubmission(config, { logger, clock, storage: s, queue, certificates }),
+          createSubmission(config, { logger, clock, storage: s, queue, certificates, counters }),
         );
         listening = true;
         return bound;
