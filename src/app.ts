@@ -3,7 +3,7 @@ import type { DestinationResolver } from './delivery/index.js';
 import type { Logger } from './logging/index.js';
 import type { Metrics } from './metrics/index.js';
 import type { Throttle } from './queue/index.js';
-import { systemClock, type Clock } from './shared/index.js';
+import { localCounters, systemClock, type Clock, type SharedCounters } from './shared/index.js';
 import type { Spool } from './spool/index.js';
 import type { BoundListener } from './submission/index.js';
 import {
@@ -39,8 +39,16 @@ export interface AppDeps {
 export interface WorkerRole {
   /** This worker run's lease holder, unique in the node. */
   readonly holder: string;
-  /** Connection slots and send bookings shared by the node's workers. */
-  readonly throttle: Throttle;
+  /**
+   * Limits shared by the node's workers: delivery connection slots and send bookings, and the
+   * listeners' sessions per client address and AUTH failures.
+   */
+  readonly throttle: Throttle & SharedCounters;
+  /**
+   * The one worker that runs the node's single jobs (the webhook dispatcher, the retention
+   * sweep) and reports what concerns the node once (settings that need a restart).
+   */
+  readonly lead: boolean;
   /** The node's metrics, every worker's summed (a scrape may reach any worker). */
   readonly nodeMetrics: () => Promise<{ contentType: string; body: string }>;
 }
@@ -71,6 +79,8 @@ const APP_RELOADABLE = ['log_level'];
 export function createApp(config: Config, deps: AppDeps): App {
   const { logger } = deps;
   const clock = deps.clock ?? systemClock;
+  const counters = deps.worker?.throttle ?? localCounters(clock);
+  const lead = deps.worker?.lead ?? true;
   // In start order, which reload keeps too.
   const parts: { [K in PartName]?: Part<unknown> } = {};
   let storage: Storage | null = null;
@@ -118,7 +128,7 @@ export function createApp(config: Config, deps: AppDeps): App {
     const started = Object.entries(parts);
     const reloadable = [...APP_RELOADABLE, ...started.flatMap(([, p]) => p.reloadable)];
     for (const key of changedSettings(config, next)) {
-      if (!coveredBy(reloadable, key)) logger.warn({ key }, 'this setting changes only at restart');
+      if (!coveredBy(reloadable, key) && lead) logger.warn({ key }, 'this setting changes only at restart');
     }
     const applied = changedSettings(live, next).filter((key) => coveredBy(reloadable, key));
     logger.level = next.log_level;
@@ -149,7 +159,7 @@ export function createApp(config: Config, deps: AppDeps): App {
             logger,
             clock,
             ...(deps.onFatal ? { onFatal: deps.onFatal } : {}),
-            ...(deps.worker ? { holder: deps.worker.holder } : {}),
+            ...(deps.worker ? { holder: deps.worker.holder, counters: deps.worker.throttle } : {}),
           }),
         );
         storage = s;
@@ -163,7 +173,7 @@ export function createApp(config: Config, deps: AppDeps): App {
             ...(deps.worker ? { throttle: deps.worker.throttle } : {}),
           }),
         );
-        await begin('retention', createRetention(config, { logger, storage: s }));
+        if (lead) await begin('retention', createRetention(config, { logger, storage: s }));
         await begin(
           'http',
           createHttp(config, {
@@ -173,12 +183,12 @@ export function createApp(config: Config, deps: AppDeps): App {
             ...(deps.worker ? { metrics: deps.worker.nodeMetrics } : {}),
           }),
         );
-        await begin('webhooks', createWebhooks(config, { logger, clock, storage: s }));
+        if (lead) await begin('webhooks', createWebhooks(config, { logger, clock, storage: s }));
         const certificates = await begin('certificates', createCertificates(config, { logger }));
-        await begin('inbound', createInbound(config, { logger, clock, storage: s, certificates }));
+        await begin('inbound', createInbound(config, { logger, clock, storage: s, certificates, counters }));
         const bound = await begin(
           'submission',
-          createSubmission(config, { logger, clock, storage: s, queue, certificates }),
+          createSubmission(config, { logger, clock, storage: s, queue, certificates, counters }),
         );
         listening = true;
         return bound;

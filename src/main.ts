@@ -157,7 +157,9 @@ async function serveWorker(config: Config, load: () => Config): Promise<void> {
       config,
       load,
       logger,
-      { worker: { holder, throttle: link.throttle, nodeMetrics: () => link.nodeMetrics() } },
+      {
+        worker: { holder, throttle: link.throttle, lead: index === 1, nodeMetrics: () => link.nodeMetrics() },
+      },
       () => logger.info({ pid: process.pid, holder }, 'worker started'),
     );
   } catch (err) {

@@ -34,7 +34,7 @@ export function createHttp(config: Config, deps: HttpPartDeps): Part {
         logger,
         metrics: deps.metrics ?? (() => metrics.render()),
         metricsToken: () => token,
-        ready: async () => deps.listening() && (await spool.writable()),
+        ready: async () => deps.listening() && (await storage.ready()),
         onUnsubscribe: () => metrics.unsubscribes.inc({ source: 'one-click' }),
       });
       const web = await service.start();

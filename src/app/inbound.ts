@@ -1,7 +1,7 @@
 import type { Config } from '../config/index.js';
 import { createInboundService, type InboundService } from '../inbound/index.js';
 import type { Logger } from '../logging/index.js';
-import type { Clock } from '../shared/index.js';
+import type { Clock, SharedCounters } from '../shared/index.js';
 import type { Certificates } from './certificates.js';
 import type { Part } from './part.js';
 import type { Storage } from './storage.js';
@@ -11,6 +11,8 @@ export interface InboundPartDeps {
   readonly clock: Clock;
   readonly storage: Storage;
   readonly certificates: Certificates;
+  /** Sessions per client address and AUTH failures, counted for the whole node. */
+  readonly counters: SharedCounters;
 }
 
 /**
@@ -43,6 +45,7 @@ export function createInbound(config: Config, deps: InboundPartDeps): Part {
         spool,
         verp,
         logger: deps.logger.child({ component: 'inbound' }),
+        counters: deps.counters,
         suppression: () => live.suppression,
         now: () => clock.now(),
         onReport: (category, reason) => {

@@ -2,7 +2,7 @@ import type { Config } from '../config/index.js';
 import { createKeyCache, createKeyRing, type KeyRing } from '../dkim/index.js';
 import type { Logger } from '../logging/index.js';
 import { createMetrics, type Metrics } from '../metrics/index.js';
-import type { Clock } from '../shared/index.js';
+import type { Clock, SharedCounters } from '../shared/index.js';
 import { randomBytes } from 'node:crypto';
 import { hostname as machineName } from 'node:os';
 import { lockDataDir, openSpool, type DataDirLock, type Spool } from '../spool/index.js';
@@ -24,7 +24,17 @@ export interface Storage {
   readonly keys: KeyRing;
   /** Another connection (the CLI) committed: re-reads what is cached from the database. */
   refresh(): Promise<void>;
+  /**
+   * Whether the spool takes mail: writable, and no write refused for want of space stands here
+   * or, in a node, at another worker (until there is room for the largest message again).
+   */
+  ready(): Promise<boolean>;
 }
+
+/** The node-wide mark of a write refused for want of space; it lapses if no refusal renews it. */
+const SPACE_KEY = 'spool:short';
+const SPACE_MARK_MS = 60_000;
+const NODE_ROOM_BYTES = 1024 * 1024;
 
 export interface StorageDeps {
   readonly logger: Logger;
@@ -35,6 +45,8 @@ export interface StorageDeps {
    * has purged staged copies; a worker doing so would delete another worker's DATA in progress.
    */
   readonly holder?: string;
+  /** Set in a node's worker: where a refusal for want of space is told to the other workers. */
+  readonly counters?: SharedCounters;
 }
 
 /**
@@ -55,6 +67,9 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
       const store = openSpool(config.data_dir, {
         clock,
         writerThread: true,
+        ...(deps.counters
+          ? { onSpaceShort: () => void deps.counters?.hit(SPACE_KEY, SPACE_MARK_MS).catch(() => undefined) }
+          : {}),
         onFatal: (err) => {
           logger.fatal({ err }, 'spool storage failed; refusing new mail');
           deps.onFatal?.(err);
@@ -92,6 +107,16 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
         metrics,
         verp,
         keys: ring,
+        async ready() {
+          if (!(await store.writable())) return false;
+          const counters = deps.counters;
+          if (!counters || (await counters.count(SPACE_KEY)) === 0) return true;
+          // Another worker was refused (for how much, it alone knows): ready again once a
+          // message of a typical size, NODE_ROOM_BYTES, would fit.
+          if (!store.roomFor(NODE_ROOM_BYTES)) return false;
+          await counters.reset(SPACE_KEY);
+          return true;
+        },
         async refresh() {
           for (const f of await ring.refresh())
             logger.error({ path: f.path, err: f.error }, 'cannot load DKIM key');

@@ -1,7 +1,7 @@
 import type { Config } from '../config/index.js';
 import { createSigner, type DkimKey } from '../dkim/index.js';
 import type { Logger } from '../logging/index.js';
-import type { Clock } from '../shared/index.js';
+import type { Clock, SharedCounters } from '../shared/index.js';
 import { createSubmissionService, type BoundListener, type SubmissionService } from '../submission/index.js';
 import type { Certificates } from './certificates.js';
 import type { Part } from './part.js';
@@ -14,6 +14,8 @@ export interface SubmissionPartDeps {
   readonly storage: Storage;
   readonly queue: Queue;
   readonly certificates: Certificates;
+  /** Sessions per client address and AUTH failures, counted for the whole node. */
+  readonly counters: SharedCounters;
 }
 
 /**
@@ -60,6 +62,7 @@ export function createSubmission(config: Config, deps: SubmissionPartDeps): Part
         spool,
         logger: deps.logger.child({ component: 'submission' }),
         clock,
+        counters: deps.counters,
         onQueued: (listener, seconds) => {
           metrics.messagesReceived.inc({ listener });
           metrics.submissionSeconds.observe(seconds);

@@ -13,6 +13,16 @@ export type WorkerMessage =
   | { readonly t: 'release'; readonly key: string }
   /** Books the next send of `key` at `rate` per second. */
   | { readonly t: 'reserve'; readonly id: number; readonly key: string; readonly rate: number }
+  /** Wants one of `max` slots of the counter `key` now; answered by `took`, never queued. */
+  | { readonly t: 'take'; readonly id: number; readonly key: string; readonly max: number }
+  /** Gives back one slot of the counter `key`. */
+  | { readonly t: 'give'; readonly key: string }
+  /** Counts one event of `key` in a window of `windowMs`; answered by `counted`. */
+  | { readonly t: 'hit'; readonly id: number; readonly key: string; readonly windowMs: number }
+  /** Wants the count of `key` in its open window; answered by `counted`. */
+  | { readonly t: 'count'; readonly id: number; readonly key: string }
+  /** Clears the count of `key`. */
+  | { readonly t: 'reset'; readonly key: string }
   /** Wants the node's metrics (a scrape came to this worker). */
   | { readonly t: 'scrape'; readonly id: number }
   /** This worker's own metrics, asked for by a `collect`. */
@@ -21,6 +31,8 @@ export type WorkerMessage =
 export type PrimaryMessage =
   | { readonly t: 'granted'; readonly id: number }
   | { readonly t: 'reserved'; readonly id: number; readonly at: number }
+  | { readonly t: 'took'; readonly id: number; readonly ok: boolean }
+  | { readonly t: 'counted'; readonly id: number; readonly count: number }
   | {
       readonly t: 'scraped';
       readonly id: number;

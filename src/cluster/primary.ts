@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import type { Logger } from '../logging/index.js';
 import { aggregateMetrics } from '../metrics/index.js';
 import { createThrottleTable } from '../queue/index.js';
-import { PetrelError, type Clock } from '../shared/index.js';
+import { PetrelError, createCounterTable, type Clock } from '../shared/index.js';
 import type { Spool } from '../spool/index.js';
 import { HOLDER_ENV, INDEX_ENV, type PrimaryMessage, type WorkerMessage } from './messages.js';
 
@@ -69,6 +69,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const slots: Slot[] = [];
   const bySlotOwner = new Map<Worker, Slot>();
   const throttle = createThrottleTable(clock);
+  const counters = createCounterTable(clock);
   const grants = new Map<string, () => void>();
   let stopping = false;
   let startFailed = false;
@@ -145,6 +146,21 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       case 'reserve':
         tell(w, { t: 'reserved', id: m.id, at: throttle.reserve(m.key, m.rate) });
         return;
+      case 'take':
+        tell(w, { t: 'took', id: m.id, ok: counters.take(owner(w), m.key, m.max) });
+        return;
+      case 'give':
+        counters.give(owner(w), m.key);
+        return;
+      case 'hit':
+        tell(w, { t: 'counted', id: m.id, count: counters.hit(m.key, m.windowMs) });
+        return;
+      case 'count':
+        tell(w, { t: 'counted', id: m.id, count: counters.count(m.key) });
+        return;
+      case 'reset':
+        counters.reset(m.key);
+        return;
       case 'scrape':
         void scrape().then(
           (r) => tell(w, { t: 'scraped', id: m.id, ...r }),
@@ -208,6 +224,7 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   const exited = async (slot: Slot, w: Worker, code: number | null, signal: string | null): Promise<void> => {
     bySlotOwner.delete(w);
     throttle.forget(owner(w));
+    counters.forget(owner(w));
     for (const key of [...grants.keys()]) if (key.startsWith(`${w.id}:`)) grants.delete(key);
     for (const c of collects.values()) {
       if (c.pending.delete(w) && c.pending.size === 0) c.done();

@@ -1,11 +1,15 @@
 import cluster from 'node:cluster';
 import type { Throttle } from '../queue/index.js';
+import type { SharedCounters } from '../shared/index.js';
 import type { PrimaryMessage, WorkerMessage } from './messages.js';
 
 /** A worker's side of the channel to its primary. */
 export interface PrimaryLink {
-  /** Limits shared with every worker of the node, kept by the primary. */
-  readonly throttle: Throttle;
+  /**
+   * Limits shared with every worker of the node, kept by the primary: delivery connection slots
+   * and send bookings, and the listeners' per-IP sessions and AUTH failures.
+   */
+  readonly throttle: Throttle & SharedCounters;
   /** The node's metrics: every live worker's, summed by the primary. */
   nodeMetrics(): Promise<{ contentType: string; body: string }>;
   /** Tells the primary this worker is serving. */
@@ -20,6 +24,16 @@ export interface PrimaryLink {
 
 const SCRAPE_TIMEOUT_MS = 10_000;
 
+/** `fn`, run on the first call only. */
+function once(fn: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    fn();
+  };
+}
+
 /** Opens the link; only in a worker process started by the primary (cluster.isWorker). */
 export function linkToPrimary(): PrimaryLink {
   const self = cluster.worker;
@@ -28,6 +42,8 @@ export function linkToPrimary(): PrimaryLink {
   const granted = new Map<number, { key: string; resolve: (release: (() => void) | null) => void }>();
   const aborted = new Map<number, string>();
   const reserved = new Map<number, (at: number) => void>();
+  const took = new Map<number, (ok: boolean) => void>();
+  const counted = new Map<number, (count: number) => void>();
   const scrapes = new Map<number, (r: { contentType: string; body: string }) => void>();
   let snapshot: (() => Promise<unknown>) | null = null;
   let reload: (() => void) | null = null;
@@ -37,14 +53,7 @@ export function linkToPrimary(): PrimaryLink {
     if (self.isConnected()) self.send(m);
   };
 
-  const releaser = (key: string): (() => void) => {
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      send({ t: 'release', key });
-    };
-  };
+  const releaser = (key: string): (() => void) => once(() => send({ t: 'release', key }));
 
   self.on('message', (m: PrimaryMessage) => {
     switch (m.t) {
@@ -64,6 +73,14 @@ export function linkToPrimary(): PrimaryLink {
       case 'reserved':
         reserved.get(m.id)?.(m.at);
         reserved.delete(m.id);
+        return;
+      case 'took':
+        took.get(m.id)?.(m.ok);
+        took.delete(m.id);
+        return;
+      case 'counted':
+        counted.get(m.id)?.(m.count);
+        counted.delete(m.id);
         return;
       case 'scraped':
         scrapes.get(m.id)?.({ contentType: m.contentType, body: m.body });
@@ -110,6 +127,32 @@ export function linkToPrimary(): PrimaryLink {
           reserved.set(id, resolve);
           send({ t: 'reserve', id, key, rate });
         });
+      },
+      tryTake(key, max) {
+        const id = ++seq;
+        return new Promise((resolve) => {
+          took.set(id, (ok) => resolve(ok ? once(() => send({ t: 'give', key })) : null));
+          send({ t: 'take', id, key, max });
+        });
+      },
+      hit(key, windowMs) {
+        const id = ++seq;
+        return new Promise((resolve) => {
+          counted.set(id, resolve);
+          send({ t: 'hit', id, key, windowMs });
+        });
+      },
+      count(key) {
+        const id = ++seq;
+        return new Promise((resolve) => {
+          counted.set(id, resolve);
+          send({ t: 'count', id, key });
+        });
+      },
+      reset(key) {
+        // The channel keeps order: whatever this worker asks next sees the count cleared.
+        send({ t: 'reset', key });
+        return Promise.resolve();
       },
     },
     nodeMetrics() {

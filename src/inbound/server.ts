@@ -2,7 +2,7 @@ import type { SMTPServer, SMTPServerAddress, SMTPServerDataStream, SMTPServerSes
 import type { ListenAddress } from '../config/index.js';
 import { GreetingServer, PerIpLimit, armDataDeadline } from '../listener/index.js';
 import type { Logger } from '../logging/index.js';
-import { PetrelError, smtpError } from '../shared/index.js';
+import { PetrelError, localCounters, smtpError, type SharedCounters } from '../shared/index.js';
 import type { Spool } from '../spool/index.js';
 import type { TlsMaterial } from '../tls/index.js';
 import type { Verp } from '../verp/index.js';
@@ -29,6 +29,8 @@ export interface InboundDeps extends ReportDeps {
   readonly spool: Spool;
   readonly verp: Verp;
   readonly logger: Logger;
+  /** Where per-IP sessions are counted: the node's counters when it has workers. Default: its own. */
+  readonly counters?: SharedCounters;
 }
 
 export interface InboundService {
@@ -53,7 +55,11 @@ const UNSUB = /^unsub-([A-Za-z0-9_-]{24})@(.+)$/i;
 export function createInboundService(deps: InboundDeps): InboundService {
   const { settings, logger, spool, verp } = deps;
   const targets = new Map<string, InboundTarget[]>();
-  const perIp = new PerIpLimit(settings.maxConnectionsPerIp);
+  const perIp = new PerIpLimit(
+    deps.counters ?? localCounters({ now: deps.now }),
+    'inbound',
+    settings.maxConnectionsPerIp,
+  );
   const servers: SMTPServer[] = [];
 
   const server = (): SMTPServer => {
@@ -73,17 +79,23 @@ export function createInboundService(deps: InboundDeps): InboundService {
         closeTimeout: 5_000,
         logger: false,
         onConnect(session, cb) {
-          if (!perIp.admit(session.id, session.remoteAddress)) {
-            logger.warn(
-              { sessionId: session.id, remoteIp: session.remoteAddress },
-              'too many connections from one address',
-            );
-            return cb(smtpError(421, '4.7.0', 'Too many connections from your address, try again later'));
-          }
-          cb();
+          perIp.admit(session.id, session.remoteAddress).then(
+            (admitted) => {
+              if (admitted) return cb();
+              logger.warn(
+                { sessionId: session.id, remoteIp: session.remoteAddress },
+                'too many connections from one address',
+              );
+              cb(smtpError(421, '4.7.0', 'Too many connections from your address, try again later'));
+            },
+            (err: unknown) => {
+              logger.error({ err, sessionId: session.id }, 'inbound connection check failed');
+              cb(smtpError(421, '4.3.0', 'Temporary local problem'));
+            },
+          );
         },
         onClose(session) {
-          perIp.release(session.id, session.remoteAddress);
+          perIp.release(session.id);
           targets.delete(session.id);
         },
         onMailFrom(_address, session, cb) {

@@ -4,7 +4,8 @@ import { SMTPConnection } from 'smtp-server/lib/smtp-connection.js';
 
 interface ConnectionInternals {
   _setListeners?: (done: () => void) => void;
-  connectionReady?: () => void;
+  /** Runs onConnect and, once admitted, sends the banner and calls `next`. */
+  connectionReady?: (next?: () => void) => void;
   send(code: number, text: string, context?: string | false): void;
   close(): void;
   readonly name: string;
@@ -45,20 +46,26 @@ export class GreetingServer extends SMTPServer {
     };
     // Listening before the socket is piped to the parser, so not even the first byte is missed.
     if (this.#pauseMs > 0) socket.on('data', onEarly);
+    // Admission (onConnect) may wait on the node's primary: bytes sent meanwhile wait for the
+    // banner instead of meeting smtp-server's "You talk too soon". A refusal's close discards them.
+    const ready = (): void => {
+      socket.pause();
+      connection.connectionReady!(() => socket.resume());
+    };
     connection._setListeners(() => {
       if (this.options.maxClients && this.connections.size > this.options.maxClients) {
         connection.send(421, `${connection.name} Too many connected clients, try again in a moment`, false);
         return;
       }
       if (this.#pauseMs === 0) {
-        connection.connectionReady!();
+        ready();
         return;
       }
       const timer = setTimeout(() => {
         socket.off('data', onEarly);
         if (connection._closing || connection._closed) return;
         if (!talked) {
-          connection.connectionReady!();
+          ready();
           return;
         }
         connection.send(421, `${connection.name} You talk too soon`, false);

@@ -1,29 +1,55 @@
 import type { SMTPServer } from 'smtp-server';
+import type { SharedCounters } from '../shared/index.js';
 
 /**
- * Concurrent sessions per client IP. Only admitted sessions are released, so a refused
- * connection (which smtp-server still closes through onClose) never frees another's slot.
+ * Concurrent sessions per client IP, counted in `counters` (the node's, when it has workers), so
+ * that every listener and worker sharing them shares the cap. Only admitted sessions are
+ * released, so a refused connection (which smtp-server still closes through onClose) never frees
+ * another's slot; a session that closes while its admission is being decided gives the slot back
+ * as soon as it is granted.
  */
 export class PerIpLimit {
-  readonly #open = new Map<string, number>();
-  readonly #admitted = new Set<string>();
+  readonly #admitted = new Map<string, () => void>();
+  /** Sessions whose admission is under way: true once they closed meanwhile. */
+  readonly #deciding = new Map<string, boolean>();
 
-  constructor(private readonly max: number) {}
+  constructor(
+    private readonly counters: SharedCounters,
+    /** Names what is counted, so that different listeners' caps stay apart. */
+    private readonly scope: string,
+    private readonly max: number,
+  ) {}
 
   /** Counts the session in; false (and nothing counted) when its IP is at the limit. */
-  admit(sessionId: string, ip: string): boolean {
-    const n = this.#open.get(ip) ?? 0;
-    if (n >= this.max) return false;
-    this.#open.set(ip, n + 1);
-    this.#admitted.add(sessionId);
+  async admit(sessionId: string, ip: string): Promise<boolean> {
+    this.#deciding.set(sessionId, false);
+    let release: (() => void) | null;
+    try {
+      release = await this.counters.tryTake(`${this.scope}:${ip}`, this.max);
+    } catch (err) {
+      this.#deciding.delete(sessionId);
+      throw err;
+    }
+    const closed = this.#deciding.get(sessionId) === true;
+    this.#deciding.delete(sessionId);
+    if (!release) return false;
+    if (closed) {
+      release();
+      return false;
+    }
+    this.#admitted.set(sessionId, release);
     return true;
   }
 
-  release(sessionId: string, ip: string): void {
-    if (!this.#admitted.delete(sessionId)) return;
-    const n = (this.#open.get(ip) ?? 1) - 1;
-    if (n <= 0) this.#open.delete(ip);
-    else this.#open.set(ip, n);
+  release(sessionId: string): void {
+    if (this.#deciding.has(sessionId)) {
+      this.#deciding.set(sessionId, true);
+      return;
+    }
+    const release = this.#admitted.get(sessionId);
+    if (!release) return;
+    this.#admitted.delete(sessionId);
+    release();
   }
 }
 

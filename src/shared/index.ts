@@ -6,3 +6,4 @@ export * from './password.js';
 export * from './transfer-encoding.js';
 export * from './directory.js';
 export * from './secret.js';
+export * from './counters.js';

@@ -18,9 +18,11 @@ export interface SpaceWatch {
   short(): boolean;
   /** Ends a standing refusal (the probe wrote after room returned). */
   clear(): void;
+  /** Whether the filesystem has room for a write of `bytes` (the rule short() applies). */
+  roomFor(bytes: number): boolean;
 }
 
-export function watchSpace(inner: Writer, dir: string): SpaceWatch {
+export function watchSpace(inner: Writer, dir: string, onShort?: (bytes: number) => void): SpaceWatch {
   let wanted: number | null = null;
   const free = (): number => {
     try {
@@ -40,8 +42,10 @@ export function watchSpace(inner: Writer, dir: string): SpaceWatch {
             return value;
           },
           (err: unknown) => {
-            if ((err as { code?: unknown }).code === 'PETREL_SPOOL_FULL')
+            if ((err as { code?: unknown }).code === 'PETREL_SPOOL_FULL') {
               wanted = Math.max(wanted ?? 0, bytes);
+              onShort?.(bytes);
+            }
             throw err;
           },
         );
@@ -52,6 +56,7 @@ export function watchSpace(inner: Writer, dir: string): SpaceWatch {
     clear() {
       wanted = null;
     },
+    roomFor: (bytes) => free() >= 2 * bytes + SLACK_BYTES,
   };
 }
 

@@ -41,6 +41,8 @@ export interface Spool {
   writable(): Promise<boolean>;
   /** Bytes of the database, WAL and shared-memory files. */
   fileBytes(): number;
+  /** Whether the filesystem has room for a message of `bytes` (with the margin a commit needs). */
+  roomFor(bytes: number): boolean;
   /** Checkpoints the WAL into the main file and truncates it. */
   checkpoint(): Promise<void>;
   /** A consistent copy of the database at `file` while it stays in use (SQLite's online backup). */
@@ -57,6 +59,8 @@ export interface SpoolOptions {
    * (the daemon), rather than on the caller's thread (the CLI, which writes little).
    */
   readonly writerThread?: boolean;
+  /** Called when a write is refused for want of space (a node's other workers are told). */
+  readonly onSpaceShort?: (bytes: number) => void;
 }
 
 export const SPOOL_FILE = 'petrel.db';
@@ -81,6 +85,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
   const space = watchSpace(
     options.writerThread ? threadWriter(path, onFatal) : inProcessWriter(db, onFatal),
     dirname(path),
+    options.onSpaceShort,
   );
   const writer = space.writer;
   const suppressions = createSuppressionStore(db, secret, clock, writer);
@@ -100,6 +105,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     async pragma(name) {
       return pragma(db, name) as string | number;
     },
+    roomFor: (bytes) => space.roomFor(bytes),
     async writable() {
       if (space.short()) return false;
       // Through the writer, so that the probe never waits for SQLite's lock on the event loop;

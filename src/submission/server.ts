@@ -21,7 +21,9 @@ import {
   parseAddress,
   smtpError,
   verifyPassword,
+  localCounters,
   type Clock,
+  type SharedCounters,
 } from '../shared/index.js';
 import { AuthGuard } from './auth-guard.js';
 import { GreetingServer, PerIpLimit, armDataDeadline } from '../listener/index.js';
@@ -49,6 +51,11 @@ export interface SubmissionDeps {
   readonly requireSignature?: () => boolean;
   /** List-Unsubscribe fields for a marketing recipient (RFC 2369, RFC 8058). */
   readonly unsubscribeHeaders?: (accountId: number, address: string) => Promise<string[]>;
+  /**
+   * Where per-IP sessions and AUTH failures are counted: the node's counters when it has workers.
+   * Default: this service's own.
+   */
+  readonly counters?: SharedCounters;
   /** Called after a message is durably queued (delivery can start at once), with the time DATA took to commit. */
   readonly onQueued?: (listener: ListenerName, seconds: number) => void;
 }
@@ -85,8 +92,9 @@ interface SenderState {
 
 export function createSubmissionService(deps: SubmissionDeps): SubmissionService {
   const { config, logger, spool, clock } = deps;
-  const guard = new AuthGuard(config.auth_max_failures, config.auth_failure_window, clock);
-  const perIp = new PerIpLimit(config.max_connections_per_ip);
+  const counters = deps.counters ?? localCounters(clock);
+  const guard = new AuthGuard(counters, config.auth_max_failures, config.auth_failure_window);
+  const perIp = new PerIpLimit(counters, 'submission', config.max_connections_per_ip);
   const senders = new Map<string, SenderState>();
   const servers: { server: SMTPServer; name: ListenerName }[] = [];
 
@@ -94,17 +102,19 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
 
   const onConnect = (session: SMTPServerSession, callback: (err?: Error | null) => void): void => {
     const ip = session.remoteAddress;
-    if (!perIp.admit(session.id, ip)) {
-      logger.warn({ sessionId: session.id, remoteIp: ip }, 'too many connections from one address');
-      callback(smtpError(421, '4.7.0', 'Too many connections from your address, try again later'));
-      return;
-    }
-    callback();
+    perIp.admit(session.id, ip).then(
+      (admitted) => {
+        if (admitted) return callback();
+        logger.warn({ sessionId: session.id, remoteIp: ip }, 'too many connections from one address');
+        callback(smtpError(421, '4.7.0', 'Too many connections from your address, try again later'));
+      },
+      (err: unknown) => failEdge(logger, session, err, callback),
+    );
   };
 
   const onClose = (session: SMTPServerSession): void => {
     senders.delete(session.id);
-    perIp.release(session.id, session.remoteAddress);
+    perIp.release(session.id);
   };
 
   const onAuth = (
@@ -114,7 +124,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
   ): void => {
     const ip = session.remoteAddress;
     void (async () => {
-      if (guard.isBlocked(ip)) {
+      if (await guard.isBlocked(ip)) {
         logger.warn({ sessionId: session.id, remoteIp: ip }, 'auth refused: too many failures');
         return callback(smtpError(454, '4.7.0', 'Too many failed authentications, try again later'));
       }
@@ -124,11 +134,11 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       // Unknown users cost a full hash too, so timing does not tell which names exist.
       const ok = await verifyPassword(auth.password ?? '', account?.passwordHash ?? DUMMY_PASSWORD_HASH);
       if (account && ok && !impersonating) {
-        guard.recordSuccess(ip);
+        await guard.recordSuccess(ip);
         logger.info({ sessionId: session.id, accountId: account.id, method: auth.method }, 'authenticated');
         return callback(null, { user: { account: account.name } satisfies SessionUser });
       }
-      const delay = guard.recordFailure(ip);
+      const delay = await guard.recordFailure(ip);
       logger.warn({ sessionId: session.id, remoteIp: ip, method: auth.method }, 'authentication failed');
       await sleep(delay);
       callback(null, { message: '5.7.8 Authentication credentials invalid', responseCode: 535 });
