@@ -1,8 +1,8 @@
 // End-to-end benchmark: Petrel against Postfix on this machine, in the same run.
 //
 //   npm run bench                      # build, then the full run (20 000 × 5 KB, 20 sessions, 3 pairs)
-//   node test/bench/run.mjs --quick    # under a minute: 2 000 messages, 1 pair, persistent sessions
-//   node test/bench/run.mjs --size 50k --pairs 5 --variants persistent
+//   node test/bench/run.mjs --quick    # 2 000 messages, 1 pair, persistent sessions
+//   node test/bench/run.mjs --size 50k --pairs 5 --variants persistent --workers auto
 //   node test/bench/run.mjs --help
 //
 // Needs Debian's `postfix` package (smtp-source, smtp-sink and the Postfix daemon; Postfix itself
@@ -11,33 +11,52 @@
 // What one measurement does, for Petrel and Postfix alike:
 //   a fresh smtp-sink (the receiver; its -c counter counts deliveries as they arrive), a fresh MTA
 //   (Petrel: own data dir, route for the bench domain to the sink, trusted network + account,
-//   RSA-2048 DKIM key for the sender domain, production durability — synchronous=FULL is always on;
+//   RSA-2048 DKIM key for the sender domain, production durability — synchronous=FULL is always on,
+//   `[server] workers` set to each --workers value in turn: 1 is one process, more is a primary
+//   supervising that many worker processes;
 //   Postfix: a private instance with its own queue directory, relayhost = the sink, no DKIM),
 //   a warm-up, then smtp-source injects N messages over C sessions (the `authenticated` variant:
 //   a nodemailer pool of C connections, STARTTLS and AUTH to Petrel, STARTTLS to Postfix, which
 //   takes the bench client through mynetworks as there is no SASL here). Reported:
 //   accepted msg/s   N / smtp-source's run time (it exits after the last 250)
 //   delivered msg/s  N / (smtp-source start ≈ first 250 → the sink counting the last message)
-//   CPU ms/msg       the MTA's CPU time (Petrel: its process, all threads; Postfix: master and
-//                    every daemon, exited ones through master's cutime) over the measured window / N
-//   peak RSS         Petrel: VmHWM; Postfix: the highest sum of PSS over its processes (sampled)
-// Pairs alternate Petrel, Postfix, Petrel, Postfix…; the ratio is taken pair by pair. The loopback
-// ceiling is smtp-source → smtp-sink directly. Time-to-250 comes from a small raw-socket client
-// that offers half of each MTA's peak accepted rate over persistent sessions.
+//   CPU ms/msg       the MTA's CPU time over the measured window / N, summed over its process tree
+//                    (utime + stime of every thread; Petrel: the primary and its workers; Postfix:
+//                    master and every daemon; exited ones through their parent's cutime)
+//   RSA / rest       Petrel's CPU ms/msg split: RSA is one RSA-2048 sign as Petrel does it
+//                    (crypto.sign, sha256, cached KeyObject), timed in this process before the runs,
+//                    times the signatures per message; rest is the total minus that
+//   peak RSS         one process: VmHWM; a process tree (Petrel's workers, Postfix): the highest sum
+//                    of PSS over its processes (sampled)
+// A pair is one run of Petrel per --workers value, then one of Postfix; each Petrel setting's ratio
+// is taken pair by pair against that pair's Postfix run. The loopback ceiling is smtp-source →
+// smtp-sink directly. Time-to-250 comes from a small raw-socket client that offers half of the
+// peak accepted rate of persistent sessions (of that MTA, and of that worker setting) and times the
+// final "." of DATA to the 250.
 import { cpus, totalmem, release, tmpdir, availableParallelism } from 'node:os';
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync, openSync, closeSync, readdirSync } from 'node:fs';
+import {
+  mkdtempSync,
+  mkdirSync,
+  rmSync,
+  writeFileSync,
+  openSync,
+  closeSync,
+  readdirSync,
+  readFileSync,
+} from 'node:fs';
 import { spawn, execFileSync } from 'node:child_process';
+import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
-  cpuSeconds,
   freePort,
   latencyRun,
   median,
   nodemailerSource,
   now,
+  processTree,
   procStatus,
   run,
   smtpSource,
@@ -62,6 +81,7 @@ const { values: args } = parseArgs({
     size: { type: 'string' },
     pairs: { type: 'string' },
     variants: { type: 'string' },
+    workers: { type: 'string', multiple: true },
     warmup: { type: 'string' },
     'skip-postfix': { type: 'boolean', default: false },
     'skip-ceiling': { type: 'boolean', default: false },
@@ -79,15 +99,18 @@ const { values: args } = parseArgs({
 
 if (args.help) {
   console.log(`usage: node test/bench/run.mjs [options]
-  --quick               2 000 messages, 1 pair, persistent sessions only (under a minute)
+  --quick               2 000 messages, 1 pair, persistent sessions only
   --messages N          messages per measurement (default 20000)
   --sessions C          concurrent smtp-source sessions (default 20)
   --size S              body bytes: 5120, 5k, 50k (default 5k)
   --pairs P             alternating Petrel/Postfix pairs (default 3)
   --variants LIST       persistent,per-message,authenticated (default all; --quick: persistent)
+  --workers LIST        Petrel's [server] workers, one run each: whole numbers or auto, as a comma
+                        list or repeated (default 1,auto)
   --warmup N            messages sent (and delivered) before each measurement (default 500, quick 200)
   --skip-postfix | --skip-ceiling | --skip-latency
-  --latency-rate R      msg/s offered in the time-to-250 phase (default: half of each MTA's peak)
+  --latency-rate R      msg/s offered in the time-to-250 phase (default: half of the peak of each
+                        MTA and worker setting, persistent sessions)
   --latency-seconds S   length of that phase (default 15, quick 5)
   --cpu-prof DIR        run Petrel under node --cpu-prof, profiles in DIR (see profile-summary.mjs)
   --log-level L         Petrel's log level (default: info, as in production)
@@ -110,6 +133,15 @@ function positive(name, text, fallback) {
   return n;
 }
 
+function parseWorkers(values) {
+  const list = (values ?? ['1,auto']).flatMap((v) => v.split(',')).map((s) => s.trim());
+  for (const w of list) {
+    if (w !== 'auto' && !(/^\d+$/.test(w) && Number(w) >= 1 && Number(w) <= 512))
+      throw new Error(`--workers: "${w}" is neither auto nor a whole number from 1 to 512`);
+  }
+  return [...new Set(list.map((w) => (w === 'auto' ? w : String(Number(w)))))];
+}
+
 const quick = args.quick;
 // How the load generator connects: smtp-source from a trusted network (persistent sessions or
 // one connection per message), or an application's nodemailer pool with STARTTLS and AUTH.
@@ -127,6 +159,7 @@ const opts = {
   variants: (args.variants ?? (quick ? 'persistent' : 'persistent,per-message,authenticated'))
     .split(',')
     .map((s) => s.trim()),
+  workers: parseWorkers(args.workers),
   warmup: args.warmup !== undefined ? Number(args.warmup) : quick ? 200 : 500,
   postfix: !args['skip-postfix'],
   ceiling: !args['skip-ceiling'],
@@ -171,7 +204,7 @@ async function petrel(cmdArgs, config, input) {
   return run(process.execPath, [PETREL, '--config', config, ...cmdArgs], { input, timeoutMs: 60_000 });
 }
 
-async function startPetrel({ sinkPort, label }) {
+async function startPetrel({ sinkPort, label, workers }) {
   const dir = tempDir('petrel-bench-');
   const [port, inboundPort, httpPort] = [await freePort(), await freePort(), await freePort()];
   const config = join(dir, 'petrel.toml');
@@ -181,6 +214,9 @@ async function startPetrel({ sinkPort, label }) {
 hostname = "petrel.bench.invalid"
 data_dir = ${JSON.stringify(join(dir, 'data'))}
 log_level = ${JSON.stringify(opts.logLevel)}
+
+[server]
+workers = ${workers === 'auto' ? '"auto"' : workers}
 
 [submission]
 listen = ["127.0.0.1:${port}"]
@@ -211,14 +247,10 @@ port = ${sinkPort}
   const log = openSync(logPath, 'a');
   const nodeArgs = [];
   if (opts.cpuProf) {
-    mkdirSync(opts.cpuProf, { recursive: true });
-    nodeArgs.push(
-      '--cpu-prof',
-      '--cpu-prof-dir',
-      opts.cpuProf,
-      '--cpu-prof-name',
-      `petrel-${label}-${Date.now()}.cpuprofile`,
-    );
+    // Workers inherit these flags: one directory per run, Node's default names (with the pid).
+    const profDir = join(opts.cpuProf, `petrel-${label}-${Date.now()}`);
+    mkdirSync(profDir, { recursive: true });
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', profDir);
   }
   const child = spawn(process.execPath, [...nodeArgs, PETREL, '--config', config, 'serve'], {
     stdio: ['ignore', log, log],
@@ -226,23 +258,37 @@ port = ${sinkPort}
   closeSync(log);
   try {
     await waitForPort(port, 20_000);
+    // With workers the port opens when the first one listens; the primary logs once all serve.
+    if (workers !== '1' && ['trace', 'debug', 'info'].includes(opts.logLevel))
+      await waitForLog(logPath, '"msg":"petrel started"', 20_000);
   } catch (err) {
     child.kill('SIGKILL');
     throw new Error(`Petrel did not start (log: ${logPath}): ${err.message}`);
   }
+  const single = workers === '1';
   return {
     port,
     pid: child.pid,
     logPath,
-    cpu: () => cpuSeconds(child.pid),
-    rssKb: () => procStatus(child.pid).VmRSS ?? 0,
-    peakRssKb: () => procStatus(child.pid).VmHWM ?? 0,
+    processes: () => processTree(child.pid).length,
+    cpu: () => treeCpuSeconds(child.pid),
+    rssKb: () => (single ? (procStatus(child.pid).VmRSS ?? 0) : treePssKb(child.pid)),
+    peakRssKb: single ? () => procStatus(child.pid).VmHWM ?? 0 : null,
     async stop() {
       child.kill('SIGTERM');
       const code = await waitExit(child, 35_000);
       return code;
     },
   };
+}
+
+async function waitForLog(path, text, timeoutMs) {
+  const deadline = now() + timeoutMs;
+  while (now() < deadline) {
+    if (readFileSync(path, 'utf8').includes(text)) return;
+    await sleep(50);
+  }
+  throw new Error(`no ${text} in the log after ${timeoutMs} ms`);
 }
 
 async function startPostfixTarget({ sinkPort }) {
@@ -253,6 +299,7 @@ async function startPostfixTarget({ sinkPort }) {
     port: pf.port,
     pid: pf.pid,
     logPath: join(dir, 'maillog'),
+    processes: () => processTree(pf.pid).length,
     cpu: () => treeCpuSeconds(pf.pid),
     rssKb: () => treePssKb(pf.pid),
     peakRssKb: null,
@@ -264,15 +311,55 @@ async function startPostfixTarget({ sinkPort }) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// What one RSA signature costs
+
+// The bench gives Petrel one DKIM key, for the sender's domain: one signature per message.
+const SIGNATURES_PER_MESSAGE = 1;
+
+/**
+ * CPU time of one RSA-2048 signature as src/dkim/signer.ts makes it: crypto.sign('sha256') with a
+ * KeyObject parsed once, over about the canonical header data of a bench message. Synchronous
+ * here, so the bench process's own CPU time is the signature's; Petrel signs on the thread pool,
+ * and what handing it there costs stays in "rest". Median over batches, CPU and wall clock both.
+ */
+function calibrateRsa({ signs = 2000, batch = 100 } = {}) {
+  const key = createPrivateKey(readFileSync(join(ROOT, 'fixtures/dkim/test-key.pem'), 'utf8'));
+  const data = Buffer.alloc(700, 'h');
+  for (let i = 0; i < 50; i++) cryptoSign('sha256', data, key);
+  const cpuMs = [];
+  const wallMs = [];
+  for (let b = 0; b < Math.ceil(signs / batch); b++) {
+    const cpu0 = process.cpuUsage();
+    const t0 = now();
+    for (let i = 0; i < batch; i++) cryptoSign('sha256', data, key);
+    const wall = now() - t0;
+    const { user, system } = process.cpuUsage(cpu0);
+    cpuMs.push((user + system) / 1000 / batch);
+    wallMs.push(wall / batch);
+  }
+  return {
+    what: 'crypto.sign sha256, RSA-2048 KeyObject, 700 B',
+    modulusBits: key.asymmetricKeyDetails?.modulusLength ?? null,
+    signs: cpuMs.length * batch,
+    batch,
+    cpuMsPerSign: round(median(cpuMs), 4),
+    wallMsPerSign: round(median(wallMs), 4),
+    cpuMsPerSignMin: round(Math.min(...cpuMs), 4),
+    cpuMsPerSignMax: round(Math.max(...cpuMs), 4),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // One measurement
 
-async function measure({ target, variant, pair }) {
+async function measure({ target, variant, pair, workers, rsa }) {
   const persistent = variant === 'persistent';
-  const label = `${target}-${variant}-${pair}`;
+  const label = `${target}${workers ? `-w${workers}` : ''}-${variant}-${pair}`;
   const sink = await startSink();
   let mta = null;
   const result = {
     target,
+    ...(workers ? { workers } : {}),
     variant,
     pair,
     messages: opts.messages,
@@ -284,7 +371,7 @@ async function measure({ target, variant, pair }) {
   try {
     mta =
       target === 'petrel'
-        ? await startPetrel({ sinkPort: sink.port, label })
+        ? await startPetrel({ sinkPort: sink.port, label, workers })
         : await startPostfixTarget({ sinkPort: sink.port });
     const source = (messages) =>
       variant === 'authenticated'
@@ -315,6 +402,7 @@ async function measure({ target, variant, pair }) {
       await sleep(300);
     }
     const base = sink.count;
+    result.processes = mta.processes();
     let peakRssKb = mta.rssKb();
     sampler = setInterval(() => {
       try {
@@ -343,6 +431,11 @@ async function measure({ target, variant, pair }) {
     result.cpuSeconds = round(cpu1 - cpu0, 2);
     result.cpuMsPerMsg = round(((cpu1 - cpu0) * 1000) / opts.messages, 3);
     result.cpuSecondsPer1000 = round(((cpu1 - cpu0) * 1000) / opts.messages, 3);
+    if (target === 'petrel') {
+      result.signaturesPerMessage = SIGNATURES_PER_MESSAGE;
+      result.rsaMsPerMsg = round(rsa.cpuMsPerSign * SIGNATURES_PER_MESSAGE, 3);
+      result.restMsPerMsg = round(result.cpuMsPerMsg - result.rsaMsPerMsg, 3);
+    }
     result.peakRssMb = round((mta.peakRssKb ? mta.peakRssKb() : peakRssKb) / 1024, 1);
     result.rssMeasure = mta.peakRssKb ? 'VmHWM' : 'max sampled sum of PSS over the process tree';
   } catch (err) {
@@ -389,13 +482,14 @@ async function ceiling({ variant, pair }) {
   }
 }
 
-async function latency({ target, rate }) {
+async function latency({ target, rate, workers }) {
   const sink = await startSink();
   let mta = null;
+  const who = { target, ...(workers ? { workers } : {}) };
   try {
     mta =
       target === 'petrel'
-        ? await startPetrel({ sinkPort: sink.port, label: `${target}-latency` })
+        ? await startPetrel({ sinkPort: sink.port, label: `${target}-w${workers}-latency`, workers })
         : await startPostfixTarget({ sinkPort: sink.port });
     // Warm up the same way as the throughput runs.
     if (opts.warmup > 0) {
@@ -422,9 +516,9 @@ async function latency({ target, rate }) {
       to: TO,
       timeoutMs: opts.latencySeconds * 1000 * 4 + 30_000,
     });
-    return { target, ...r };
+    return { ...who, ...r };
   } catch (err) {
-    return { target, offeredRate: rate, error: err.message };
+    return { ...who, offeredRate: rate, error: err.message };
   } finally {
     if (mta) await mta.stop().catch(() => undefined);
     await sink.stop();
@@ -470,91 +564,121 @@ const fmt = (v, digits = 0) =>
     : Number(v).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function summarizeVariant(runs, ceilings, variant) {
-  const pick = (target) => runs.filter((r) => r.variant === variant && r.target === target && !r.error);
+  const pick = (target, workers) =>
+    runs.filter(
+      (r) => r.variant === variant && r.target === target && !r.error && (!workers || r.workers === workers),
+    );
   const stats = (rs) => ({
     runs: rs.length,
+    processes: median(rs.map((r) => r.processes)),
     acceptedRate: median(rs.map((r) => r.acceptedRate)),
     deliveredRate: median(rs.map((r) => r.deliveredRate)),
     cpuMsPerMsg: median(rs.map((r) => r.cpuMsPerMsg)),
     peakRssMb: median(rs.map((r) => r.peakRssMb)),
   });
-  const petrelRuns = pick('petrel');
   const postfixRuns = pick('postfix');
-  const ratios = [];
-  for (let p = 1; p <= opts.pairs; p++) {
-    const a = petrelRuns.find((r) => r.pair === p);
-    const b = postfixRuns.find((r) => r.pair === p);
-    if (a && b) {
-      ratios.push({
-        pair: p,
-        delivered: round(a.deliveredRate / b.deliveredRate, 2),
-        accepted: round(a.acceptedRate / b.acceptedRate, 2),
-        cpuPerMsg: round(a.cpuMsPerMsg / b.cpuMsPerMsg, 2),
-      });
+  const petrel = opts.workers.map((workers) => {
+    const petrelRuns = pick('petrel', workers);
+    const ratios = [];
+    for (let p = 1; p <= opts.pairs; p++) {
+      const a = petrelRuns.find((r) => r.pair === p);
+      const b = postfixRuns.find((r) => r.pair === p);
+      if (a && b) {
+        ratios.push({
+          pair: p,
+          delivered: round(a.deliveredRate / b.deliveredRate, 2),
+          accepted: round(a.acceptedRate / b.acceptedRate, 2),
+          cpuPerMsg: round(a.cpuMsPerMsg / b.cpuMsPerMsg, 2),
+        });
+      }
     }
-  }
+    return {
+      workers,
+      ...stats(petrelRuns),
+      rsaMsPerMsg: median(petrelRuns.map((r) => r.rsaMsPerMsg)),
+      restMsPerMsg: median(petrelRuns.map((r) => r.restMsPerMsg)),
+      ratios,
+      ratioDeliveredMedian: median(ratios.map((r) => r.delivered)),
+      ratioAcceptedMedian: median(ratios.map((r) => r.accepted)),
+    };
+  });
   const ceilingRuns = ceilings.filter((c) => c.variant === variant && !c.error);
   return {
     variant,
-    petrel: stats(petrelRuns),
+    petrel,
     postfix: stats(postfixRuns),
-    ratios,
-    ratioDeliveredMedian: median(ratios.map((r) => r.delivered)),
-    ratioAcceptedMedian: median(ratios.map((r) => r.accepted)),
     ceilingRate: median(ceilingRuns.map((c) => c.rate)),
   };
 }
 
-function printTable(summary, latencies, info) {
+const workersLabel = (s) =>
+  `${s.workers}${s.processes ? ` (${fmt(s.processes)} process${s.processes === 1 ? '' : 'es'})` : ''}`;
+
+/** The results as Markdown: printed, and written next to the JSON. */
+function resultTables(summary, latencies, info, rsa) {
   const lines = [];
-  lines.push('');
   lines.push(
-    `Petrel vs Postfix — ${fmt(opts.messages)} × ${fmt(opts.size / 1024, opts.size % 1024 ? 1 : 0)} KB, ${opts.sessions} sessions, ${opts.pairs} pair(s), medians`,
+    `Petrel vs Postfix — ${fmt(opts.messages)} × ${fmt(opts.size / 1024, opts.size % 1024 ? 1 : 0)} KB, ${opts.sessions} sessions, ${opts.pairs} pair(s), Petrel workers ${opts.workers.join(', ')}, medians`,
   );
+  lines.push('');
   lines.push(
     `machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GB, Node ${info.node}, Postfix ${info.postfix ?? '—'}, spool on ${info.tmpFilesystem}`,
   );
+  lines.push('');
+  lines.push(
+    `RSA-2048 sign (${rsa.what}): ${fmt(rsa.cpuMsPerSign, 3)} ms of CPU (median of ${rsa.signs / rsa.batch} batches of ${rsa.batch}; range ${fmt(rsa.cpuMsPerSignMin, 3)}–${fmt(rsa.cpuMsPerSignMax, 3)}), ${SIGNATURES_PER_MESSAGE} signature per message`,
+  );
+  lines.push('');
+  lines.push(
+    '| load | workers | Petrel delivered msg/s | Postfix delivered msg/s | ratio per pair | ratio (median of pairs) | Petrel CPU ms/msg | of which RSA | rest | Postfix CPU ms/msg |',
+  );
+  lines.push('|---|---|---|---|---|---|---|---|---|---|');
+  for (const s of summary) {
+    for (const p of s.petrel) {
+      lines.push(
+        `| ${VARIANTS[s.variant]} | ${workersLabel(p)} | ${fmt(p.deliveredRate)} | ${opts.postfix ? fmt(s.postfix.deliveredRate) : '—'} | ${p.ratios.map((r) => fmt(r.delivered, 2)).join(', ') || '—'} | ${fmt(p.ratioDeliveredMedian, 2)} | ${fmt(p.cpuMsPerMsg, 2)} | ${fmt(p.rsaMsPerMsg, 2)} | ${fmt(p.restMsPerMsg, 2)} | ${opts.postfix ? fmt(s.postfix.cpuMsPerMsg, 2) : '—'} |`,
+      );
+    }
+  }
   for (const s of summary) {
     lines.push('');
     lines.push(VARIANTS[s.variant]);
-    lines.push('  | what | accepted msg/s | delivered msg/s | CPU ms/msg | peak RSS MB |');
-    lines.push('  |---|---|---|---|---|');
+    lines.push('');
     lines.push(
-      `  | Petrel (DKIM RSA-2048) | ${fmt(s.petrel.acceptedRate)} | ${fmt(s.petrel.deliveredRate)} | ${fmt(s.petrel.cpuMsPerMsg, 2)} | ${fmt(s.petrel.peakRssMb)} |`,
+      '| what | accepted msg/s | delivered msg/s | accepted ratio (median of pairs) | CPU ms/msg | peak RSS MB |',
     );
-    if (opts.postfix) {
+    lines.push('|---|---|---|---|---|---|');
+    for (const p of s.petrel)
       lines.push(
-        `  | Postfix (no DKIM) | ${fmt(s.postfix.acceptedRate)} | ${fmt(s.postfix.deliveredRate)} | ${fmt(s.postfix.cpuMsPerMsg, 2)} | ${fmt(s.postfix.peakRssMb)} |`,
+        `| Petrel (DKIM RSA-2048), workers ${workersLabel(p)} | ${fmt(p.acceptedRate)} | ${fmt(p.deliveredRate)} | ${fmt(p.ratioAcceptedMedian, 2)} | ${fmt(p.cpuMsPerMsg, 2)} | ${fmt(p.peakRssMb)} |`,
       );
+    if (opts.postfix)
       lines.push(
-        `  | ratio Petrel/Postfix (median of pairs) | ${fmt(s.ratioAcceptedMedian, 2)} | ${fmt(s.ratioDeliveredMedian, 2)} | | |`,
+        `| Postfix (no DKIM) | ${fmt(s.postfix.acceptedRate)} | ${fmt(s.postfix.deliveredRate)} | | ${fmt(s.postfix.cpuMsPerMsg, 2)} | ${fmt(s.postfix.peakRssMb)} |`,
       );
-    }
     if (opts.ceiling && s.ceilingRate !== null)
-      lines.push(`  | smtp-source → smtp-sink (ceiling) | ${fmt(s.ceilingRate)} | | | |`);
-    if (s.ratios.length)
-      lines.push(
-        `  delivered ratio per pair: ${s.ratios.map((r) => `${r.pair}: ${fmt(r.delivered, 2)}`).join(', ')}`,
-      );
+      lines.push(`| smtp-source → smtp-sink (ceiling) | ${fmt(s.ceilingRate)} | | | | |`);
   }
   if (latencies.length) {
     lines.push('');
     lines.push(
-      `time-to-250 (raw client, ${opts.sessions} persistent sessions, "." → 250; schedule → 250 includes waiting for a session)`,
+      `time-to-250 at half the peak accepted rate of persistent sessions (raw client, ${opts.sessions} persistent sessions, "." → 250; schedule → 250 includes waiting for a session)`,
     );
+    lines.push('');
     lines.push(
-      '  | MTA | offered msg/s | achieved | p50 ms | p99 ms | max ms | schedule→250 p99 ms | failures |',
+      '| MTA | workers | offered msg/s | achieved | p50 ms | p99 ms | max ms | schedule→250 p99 ms | failures |',
     );
-    lines.push('  |---|---|---|---|---|---|---|---|');
+    lines.push('|---|---|---|---|---|---|---|---|---|');
     for (const l of latencies) {
-      if (l.error) lines.push(`  | ${l.target} | ${fmt(l.offeredRate)} | error: ${l.error} |`);
+      const w = l.workers ?? '—';
+      if (l.error) lines.push(`| ${l.target} | ${w} | ${fmt(l.offeredRate)} | error: ${l.error} | | | | | |`);
       else
         lines.push(
-          `  | ${l.target} | ${fmt(l.offeredRate)} | ${fmt(l.achievedRate)} | ${fmt(l.dotTo250.p50, 1)} | ${fmt(l.dotTo250.p99, 1)} | ${fmt(l.dotTo250.max, 1)} | ${fmt(l.scheduleTo250.p99, 1)} | ${l.failures} |`,
+          `| ${l.target} | ${w} | ${fmt(l.offeredRate)} | ${fmt(l.achievedRate)} | ${fmt(l.dotTo250.p50, 1)} | ${fmt(l.dotTo250.p99, 1)} | ${fmt(l.dotTo250.max, 1)} | ${fmt(l.scheduleTo250.p99, 1)} | ${l.failures} |`,
         );
     }
   }
-  console.log(lines.join('\n'));
+  return `${lines.join('\n')}\n`;
 }
 
 async function main() {
@@ -566,17 +690,25 @@ async function main() {
   const log = (msg) => console.error(`[${((now() - t0) / 1000).toFixed(0).padStart(5)} s] ${msg}`);
   const t0 = now();
   log(
-    `${opts.messages} × ${opts.size} B, ${opts.sessions} sessions, variants ${opts.variants.join(', ')}, ${opts.pairs} pair(s)${opts.postfix ? '' : ', no Postfix'}`,
+    `${opts.messages} × ${opts.size} B, ${opts.sessions} sessions, variants ${opts.variants.join(', ')}, Petrel workers ${opts.workers.join(', ')}, ${opts.pairs} pair(s)${opts.postfix ? '' : ', no Postfix'}`,
   );
+  // Before any MTA runs, so nothing else of the bench competes for the cores.
+  const rsa = calibrateRsa();
+  log(`RSA-2048 sign: ${fmt(rsa.cpuMsPerSign, 3)} ms CPU, ${fmt(rsa.wallMsPerSign, 3)} ms wall (median)`);
+  const targets = [
+    ...opts.workers.map((workers) => ({ target: 'petrel', workers })),
+    ...(opts.postfix ? [{ target: 'postfix' }] : []),
+  ];
+  const name = ({ target, workers }) => (workers ? `${target} workers=${workers}` : target);
   for (let pair = 1; pair <= opts.pairs; pair++) {
     for (const variant of opts.variants) {
-      for (const target of opts.postfix ? ['petrel', 'postfix'] : ['petrel']) {
-        const r = await measure({ target, variant, pair });
+      for (const t of targets) {
+        const r = await measure({ ...t, variant, pair, rsa });
         runs.push(r);
         log(
           r.error
-            ? `${target} ${variant} #${pair}: ERROR ${r.error}`
-            : `${target} ${variant} #${pair}: accepted ${fmt(r.acceptedRate)} msg/s, delivered ${fmt(r.deliveredRate)} msg/s, CPU ${fmt(r.cpuMsPerMsg, 2)} ms/msg, peak RSS ${fmt(r.peakRssMb)} MB`,
+            ? `${name(t)} ${variant} #${pair}: ERROR ${r.error}`
+            : `${name(t)} ${variant} #${pair}: accepted ${fmt(r.acceptedRate)} msg/s, delivered ${fmt(r.deliveredRate)} msg/s, CPU ${fmt(r.cpuMsPerMsg, 2)} ms/msg${r.rsaMsPerMsg === undefined ? '' : ` (RSA ${fmt(r.rsaMsPerMsg, 2)}, rest ${fmt(r.restMsPerMsg, 2)})`}, ${r.processes} process(es), peak RSS ${fmt(r.peakRssMb)} MB`,
         );
       }
       // smtp-sink offers no STARTTLS: the ceiling is smtp-source's alone.
@@ -593,19 +725,20 @@ async function main() {
   }
   const summary = opts.variants.map((v) => summarizeVariant(runs, ceilings, v));
   if (opts.latency) {
-    const peak = (target) => {
+    const peak = ({ target, workers }) => {
       const s = summary.find((x) => x.variant === 'persistent') ?? summary[0];
-      return s?.[target]?.acceptedRate ?? null;
+      const stats = target === 'petrel' ? s?.petrel.find((p) => p.workers === workers) : s?.postfix;
+      return stats?.acceptedRate ?? null;
     };
-    for (const target of opts.postfix ? ['petrel', 'postfix'] : ['petrel']) {
-      const rate = opts.latencyRate ?? (peak(target) ? Math.max(10, Math.round(peak(target) / 2)) : null);
+    for (const t of targets) {
+      const rate = opts.latencyRate ?? (peak(t) ? Math.max(10, Math.round(peak(t) / 2)) : null);
       if (!rate) continue;
-      const l = await latency({ target, rate });
+      const l = await latency({ ...t, rate });
       latencies.push(l);
       log(
         l.error
-          ? `latency ${target}: ERROR ${l.error}`
-          : `latency ${target} @ ${rate} msg/s: p50 ${fmt(l.dotTo250.p50, 1)} ms, p99 ${fmt(l.dotTo250.p99, 1)} ms`,
+          ? `latency ${name(t)}: ERROR ${l.error}`
+          : `latency ${name(t)} @ ${rate} msg/s: p50 ${fmt(l.dotTo250.p50, 1)} ms, p99 ${fmt(l.dotTo250.p99, 1)} ms`,
       );
     }
   }
@@ -619,6 +752,7 @@ async function main() {
       .join(' ')}`,
     machine: info,
     options: opts,
+    rsaSign: rsa,
     summary,
     latency: latencies,
     runs,
@@ -629,16 +763,19 @@ async function main() {
     : join(ROOT, 'bench-results', `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
-  printTable(summary, latencies, info);
-  console.log(`\nresults: ${out}`);
+  const tables = resultTables(summary, latencies, info, rsa);
+  const md = out.replace(/\.json$/, '') + '.md';
+  writeFileSync(md, `${tables}\ncommand: \`${result.command}\`\n`);
+  console.log(`\n${tables}`);
+  console.log(`results: ${out}\ntables:  ${md}`);
   if (opts.cpuProf)
     console.log(
-      `CPU profiles: ${readdirSync(opts.cpuProf)
+      `CPU profiles: ${readdirSync(opts.cpuProf, { recursive: true })
         .filter((f) => f.endsWith('.cpuprofile'))
         .map((f) => join(opts.cpuProf, f))
         .join(', ')}`,
     );
-  return runs.some((r) => r.error) || ceilings.some((c) => c.error) ? 1 : 0;
+  return runs.some((r) => r.error) || ceilings.some((c) => c.error) || latencies.some((l) => l.error) ? 1 : 0;
 }
 
 // Ctrl-C: stop what this script started (Postfix daemonizes, so it would outlive us).
