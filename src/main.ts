@@ -49,8 +49,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   // pino refuses a --log-level it does not know, so the flag is a valid level from here on.
   const logger = createLogger({ level: config.log_level, version: VERSION, destination });
   const workers = workerCount(config);
-  if (workers > 1)
-    return servePrimary(config, load, logger, workers, (line) => destination.write(`${line}\n`));
+  if (workers > 1) return servePrimary(config, load, logger, workers, (lines) => destination.write(lines));
   await serveApp(config, load, logger, {}, () => logger.info({ pid: process.pid }, 'petrel started'));
 }
 
@@ -181,7 +180,7 @@ async function servePrimary(
   load: () => Config,
   logger: Logger,
   workers: number,
-  writeLine: (line: string) => void,
+  writeLines: (lines: string) => void,
 ): Promise<void> {
   const clock = systemClock;
   const holder = `${hostname()}:${randomBytes(6).toString('hex')}`;
@@ -211,7 +210,7 @@ async function servePrimary(
     clock,
     spool,
     holder,
-    writeLine,
+    writeLines,
     startLine: logger.isLevelEnabled('info'),
     writeError: (text) => process.stderr.write(text),
   });

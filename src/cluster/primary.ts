@@ -1,5 +1,4 @@
 import cluster, { type Worker } from 'node:cluster';
-import { createInterface } from 'node:readline';
 import type { Logger } from '../logging/index.js';
 import { aggregateMetrics } from '../metrics/index.js';
 import { createThrottleTable } from '../queue/index.js';
@@ -15,8 +14,8 @@ export interface SupervisorDeps {
   readonly spool: Spool;
   /** Names the primary's run; each worker's lease holder is this plus its slot and start count. */
   readonly holder: string;
-  /** Where the workers' log lines go, whole lines only (the primary owns the log files). */
-  readonly writeLine: (line: string) => void;
+  /** Where the workers' log lines go: whole lines, each ending in a newline (the primary owns the log files). */
+  readonly writeLines: (lines: string) => void;
   /** Whether workers log their 'worker started' line (info is enabled): ready waits for it. */
   readonly startLine: boolean;
   /** Where the workers' stderr goes. */
@@ -182,17 +181,24 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
   };
 
   const pipeLines = (w: Worker): void => {
-    if (w.process.stdout) {
-      const lines = createInterface({ input: w.process.stdout, crlfDelay: Infinity });
-      lines.on('line', (line) => {
-        deps.writeLine(line);
-        const slot = bySlotOwner.get(w);
-        if (slot && !slot.logged && line.includes('"msg":"worker started"')) {
-          slot.logged = true;
-          markReady(slot);
-        }
-      });
-    }
+    // Whole lines, a chunk at a time: no line is split between two workers' writes, and a
+    // busy node pays one write per chunk rather than one per line.
+    let carry = '';
+    w.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      const end = chunk.lastIndexOf('\n');
+      if (end === -1) {
+        carry += chunk;
+        return;
+      }
+      const lines = carry + chunk.slice(0, end + 1);
+      carry = chunk.slice(end + 1);
+      deps.writeLines(lines);
+      const slot = bySlotOwner.get(w);
+      if (slot && !slot.logged && lines.includes('"msg":"worker started"')) {
+        slot.logged = true;
+        markReady(slot);
+      }
+    });
     w.process.stderr?.on('data', (d: Buffer) => {
       const slot = bySlotOwner.get(w);
       // At the first start a worker's error is the node's, reported once by the primary.
