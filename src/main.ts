@@ -19,6 +19,9 @@ export interface ServeOptions {
   readonly logLevel: string | undefined;
 }
 
+/** Set once a worker has stopped and lets go of its primary's channel. */
+let leaving = false;
+
 /** How many worker processes `[server] workers` asks for. */
 function workerCount(config: Config): number {
   return config.server.workers === 'auto' ? availableParallelism() : config.server.workers;
@@ -108,7 +111,10 @@ async function serveApp(
     logger.flush();
     process.exitCode = code;
     // A worker's channel to its primary would keep it running.
-    if (cluster.isWorker) cluster.worker?.disconnect();
+    if (cluster.isWorker) {
+      leaving = true;
+      cluster.worker?.disconnect();
+    }
   };
 
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
@@ -146,10 +152,29 @@ async function serveWorker(config: Config, load: () => Config): Promise<void> {
   const holder = process.env[HOLDER_ENV] ?? '';
   const index = Number(process.env[INDEX_ENV] ?? '0');
   // Standard output is a pipe to the primary, which writes the lines to the log files.
-  const logger = createLogger({ level: config.log_level, version: VERSION }).child({ worker: index });
+  const out = stdoutDestination();
+  const logger = createLogger({ level: config.log_level, version: VERSION, destination: out }).child({
+    worker: index,
+  });
   const link = linkToPrimary();
   // Without its primary nothing holds the data dir's lock: stop at once, as a crash would.
-  link.onPrimaryGone(() => process.exit(1));
+  // SIGKILL, not exit(): the log pipe's reader is gone with the primary, and pino's flush at exit
+  // would retry its write into the broken pipe for ever.
+  const die = (): void => {
+    // Its own goodbye closes the channel too: that one ends the process the usual way.
+    if (!leaving) process.kill(process.pid, 'SIGKILL');
+  };
+  link.onPrimaryGone(die);
+  // A broken log pipe is the primary gone as well (the first sign of it, often).
+  (out as unknown as NodeJS.EventEmitter).on('error', die);
+  process.on('uncaughtException', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') die();
+  });
+  // And should the channel's close go unseen: a worker whose parent changed was orphaned.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) die();
+  }, 500).unref();
   let app;
   try {
     app = await serveApp(

@@ -177,7 +177,10 @@ export function linkToPrimary(): PrimaryLink {
       reload = fn;
     },
     onPrimaryGone(fn) {
-      self.once('disconnect', fn);
+      // The channel may have closed before this worker got here (its primary died while it
+      // was still loading): then now, not never.
+      if (!self.isConnected()) fn();
+      else self.once('disconnect', fn);
     },
   };
 }

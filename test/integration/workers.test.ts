@@ -1,8 +1,9 @@
 import Database from 'better-sqlite3';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startDaemon, type LogLine } from '../helpers/daemon.js';
+import { BIN, makeTestDir, startDaemon, type LogLine } from '../helpers/daemon.js';
 import { startRoutedDaemon, type Routed } from '../helpers/routed.js';
 import type { Sink, SinkScript } from '../helpers/sink.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
@@ -212,4 +213,32 @@ describe('a node of two workers', () => {
       30_000,
     );
   }, 90_000);
+
+  it('takes every worker down with a primary killed with SIGKILL, at start-up as well as serving', async () => {
+    const t = makeTestDir('[server]\nworkers = 2\n');
+    // Processes still running with this config: the primary and its workers.
+    const ours = (): number[] =>
+      readdirSync('/proc')
+        .filter((d) => /^\d+$/.test(d))
+        .filter((d) => {
+          try {
+            return readFileSync(`/proc/${d}/cmdline`, 'utf8').includes(t.configPath);
+          } catch {
+            return false;
+          }
+        })
+        .map(Number);
+    try {
+      for (const delay of [50, 350, 450, 550, 650, 750, 900, 3000]) {
+        const child = spawn(process.execPath, [BIN, 'serve', '--config', t.configPath], { stdio: 'ignore' });
+        await new Promise((res) => setTimeout(res, delay));
+        if (delay === 3000) expect(ours().length).toBe(3);
+        child.kill('SIGKILL');
+        await until(`no worker left after a kill at ${delay} ms`, () => ours().length === 0, 10_000);
+      }
+    } finally {
+      for (const pid of ours()) process.kill(pid, 'SIGKILL');
+      t.cleanup();
+    }
+  }, 60_000);
 });
