@@ -8,9 +8,10 @@
 #   strace, swaks, fiu-utils   the reliability suite (fsync ordering, smuggling, fsync EIO)
 #   testssl.sh     the reliability suite's TLS check of the listeners (command `testssl`)
 #   systemd, shellcheck, rsync  CI's unit and Dockerfile checks and its Node 24 copy of the tree
+#   postgresql, redis-server  the cluster backend's tests (servers started by the tests on loopback)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-PACKAGES=(python3-dkim dnsmasq-base postfix prometheus strace swaks fiu-utils testssl.sh systemd shellcheck rsync)
+PACKAGES=(python3-dkim dnsmasq-base postfix prometheus strace swaks fiu-utils testssl.sh systemd shellcheck rsync postgresql redis-server)
 missing=()
 for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 [ ${#missing[@]} -eq 0 ] && exit 0
