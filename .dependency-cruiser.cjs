@@ -32,7 +32,7 @@ module.exports = {
       name: 'only-spool-talks-sql',
       severity: 'error',
       from: { path: '^src/', pathNot: '^src/spool/' },
-      to: { path: 'node_modules/better-sqlite3' },
+      to: { path: 'node_modules/(better-sqlite3|pg|pg-[a-z-]+)/' },
     },
     {
       name: 'nothing-imports-cli-or-main',
