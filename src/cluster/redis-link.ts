@@ -145,9 +145,16 @@ export function openRedisLink(options: RedisLinkOptions): RedisLink {
     } catch {
       return;
     }
+    // Slots held while Redis was away (or lost in its restart) count again before this node
+    // takes any more there; when that fails the link stays degraded until the next heartbeat.
+    if (wasDegraded) {
+      try {
+        await renew();
+      } catch {
+        return;
+      }
+    }
     recover();
-    // Slots held while Redis was away (or lost in its restart) count again at once.
-    if (wasDegraded) await renew().catch(() => undefined);
   };
 
   let beating = false;
@@ -165,6 +172,14 @@ export function openRedisLink(options: RedisLinkOptions): RedisLink {
     Math.max(100, Math.floor(t.slotTtlMs / 3)),
   );
   renewTimer.unref();
+
+  // A reconnect may be to a Redis that restarted empty, even when no command failed meanwhile:
+  // the slots this node holds go back at once, not at the next renewal.
+  let connectedBefore = false;
+  client.on('ready', () => {
+    if (connectedBefore) void renew().catch(() => undefined);
+    connectedBefore = true;
+  });
 
   subscriber.on('message', (ch: string, key: string) => {
     if (ch === channel) for (const fn of released) fn(key);

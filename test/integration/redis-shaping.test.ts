@@ -266,4 +266,30 @@ describe('shaping when Redis goes away', () => {
     const said = lines.filter((l) => l.msg.startsWith('shaping Redis'));
     expect(said.map((l) => l.level)).toEqual(['warn', 'info']);
   });
+
+  it('counts a slot held across a Redis restart again once Redis is back', async () => {
+    const timings = { heartbeatMs: 200, commandTimeoutMs: 300, url: own.url, prefix: 'r:' };
+    const a = await connectRedisShaping({ ...timings, node: 'a', logger: silentLogger() });
+    const b = await connectRedisShaping({ ...timings, node: 'b', logger: silentLogger() });
+    open.push(a, b);
+    const held = await a.throttle.acquire('kept.example', 1, never);
+    expect(held).not.toBeNull();
+    await own.kill();
+    // The restarted Redis is empty; the holder puts its slot back when it sees Redis again.
+    await own.restart();
+    // Both nodes count on Redis again when a hit of one is seen by the other.
+    let probe = 0;
+    await until(
+      'both nodes on Redis',
+      async () => {
+        const key = `probe:${++probe}`;
+        await a.counters.hit(key, 60_000);
+        return (await b.counters.hit(key, 60_000)) === 2;
+      },
+      5000,
+    );
+    expect(await b.throttle.acquire('kept.example', 1, AbortSignal.timeout(400))).toBeNull();
+    held!();
+    expect(await b.throttle.acquire('kept.example', 1, AbortSignal.timeout(2000))).not.toBeNull();
+  });
 });
