@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '../logging/index.js';
-import { GIVE, HEARTBEAT, RENEW, TAKE, type Script } from './redis-scripts.js';
+import { GIVE, HEARTBEAT, RENEW, SCRIPTS, TAKE, type Script } from './redis-scripts.js';
 
 /** Timings of the link; every one has a default fit for production. */
 export interface RedisLinkTimings {
@@ -177,6 +177,9 @@ export function openRedisLink(options: RedisLinkOptions): RedisLink {
   // the slots this node holds go back at once, not at the next renewal.
   let connectedBefore = false;
   client.on('ready', () => {
+    // Loaded ahead of use: an EVALSHA that timed out (Redis hung) and runs late must not fail
+    // there with NOSCRIPT, where no fallback can follow it (a release would then be lost).
+    for (const s of SCRIPTS) client.script('LOAD', s.lua).catch(() => undefined);
     if (connectedBefore) void renew().catch(() => undefined);
     connectedBefore = true;
   });
@@ -212,7 +215,15 @@ export function openRedisLink(options: RedisLinkOptions): RedisLink {
     member: () => `${options.node}/${instance}/${++seq}`,
     run,
     async take(key, max, member) {
-      const ok = Number(await run(TAKE, [key], [max, member, t.slotTtlMs])) === 1;
+      let ok: boolean;
+      try {
+        ok = Number(await run(TAKE, [key], [max, member, t.slotTtlMs])) === 1;
+      } catch (err) {
+        // A TAKE that timed out may still run on a Redis that was only slow; this ZREM follows
+        // it on the same connection, so the slot nobody will use does not wait out its TTL.
+        run(GIVE, [key], [member, '']).catch(() => undefined);
+        throw err;
+      }
       if (ok) {
         let set = held.get(key);
         if (!set) held.set(key, (set = new Set()));

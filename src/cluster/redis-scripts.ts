@@ -73,3 +73,6 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ttl)
 return redis.call('ZCARD', KEYS[1])`);
+
+/** Every script, loaded on each connection so that a command timed out before its reply still runs. */
+export const SCRIPTS: readonly Script[] = [TAKE, RENEW, GIVE, BOOK, HIT, HEARTBEAT];

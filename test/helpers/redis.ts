@@ -14,6 +14,10 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts a fresh (empty) server on the same port after stop or kill. */
   restart(): Promise<void>;
+  /** SIGSTOP: the server keeps its connections but answers nothing (a hung Redis). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
 }
 
 const REDIS_SERVER = '/usr/bin/redis-server';
@@ -94,6 +98,8 @@ export async function startRedis(): Promise<TestRedis> {
     proc = null;
     if (!p) return;
     p.kill(signal);
+    // A paused server handles SIGTERM only once continued.
+    p.kill('SIGCONT');
     await exited(p);
   };
 
@@ -107,6 +113,8 @@ export async function startRedis(): Promise<TestRedis> {
       await rm(dir, { recursive: true, force: true });
     },
     kill: () => end('SIGKILL'),
+    pause: () => void proc?.kill('SIGSTOP'),
+    resume: () => void proc?.kill('SIGCONT'),
     async restart() {
       await end('SIGKILL');
       await launch();
