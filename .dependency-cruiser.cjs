@@ -35,6 +35,13 @@ module.exports = {
       to: { path: 'node_modules/(better-sqlite3|pg|pg-[a-z-]+)/' },
     },
     {
+      name: 'only-cluster-talks-redis',
+      comment: 'cluster-wide shaping is the one user of Redis; the rest sees Throttle and SharedCounters.',
+      severity: 'error',
+      from: { path: '^src/', pathNot: '^src/cluster/' },
+      to: { path: 'node_modules/ioredis' },
+    },
+    {
       name: 'nothing-imports-cli-or-main',
       severity: 'error',
       from: { path: '^src/', pathNot: ['^src/cli/', '^src/main\\.ts$'] },
