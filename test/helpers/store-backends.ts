@@ -13,7 +13,7 @@ import {
 } from '../../src/spool/index.js';
 import { openPgDatabase } from '../../src/spool/pg/db.js';
 import { createPgEventStore } from '../../src/spool/pg/events.js';
-import { createPgPrivacyStore } from '../../src/spool/pg/privacy.js';
+import { createPgPrivacyStore, type PgPrivacyOptions } from '../../src/spool/pg/privacy.js';
 import { createPgSuppressionStore } from '../../src/spool/pg/suppressions.js';
 import { pgWriter } from '../../src/spool/pg/writer.js';
 
@@ -50,7 +50,7 @@ export interface StoreFixture {
 export interface StoreBackend {
   readonly name: string;
   /** A fresh database; `secret` replaces the install secret the stores key addresses with. */
-  open(options?: { secret?: Buffer }): Promise<StoreFixture>;
+  open(options?: { secret?: Buffer; privacy?: PgPrivacyOptions }): Promise<StoreFixture>;
 }
 
 let ids = 0;
@@ -98,12 +98,13 @@ export const sqliteBackend: StoreBackend = {
 };
 
 /** The PostgreSQL stores on fresh databases of the server at `url` (startPostgres). */
+let databases = 0;
+
 export function postgresBackend(database: (name: string) => Promise<string>): StoreBackend {
-  let n = 0;
   return {
     name: 'postgres',
     async open(options = {}) {
-      const db = await openPgDatabase(await database(`stores_${n++}`));
+      const db = await openPgDatabase(await database(`stores_${databases++}`));
       const clock = testClock();
       const [row] = await db.rows<{ value: Buffer }>(
         "SELECT value FROM settings WHERE key = 'install_secret'",
@@ -117,7 +118,7 @@ export function postgresBackend(database: (name: string) => Promise<string>): St
         secret,
         suppressions,
         events: createPgEventStore(db, clock),
-        privacy: createPgPrivacyStore(db, suppressions, clock),
+        privacy: createPgPrivacyStore(db, suppressions, clock, options.privacy),
         async insert(message) {
           const id = newId(clock);
           await writer.run({ op: 'insert', id, message, now: clock.now() });

@@ -1,7 +1,13 @@
+import { readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { eraseAddress, messagesNaming, mentionedAddresses } from '../../src/privacy/index.js';
 import type { ErasureCounts, NewMessage, Spool } from '../../src/spool/index.js';
+import { shareErasureLock } from '../../src/spool/pg/erasure-lock.js';
+import { filesUnder } from '../helpers/grep.js';
 import { postgresBackend, sqliteBackend, type StoreFixture } from '../helpers/store-backends.js';
+import { until } from '../helpers/until.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 
 const DAY = 86_400_000;
@@ -667,6 +673,139 @@ describe('the two backends', () => {
     } finally {
       await sqlite.close();
       await pg.close();
+    }
+  });
+});
+
+describe('the PostgreSQL privacy store', () => {
+  const open = (options: { vacuumFull?: boolean } = {}) =>
+    postgresBackend((name) => server!.database(name)).open({ privacy: options });
+
+  it('makes the last erasure transaction wait for a message insert under way, and erase that message too', async () => {
+    const f = await open();
+    try {
+      await f.insert(message(['ann@dest.test']));
+      const [{ db }] = (await f.sql<{ db: string }>('SELECT current_database() AS db')) as [{ db: string }];
+      const writer = new pg.Client({ connectionString: await server!.database(db) });
+      await writer.connect();
+      // As the writer inserts a message: the erasure lock shared first, then the rows; no commit yet.
+      await writer.query('BEGIN');
+      await shareErasureLock({
+        rows: async (sql, params) => (await writer.query(sql, params as unknown[])).rows,
+        run: async (sql, params) => (await writer.query(sql, params as unknown[])).rowCount ?? 0,
+      });
+      await writer.query(
+        `INSERT INTO messages (id, mail_from, size, body, listener, received_at, mentions_indexed)
+         VALUES ('LATE', 'ann@dest.test', 1, decode('41', 'hex'), 'test', 0, 1)`,
+      );
+      const finishing = f.privacy.finish('ann@dest.test', null, NO_COUNTS, 0);
+      await until('the erasure waiting for the lock', async () => {
+        const rows = await f.sql("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted");
+        return rows.length > 0;
+      });
+      await writer.query('COMMIT');
+      await writer.end();
+      const r = await finishing;
+      expect(r.done && r.result.counts.messages).toBe(2);
+      expect(await count(f, 'messages')).toBe(0);
+    } finally {
+      await f.close();
+    }
+  });
+
+  /** Files under the server's base/ and pg_wal/ holding `needle`, named by their relation. */
+  async function holding(f: StoreFixture, needle: string): Promise<{ base: string[]; wal: string[] }> {
+    const names = new Map(
+      (
+        await f.sql<{ path: string; name: string }>(
+          `SELECT pg_relation_filepath(oid) AS path, relname AS name FROM pg_class
+           WHERE pg_relation_filepath(oid) IS NOT NULL`,
+        )
+      ).map((r) => [r.path, r.name]),
+    );
+    const dir = server!.dataDir;
+    const hits = [...filesUnder(join(dir, 'base')), ...filesUnder(join(dir, 'pg_wal'))]
+      .filter((file) => readFileSync(file).toString('latin1').toLowerCase().includes(needle))
+      .map((file) => relative(dir, file));
+    return {
+      base: hits.filter((p) => p.startsWith('base/')).map((p) => names.get(p) ?? p),
+      wal: hits.filter((p) => p.startsWith('pg_wal/')),
+    };
+  }
+
+  /** A message naming `address` plainly in its envelope and body, among others' data, then erased. */
+  async function eraseAmongOthers(f: StoreFixture, address: string): Promise<void> {
+    const others = async (from: number) => {
+      for (let i = from; i < from + 5; i++) {
+        const a = `keep${i}@else.test`;
+        await f.insert(message([a], { body: `Subject: ${i}\r\n\r\nfor ${a}\r\n`, mentions: [a] }));
+        await f.suppressions.add({ accountId: null, address: a, scope: 'all', reason: 'r', source: 's' });
+        await f.suppressions.recordBounce(bounce(a, null, 'hard'));
+        await f.suppressions.unsubscribeToken(null, a, DAY);
+      }
+    };
+    await others(0);
+    const body = `From: ${address}\r\nSubject: hi\r\n\r\nWrite to ${address} please.\r\n`;
+    await f.insert(message([address, 'bob@else.test'], { from: address, body, mentions: [address] }));
+    await f.suppressions.add({ accountId: null, address, scope: 'all', reason: 'r', source: 's' });
+    await f.suppressions.recordBounce({
+      ...bounce(address, null, 'hard'),
+      diagnostic: `550 <${address}> unknown`,
+    });
+    await f.suppressions.unsubscribeToken(null, address, DAY);
+    await f.events.record({
+      type: 'unsubscribe',
+      msgId: null,
+      recipientId: null,
+      accountId: null,
+      domain: 'dest.test',
+      address,
+      details: {},
+    });
+    await others(5);
+    // As autovacuum would: statistics sample the columns, the address among them.
+    await f.sql('ANALYZE');
+    await f.sql('CHECKPOINT');
+    expect((await holding(f, address)).base).toEqual(expect.arrayContaining(['messages', 'pg_statistic']));
+    const report = await eraseAddress({ privacy: f.privacy } as Spool, address, {
+      accountId: null,
+      waitMs: 1000,
+    });
+    expect(report).toMatchObject({ scrubbed: true, counts: { messages: 1, suppressionsKeptAsHash: 1 } });
+    expect(await f.privacy.export(address, null, [])).toMatchObject({ bounces: [], unsubscribeTokens: [] });
+  }
+
+  it('scrubs an erased address out of every relation but the free space of the touched tables, and not out of the WAL', async () => {
+    const f = await open();
+    try {
+      const address = 'zqxpgscrub7@dest.test';
+      await eraseAmongOthers(f, address);
+      const found = await holding(f, address);
+      // No live row or statistic quotes it; the pages of the tables erasure deleted from, and of
+      // pg_statistic, may keep its bytes in their free space (VACUUM does not overwrite it).
+      const touched =
+        /^(messages|recipients|message_mentions|events|bounces|unsubscribe_tokens|suppressions)(_[a-z_]+)?$|^pg_statistic$/;
+      for (const name of found.base) expect(name).toMatch(touched);
+      const quoted = await f.sql(
+        `SELECT attname FROM pg_stats WHERE concat(most_common_vals::text, histogram_bounds::text) LIKE ?`,
+        `%${address}%`,
+      );
+      expect(quoted).toEqual([]);
+      // The WAL keeps it until its segments are recycled and overwritten.
+      expect(found.wal.length).toBeGreaterThan(0);
+    } finally {
+      await f.close();
+    }
+  });
+
+  it('with VACUUM FULL, leaves no byte of an erased address in any file under base/', async () => {
+    const f = await open({ vacuumFull: true });
+    try {
+      const address = 'zqxpgfull8@dest.test';
+      await eraseAmongOthers(f, address);
+      expect((await holding(f, address)).base).toEqual([]);
+    } finally {
+      await f.close();
     }
   });
 });

@@ -111,17 +111,26 @@ async function deleteEventIds(q: PgQuery, ids: readonly number[]): Promise<numbe
 /** SQLSTATE 42501: the role may not (CHECKPOINT needs superuser or pg_checkpoint). */
 const notPermitted = (err: unknown): boolean => (err as { code?: unknown }).code === '42501';
 
+export interface PgPrivacyOptions {
+  /** Tells the daemons that recipients were fenced (see Spool.dataVersion); default: nobody. */
+  readonly notify?: () => Promise<void>;
+  /**
+   * Scrub with VACUUM FULL: rewrites the tables erasure touched, so no page keeps the erased
+   * rows in its free space, but locks each table exclusively (every node waits) while it does.
+   */
+  readonly vacuumFull?: boolean;
+}
+
 /**
  * Erasure and export on PostgreSQL. Reads run on the pool without locks; each write is one
  * transaction that locks the rows it changes; the last one of an erasure holds the erasure lock
- * (erasure-lock.ts), so no message arrives between its search and its commit. `notify` tells
- * the daemons that recipients were fenced (see Spool.dataVersion).
+ * (erasure-lock.ts), so no message arrives between its search and its commit.
  */
 export function createPgPrivacyStore(
   db: PgDb,
   suppressions: SuppressionStore,
   clock: Clock,
-  notify: () => Promise<void> = async () => undefined,
+  options: PgPrivacyOptions = {},
 ): PrivacyStore {
   return {
     async candidates(address, accountId) {
@@ -141,7 +150,7 @@ export function createPgPrivacyStore(
            SELECT id FROM recipients WHERE message_id = ANY($1::text[]) ORDER BY id FOR UPDATE)`,
         [ids],
       );
-      await notify();
+      await options.notify?.();
     },
     async inflight(ids) {
       if (ids.length === 0) return 0;
@@ -206,10 +215,15 @@ export function createPgPrivacyStore(
       });
     },
     async scrub() {
-      // No secure_delete here: VACUUM prunes the dead rows from heap and index pages (outside a
-      // transaction), and a checkpoint writes those pages out. The WAL keeps the old rows until
-      // the server recycles its segments.
-      await db.run(`VACUUM ${TOUCHED.join(', ')}`);
+      // No secure_delete here. VACUUM prunes the dead rows from heap and index pages, though
+      // their bytes stay in the pages' free space until reused (VACUUM FULL rewrites the files);
+      // ANALYZE replaces the column statistics, whose samples may quote the address, and the
+      // VACUUM of pg_statistic prunes the old ones (skipped with a warning unless the role owns
+      // the database). The checkpoint writes the pages out. The WAL keeps the old rows until
+      // the server recycles and overwrites its segments.
+      const full = options.vacuumFull === true;
+      await db.run(`VACUUM (${full ? 'FULL, ' : ''}ANALYZE) ${TOUCHED.join(', ')}`);
+      await db.run(`VACUUM ${full ? 'FULL ' : ''}pg_statistic`);
       try {
         await db.run('CHECKPOINT');
       } catch (err) {
