@@ -63,7 +63,8 @@ export interface EventStore {
   setCursor(key: string, lastEventId: number): Promise<void>;
 }
 
-interface Row {
+/** An events row joined with its recipient and message, as both backends read it. */
+export interface EventLogRow {
   id: number;
   at: number;
   type: string;
@@ -81,7 +82,7 @@ interface Row {
   details: string | null;
 }
 
-const SELECT = `SELECT e.id, e.at, e.type, e.message_id, m.header_message_id, e.recipient_id, r.rcpt_to, e.account_id,
+export const SELECT_EVENTS = `SELECT e.id, e.at, e.type, e.message_id, m.header_message_id, e.recipient_id, r.rcpt_to, e.account_id,
        e.domain, e.attempt, e.mx, e.reply_code, e.reply_enhanced, e.reply_text, e.details
   FROM events e
   LEFT JOIN recipients r ON r.id = e.recipient_id
@@ -97,7 +98,7 @@ function parseDetails(text: string | null): Record<string, unknown> | null {
   }
 }
 
-function toEntry(r: Row): EventEntry {
+export function toEventEntry(r: EventLogRow): EventEntry {
   const details = parseDetails(r.details);
   const own = details?.['address'];
   return {
@@ -120,14 +121,23 @@ function toEntry(r: Row): EventEntry {
   };
 }
 
+/** The details column of a report event: its facts, and the address of one without a recipient. */
+export function reportDetails(input: ReportEventInput): string {
+  const details: Record<string, unknown> = { ...input.details };
+  if (input.address !== undefined) details['address'] = canonicalAddress(input.address) ?? input.address;
+  return JSON.stringify(details);
+}
+
 export function createEventStore(db: Db, clock: Clock, writer: Writer): EventStore {
-  const after = db.prepare<[number, number], Row>(`${SELECT} WHERE e.id > ? ORDER BY e.id LIMIT ?`);
-  const tailAll = db.prepare<[number], Row>(`${SELECT} ORDER BY e.id DESC LIMIT ?`);
-  const tailMessage = db.prepare<[string, number], Row>(
-    `${SELECT} WHERE e.message_id = ? ORDER BY e.id DESC LIMIT ?`,
+  const after = db.prepare<[number, number], EventLogRow>(
+    `${SELECT_EVENTS} WHERE e.id > ? ORDER BY e.id LIMIT ?`,
   );
-  const afterMessage = db.prepare<[string, number, number], Row>(
-    `${SELECT} WHERE e.message_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`,
+  const tailAll = db.prepare<[number], EventLogRow>(`${SELECT_EVENTS} ORDER BY e.id DESC LIMIT ?`);
+  const tailMessage = db.prepare<[string, number], EventLogRow>(
+    `${SELECT_EVENTS} WHERE e.message_id = ? ORDER BY e.id DESC LIMIT ?`,
+  );
+  const afterMessage = db.prepare<[string, number, number], EventLogRow>(
+    `${SELECT_EVENTS} WHERE e.message_id = ? AND e.id > ? ORDER BY e.id LIMIT ?`,
   );
   const latest = db.prepare<[], { id: number | null }>('SELECT max(id) AS id FROM events');
   // Writes go through the writer (its thread in the daemon), like every write on a hot path.
@@ -140,21 +150,19 @@ export function createEventStore(db: Db, clock: Clock, writer: Writer): EventSto
 
   return {
     async after(afterId, limit) {
-      return after.all(afterId, limit).map(toEntry);
+      return after.all(afterId, limit).map(toEventEntry);
     },
     async tail(limit, msgId) {
       const rows = msgId === undefined ? tailAll.all(limit) : tailMessage.all(msgId, limit);
-      return rows.reverse().map(toEntry);
+      return rows.reverse().map(toEventEntry);
     },
     async afterForMessage(msgId, afterId, limit) {
-      return afterMessage.all(msgId, afterId, limit).map(toEntry);
+      return afterMessage.all(msgId, afterId, limit).map(toEventEntry);
     },
     async latestId() {
       return latest.get()?.id ?? 0;
     },
     async record(input) {
-      const details: Record<string, unknown> = { ...input.details };
-      if (input.address !== undefined) details['address'] = canonicalAddress(input.address) ?? input.address;
       const info = await writer.run({
         op: 'exec',
         sql: insert,
@@ -165,7 +173,7 @@ export function createEventStore(db: Db, clock: Clock, writer: Writer): EventSto
           input.recipientId,
           input.accountId,
           input.domain,
-          JSON.stringify(details),
+          reportDetails(input),
         ],
       });
       return info.lastInsertRowid;

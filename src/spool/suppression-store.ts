@@ -1,5 +1,10 @@
-import { createHmac, randomBytes } from 'node:crypto';
-import { canonicalAddress, secretsEqual, type Clock } from '../shared/index.js';
+import { canonicalAddress, type Clock } from '../shared/index.js';
+import {
+  addressKeys,
+  type BounceRecordInput,
+  type BounceRule,
+  type SuppressionScope,
+} from './address-keys.js';
 import type { Db } from './db.js';
 import {
   COUNT_SOFT_BOUNCES,
@@ -10,8 +15,7 @@ import {
 } from './hot-ops.js';
 import type { Writer } from './writer.js';
 
-/** `all`: no mail at all (bounces, complaints, manual); `marketing`: no marketing mail (unsubscribes). */
-export type SuppressionScope = 'all' | 'marketing';
+export type { BounceRecordInput, BounceRule, SuppressionScope } from './address-keys.js';
 
 export interface SuppressionRecord {
   readonly accountId: number | null;
@@ -22,28 +26,6 @@ export interface SuppressionRecord {
   readonly reason: string;
   readonly source: string;
   readonly createdAt: number;
-}
-
-export interface BounceRecordInput {
-  readonly accountId: number | null;
-  readonly recipientId: number | null;
-  readonly messageId: string | null;
-  readonly address: string;
-  readonly kind: string;
-  readonly category: string;
-  readonly reason: string;
-  readonly status: string | null;
-  readonly diagnostic: string | null;
-  readonly source: string;
-}
-
-/** When a bounce suppresses its address, and with which entry. */
-export interface BounceRule {
-  readonly scope: SuppressionScope;
-  readonly reason: string;
-  readonly source: string;
-  /** Null: at once (hard bounce, complaint); else once this many soft bounces fall after `since`. */
-  readonly soft: { readonly limit: number; readonly since: number } | null;
 }
 
 export interface SuppressionStore {
@@ -80,7 +62,8 @@ export interface SuppressionStore {
   resolveUnsubscribeToken(token: string): Promise<{ accountId: number | null; address: string } | null>;
 }
 
-interface Row {
+/** A suppressions row as both backends read it. */
+export interface SuppressionRow {
   account_id: number | null;
   address: string | null;
   address_hash: string;
@@ -90,7 +73,7 @@ interface Row {
   created_at: number;
 }
 
-const toRecord = (r: Row): SuppressionRecord => ({
+export const toSuppressionRecord = (r: SuppressionRow): SuppressionRecord => ({
   accountId: r.account_id,
   address: r.address,
   addressHash: r.address_hash,
@@ -106,39 +89,19 @@ export function createSuppressionStore(
   clock: Clock,
   writer: Writer,
 ): SuppressionStore {
-  const hashKey = createHmac('sha256', secret).update('petrel address key v1').digest();
-  const tokenKey = createHmac('sha256', secret).update('petrel unsubscribe token v1').digest();
-  const addressKey = (address: string): string => {
-    const canonical = canonicalAddress(address) ?? address.trim().toLowerCase();
-    return createHmac('sha256', hashKey).update(canonical).digest('hex');
-  };
-  const tokenMac = (id: string): string =>
-    createHmac('sha256', tokenKey).update(id).digest('base64url').slice(0, 12);
+  const keys = addressKeys(secret);
+  const { addressKey } = keys;
 
   // Writes go through the writer (its thread in the daemon), so none waits for SQLite's lock
   // on the event loop.
   const exec = (sql: string, ...params: SqlValue[]) => writer.run({ op: 'exec', sql, params });
   const insert = INSERT_SUPPRESSION;
   const del = 'DELETE FROM suppressions WHERE address_hash = ? AND account_id IS ?';
-  const find = db.prepare<[string, number | null], Row>(
+  const find = db.prepare<[string, number | null], SuppressionRow>(
     'SELECT * FROM suppressions WHERE address_hash = ? AND (account_id IS NULL OR account_id IS ?) ORDER BY created_at',
   );
   const insertBounce = INSERT_BOUNCE;
   const softSince = db.prepare<[string, number | null, number], { n: number }>(COUNT_SOFT_BOUNCES);
-  const bounceParams = (b: BounceRecordInput, canonical: string): SqlValue[] => [
-    clock.now(),
-    b.accountId,
-    b.recipientId,
-    b.messageId,
-    addressKey(canonical),
-    canonical,
-    b.kind,
-    b.category,
-    b.reason,
-    b.status,
-    b.diagnostic,
-    b.source,
-  ];
   const tokenFind = db.prepare<[string, number | null, number], { token: string }>(
     'SELECT token FROM unsubscribe_tokens WHERE address_hash = ? AND account_id IS ? AND expires_at > ? LIMIT 1',
   );
@@ -169,37 +132,26 @@ export function createSuppressionStore(
       return (await exec(del, addressKey(address), accountId)).changes;
     },
     async find(accountId, address) {
-      return find.all(addressKey(address), accountId).map(toRecord);
+      return find.all(addressKey(address), accountId).map(toSuppressionRecord);
     },
     async list(filter) {
       const where = filter.accountId === undefined ? '' : 'WHERE account_id IS ?';
       const params: (number | null)[] = filter.accountId === undefined ? [] : [filter.accountId];
       return db
-        .prepare<(number | null)[], Row>(
+        .prepare<(number | null)[], SuppressionRow>(
           `SELECT * FROM suppressions ${where} ORDER BY created_at, id LIMIT ?`,
         )
         .all(...params, filter.limit ?? -1)
-        .map(toRecord);
+        .map(toSuppressionRecord);
     },
     async recordBounce(b) {
-      await exec(insertBounce, ...bounceParams(b, canonicalAddress(b.address) ?? b.address));
+      await exec(
+        insertBounce,
+        ...keys.bounceParams(b, canonicalAddress(b.address) ?? b.address, clock.now()),
+      );
     },
     planBounce(b, rule) {
-      const canonical = canonicalAddress(b.address) ?? b.address;
-      const hash = addressKey(canonical);
-      return {
-        recipientId: b.recipientId,
-        bounce: bounceParams(b, canonical),
-        suppression: rule && {
-          params: [b.accountId, hash, canonical, rule.scope, rule.reason, rule.source, clock.now()],
-          soft: rule.soft && {
-            addressHash: hash,
-            accountId: b.accountId,
-            since: rule.soft.since,
-            limit: rule.soft.limit,
-          },
-        },
-      };
+      return keys.planBounce(b, rule, clock.now());
     },
     async softBouncesSince(accountId, address, since) {
       return softSince.get(addressKey(address), accountId, since)!.n;
@@ -211,15 +163,13 @@ export function createSuppressionStore(
       // Reused while more than half its life remains, so one address does not mint a token per message.
       const existing = tokenFind.get(key, accountId, now + ttlMs / 2);
       if (existing) return existing.token;
-      const id = randomBytes(9).toString('base64url');
-      const token = `${id}${tokenMac(id)}`;
+      const token = keys.newToken();
       await exec(tokenInsert, token, accountId, key, canonical, now, now + ttlMs);
       return token;
     },
     async resolveUnsubscribeToken(token) {
       // The MAC is checked before any lookup, so guessing costs nothing and finds nothing.
-      if (!/^[A-Za-z0-9_-]{24}$/.test(token) || !secretsEqual(token.slice(12), tokenMac(token.slice(0, 12))))
-        return null;
+      if (!keys.tokenValid(token)) return null;
       const row = tokenGet.get(token, clock.now());
       return row ? { accountId: row.account_id, address: row.address } : null;
     },
