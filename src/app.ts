@@ -2,6 +2,7 @@ import { changedSettings, type Config } from './config/index.js';
 import type { DestinationResolver } from './delivery/index.js';
 import type { Logger } from './logging/index.js';
 import type { Metrics } from './metrics/index.js';
+import { connectRedisShaping, type RedisShaping } from './cluster/index.js';
 import type { Throttle } from './queue/index.js';
 import { localCounters, systemClock, type Clock, type SharedCounters } from './shared/index.js';
 import type { Spool } from './spool/index.js';
@@ -29,6 +30,8 @@ export interface AppDeps {
   readonly resolver?: DestinationResolver;
   /** Set when this app is one worker of a node (`[server] workers`); absent: it is the node. */
   readonly worker?: WorkerRole;
+  /** Opens DKIM keys kept sealed in a shared spool (readSpoolKey); null or absent: none. */
+  readonly spoolKey?: Buffer | null;
 }
 
 /**
@@ -79,7 +82,9 @@ const APP_RELOADABLE = ['log_level'];
 export function createApp(config: Config, deps: AppDeps): App {
   const { logger } = deps;
   const clock = deps.clock ?? systemClock;
-  const counters = deps.worker?.throttle ?? localCounters(clock);
+  let counters: SharedCounters = deps.worker?.throttle ?? localCounters(clock);
+  let throttle: Throttle | undefined = deps.worker?.throttle;
+  let shaping: RedisShaping | null = null;
   const lead = deps.worker?.lead ?? true;
   // In start order, which reload keeps too.
   const parts: { [K in PartName]?: Part<unknown> } = {};
@@ -111,7 +116,7 @@ export function createApp(config: Config, deps: AppDeps): App {
         parts.webhooks?.close(),
         parts.certificates?.close(),
       ]);
-      results.push(...(await Promise.allSettled([parts.storage?.close()])));
+      results.push(...(await Promise.allSettled([parts.storage?.close(), shaping?.close()])));
       results.push(...(await Promise.allSettled([parts.http?.close()])));
       for (const r of results)
         if (r.status === 'rejected') logger.error({ err: r.reason }, 'error while closing');
@@ -153,12 +158,25 @@ export function createApp(config: Config, deps: AppDeps): App {
     },
     async start() {
       try {
+        if (config.cluster.redis !== '') {
+          // Limits for the whole cluster; never refuses to start: without Redis, per node.
+          shaping = await connectRedisShaping({
+            url: config.cluster.redis,
+            node: config.cluster.node,
+            logger: logger.child({ component: 'shaping' }),
+            clock,
+          });
+          counters = shaping.counters;
+          throttle = shaping.throttle;
+        }
         const s = await begin(
           'storage',
           createStorage(config, {
             logger,
             clock,
             ...(deps.onFatal ? { onFatal: deps.onFatal } : {}),
+            ...(shaping ? { shapingDegraded: shaping.degraded } : {}),
+            ...(deps.spoolKey ? { spoolKey: deps.spoolKey } : {}),
             ...(deps.worker ? { holder: deps.worker.holder, counters: deps.worker.throttle } : {}),
           }),
         );
@@ -170,7 +188,8 @@ export function createApp(config: Config, deps: AppDeps): App {
             clock,
             storage: s,
             ...(deps.resolver ? { resolver: deps.resolver } : {}),
-            ...(deps.worker ? { throttle: deps.worker.throttle } : {}),
+            ...(throttle ? { throttle } : {}),
+            recover: deps.worker === undefined,
           }),
         );
         if (lead) await begin('retention', createRetention(config, { logger, storage: s }));

@@ -1,12 +1,12 @@
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
-import { availableParallelism, hostname } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { createApp, type AppDeps } from './app.js';
 import { HOLDER_ENV, INDEX_ENV, createSupervisor, linkToPrimary } from './cluster/index.js';
-import { loadConfig, readMetricsToken, type Config } from './config/index.js';
+import { loadConfig, readMetricsToken, readSpoolKey, type Config } from './config/index.js';
 import { createLogger, openRollingFile, stdoutDestination, type Logger } from './logging/index.js';
-import { systemClock } from './shared/index.js';
-import { lockDataDir, openSpool } from './spool/index.js';
+import { SpoolError, systemClock } from './shared/index.js';
+import { connectSpool, lockDataDir } from './spool/index.js';
 import { loadTlsMaterial } from './tls/index.js';
 import { VERSION } from './version.js';
 
@@ -84,6 +84,7 @@ async function serveApp(
 ): Promise<ReturnType<typeof createApp>> {
   const app = createApp(config, {
     ...deps,
+    spoolKey: readSpoolKey(config.spool, process.env),
     logger,
     onFatal: () => {
       void shutdown('storage failure', 1);
@@ -208,16 +209,23 @@ async function servePrimary(
   writeLines: (lines: string) => void,
 ): Promise<void> {
   const clock = systemClock;
-  const holder = `${hostname()}:${randomBytes(6).toString('hex')}`;
   // Before anything touches the queue: a second daemon on this data dir stops here.
   const lock = lockDataDir(config.data_dir);
+  const holder = `${config.cluster.node}:${lock.id}.${randomBytes(6).toString('hex')}`;
   let spool;
   try {
     // Once, before the workers: they would otherwise each make the self-signed certificate at
     // the same moment, and each report the same unreadable file.
     await loadTlsMaterial(config.tls, config.data_dir, config.hostname);
     readMetricsToken(config.http);
-    spool = openSpool(config.data_dir, { clock });
+    spool = await connectSpool({ dataDir: config.data_dir, url: config.spool.url }, { clock });
+    // The workers heartbeat for the node from here on; recovery below takes only its own leases.
+    if (!(await spool.queue.heartbeat(holder, config.cluster.node_timeout))) {
+      throw new SpoolError(
+        'PETREL_NODE_IN_USE',
+        `node name ${config.cluster.node} is in use by another live node; give each node its own [cluster] node`,
+      );
+    }
     if ((await spool.messages.purgeStaged()) > 0)
       logger.warn('deleted copies left staged by an unanswered DATA');
     // Every lease in the spool is an earlier run's: the lock proves its holders gone.

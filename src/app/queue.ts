@@ -22,8 +22,10 @@ export interface QueueDeps {
   readonly storage: Storage;
   /** Replaces DNS for outbound delivery (tests); default: MX lookups through [dns] servers. */
   readonly resolver?: DestinationResolver;
-  /** Set in a node's worker: limits shared with the other workers, and no start-up recovery. */
+  /** Limits shared with the node's other workers, or with every node (Redis). */
   readonly throttle?: Throttle;
+  /** False in a node's worker: its primary has recovered earlier runs' leases. */
+  readonly recover?: boolean;
 }
 
 const OUTCOME_OF_STATE: Record<string, string> = {
@@ -127,7 +129,8 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
         holder: storage.holder,
         leaseMs: config.delivery.lease_time,
         // A worker's primary has recovered earlier runs' leases; the other workers' are live.
-        recover: !deps.throttle,
+        recover: deps.recover ?? true,
+        nodeTimeoutMs: config.cluster.node_timeout,
         ...(deps.throttle ? { throttle: deps.throttle } : {}),
         returnPath: (id) => verp.returnPath(id),
         suppressed: async (accountId, address, stream) =>

@@ -1,11 +1,10 @@
 import type { Config } from '../config/index.js';
-import { createKeyCache, createKeyRing, type KeyRing } from '../dkim/index.js';
+import { createKeyCache, createKeyRing, openSealedKey, type KeyRing } from '../dkim/index.js';
 import type { Logger } from '../logging/index.js';
 import { createMetrics, type Metrics } from '../metrics/index.js';
 import type { Clock, SharedCounters } from '../shared/index.js';
 import { randomBytes } from 'node:crypto';
-import { hostname as machineName } from 'node:os';
-import { lockDataDir, openSpool, type DataDirLock, type Spool } from '../spool/index.js';
+import { connectSpool, lockDataDir, type DataDirLock, type Spool } from '../spool/index.js';
 import { createVerp, type Verp } from '../verp/index.js';
 import type { Part } from './part.js';
 
@@ -47,6 +46,9 @@ export interface StorageDeps {
   readonly holder?: string;
   /** Set in a node's worker: where a refusal for want of space is told to the other workers. */
   readonly counters?: SharedCounters;
+  /** With Redis: whether the shared limits are kept per node for now (a metric). */
+  readonly shapingDegraded?: () => boolean;
+  readonly spoolKey?: Buffer;
 }
 
 /**
@@ -64,18 +66,28 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
     async start() {
       // Before anything touches the queue: a second daemon on this data dir stops here.
       if (deps.holder === undefined) lock = lockDataDir(config.data_dir);
-      const store = openSpool(config.data_dir, {
-        clock,
-        writerThread: true,
-        ...(deps.counters
-          ? { onSpaceShort: () => void deps.counters?.hit(SPACE_KEY, SPACE_MARK_MS).catch(() => undefined) }
-          : {}),
-        onFatal: (err) => {
-          logger.fatal({ err }, 'spool storage failed; refusing new mail');
-          deps.onFatal?.(err);
+      const store = await connectSpool(
+        { dataDir: config.data_dir, url: config.spool.url },
+        {
+          clock,
+          writerThread: true,
+          ...(deps.counters
+            ? { onSpaceShort: () => void deps.counters?.hit(SPACE_KEY, SPACE_MARK_MS).catch(() => undefined) }
+            : {}),
+          onFatal: (err) => {
+            logger.fatal({ err }, 'spool storage failed; refusing new mail');
+            deps.onFatal?.(err);
+          },
         },
-      });
+      );
       spool = store;
+      const health = await store.health();
+      // 250 promises the message survives a crash; say at once when the spool cannot keep that.
+      if (!health.durable)
+        logger.warn(
+          { spool: health.location, settings: health.settings },
+          'the spool does not flush commits to disk: a crash can lose acknowledged mail',
+        );
       if (deps.holder === undefined && (await store.messages.purgeStaged()) > 0)
         logger.warn('deleted copies left staged by an unanswered DATA');
       const metrics = createMetrics({
@@ -88,6 +100,7 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
           }));
         },
         spoolBytes: () => store.fileBytes(),
+        ...(deps.shapingDegraded ? { shapingDegraded: deps.shapingDegraded } : {}),
       });
       const verp = createVerp({
         secret: store.secret,
@@ -95,7 +108,12 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
         clock,
         maxAgeMs: config.inbound.verp_max_age,
       });
-      const ring = createKeyRing(() => store.dkimKeys.active(), createKeyCache());
+      const spoolKey = deps.spoolKey;
+      const ring = createKeyRing(
+        () => store.dkimKeys.active(),
+        createKeyCache(),
+        spoolKey ? (sealed, what) => openSealedKey(sealed, spoolKey, what) : undefined,
+      );
       keys = ring;
       for (const f of await ring.refresh())
         logger.error({ path: f.path, err: f.error }, 'cannot load DKIM key');
@@ -103,7 +121,7 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
       metrics.privacyErasures.inc(erasures);
       return {
         spool: store,
-        holder: deps.holder ?? `${machineName()}:${randomBytes(6).toString('hex')}`,
+        holder: deps.holder ?? `${config.cluster.node}:${lock?.id ?? 'x'}.${randomBytes(6).toString('hex')}`,
         metrics,
         verp,
         keys: ring,

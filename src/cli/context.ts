@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config/index.js';
-import { openSpool, type Spool } from '../spool/index.js';
+import { connectSpool, type Spool } from '../spool/index.js';
 
 /** Options every command may receive from the root program. */
 export interface GlobalOptions {
@@ -22,7 +22,7 @@ export async function withSpool<T>(
   fn: (spool: Spool, config: Config) => Promise<T>,
 ): Promise<T> {
   const config = configFor(cmd);
-  const spool = openSpool(config.data_dir);
+  const spool = await connectSpool({ dataDir: config.data_dir, url: config.spool.url });
   try {
     return await fn(spool, config);
   } finally {

@@ -4,4 +4,4 @@ export { parseDuration, parseSize, parseListen, parseCidr, ipInCidrs } from './u
 export type { ListenAddress, Cidr } from './units.js';
 export { configReference } from './reference.js';
 export { changedSettings } from './diff.js';
-export { readMetricsToken, readSecretFile } from './secret-file.js';
+export { readMetricsToken, readSecretFile, readSpoolKey } from './secret-file.js';

@@ -61,6 +61,7 @@ function shown(key: string, value: unknown, hasDefault: boolean): string {
   if (!hasDefault) return '';
   // The embedded default is the machine's own name; the reference must not depend on the machine.
   if (key === 'hostname' && value === osHostname()) return 'the OS host name';
+  if (key === 'cluster.node') return 'the OS host name';
   return `\`${JSON.stringify(value)}\``;
 }
 

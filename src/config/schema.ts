@@ -216,7 +216,56 @@ export const configSchema = z.strictObject({
         ),
     })
     .prefault({}),
+  cluster: z
+    .strictObject({
+      node: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, {
+          message: 'must be letters, digits, ".", "_" or "-" (up to 63), like "mta-1"',
+        })
+        .default(
+          osHostname()
+            .replace(/[^A-Za-z0-9._-]/g, '-')
+            .slice(0, 63) || 'petrel',
+        )
+        .describe(
+          "This node's name among the nodes of one PostgreSQL spool; unique per node (leases and heartbeats carry it).",
+        ),
+      node_timeout: positiveDuration
+        .prefault('30s')
+        .describe('A node whose heartbeat is older than this has its leases taken over by the others.'),
+      redis: z
+        .string()
+        .default('')
+        .refine((url) => url === '' || /^rediss?:\/\/[^\s]+$/.test(url), {
+          message: 'must be empty or a URL like "redis://redis.example.com:6379"',
+        })
+        .describe(
+          'Redis for limits shared by every node (connections, rate, per-address counters); empty: limits per node.',
+        ),
+    })
+    .prefault({}),
   submission: submission.prefault({}),
+  spool: z
+    .strictObject({
+      url: z
+        .string()
+        .default('')
+        .refine((url) => url === '' || /^postgres(ql)?:\/\/[^\s]+$/.test(url), {
+          message:
+            'must be empty (SQLite in data_dir) or a URL like "postgres://petrel@db.example.com/petrel"',
+        })
+        .describe(
+          'Empty: the SQLite spool in data_dir. A postgres:// URL: one PostgreSQL spool shared by every node (a password from PGPASSWORD or ~/.pgpass). Restart only.',
+        ),
+      key_file: z
+        .string()
+        .default('')
+        .describe(
+          'File with the 32-byte key (base64) that seals DKIM private keys kept in a PostgreSQL spool; PETREL_SPOOL_KEY overrides it. Every node needs the same key.',
+        ),
+    })
+    .prefault({}),
   tls: z
     .strictObject({
       cert: z

@@ -26,3 +26,4 @@ export {
 } from './canonicalize.js';
 export { createKeyRing, type KeyRing, type ActiveKeyRef } from './keyring.js';
 export { resignMessage } from './resign.js';
+export { sealKey, openSealedKey } from './seal.js';

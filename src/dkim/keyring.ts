@@ -1,5 +1,7 @@
+import type { KeyObject } from 'node:crypto';
+import { ConfigError } from '../shared/index.js';
 import type { KeyCache, KeyReloadFailure } from './key-cache.js';
-import { algorithmOf } from './keys.js';
+import { algorithmOf, parsePrivateKey } from './keys.js';
 import type { DkimKey } from './signer.js';
 
 /** Where an active key's private half lives; from the spool's key table. */
@@ -7,7 +9,12 @@ export interface ActiveKeyRef {
   readonly domain: string;
   readonly selector: string;
   readonly privateKeyPath: string;
+  /** Set when the key is kept sealed in the spool instead of in its file. */
+  readonly sealedKey?: Buffer | null;
 }
+
+/** Opens a sealed key (see seal.ts); absent when this node has no spool key. */
+export type Unseal = (sealed: Buffer, what: string) => Buffer;
 
 /**
  * The active signing keys by domain, with parsed KeyObjects, rebuilt when the key table
@@ -24,15 +31,39 @@ export interface KeyRing {
   loaded(): string[];
 }
 
-export function createKeyRing(loadActive: () => Promise<readonly ActiveKeyRef[]>, cache: KeyCache): KeyRing {
+export function createKeyRing(
+  loadActive: () => Promise<readonly ActiveKeyRef[]>,
+  cache: KeyCache,
+  unseal?: Unseal,
+): KeyRing {
   let byDomain = new Map<string, DkimKey[]>();
+  // Sealed keys by their ciphertext, opened and parsed once (a new key is a new ciphertext).
+  let sealed = new Map<string, KeyObject>();
+
+  const privateKeyOf = async (ref: ActiveKeyRef, seen: Map<string, KeyObject>): Promise<KeyObject> => {
+    if (!ref.sealedKey) return cache.get(ref.privateKeyPath);
+    const id = ref.sealedKey.toString('base64');
+    const what = `dkim key ${ref.domain}/${ref.selector}`;
+    let key = sealed.get(id);
+    if (!key) {
+      if (!unseal)
+        throw new ConfigError(
+          'PETREL_CONFIG_INVALID',
+          `${what}: kept sealed in the spool; set [spool] key_file (or PETREL_SPOOL_KEY) to sign with it`,
+        );
+      key = parsePrivateKey(unseal(ref.sealedKey, what), what);
+    }
+    seen.set(id, key);
+    return key;
+  };
 
   const refresh = async (): Promise<KeyReloadFailure[]> => {
     const next = new Map<string, DkimKey[]>();
     const failures: KeyReloadFailure[] = [];
+    const seen = new Map<string, KeyObject>();
     for (const ref of await loadActive()) {
       try {
-        const privateKey = await cache.get(ref.privateKeyPath);
+        const privateKey = await privateKeyOf(ref, seen);
         const key: DkimKey = {
           domain: ref.domain,
           selector: ref.selector,
@@ -49,6 +80,7 @@ export function createKeyRing(loadActive: () => Promise<readonly ActiveKeyRef[]>
       }
     }
     byDomain = next;
+    sealed = seen;
     return failures;
   };
 

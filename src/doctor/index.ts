@@ -7,4 +7,4 @@ export { checkDmarc } from './dmarc.js';
 export { checkReverseDns } from './reverse-dns.js';
 export { checkBounceMx } from './bounce-mx.js';
 export { createDoctorDns, type DoctorDns } from './dns.js';
-export type { CheckResult, CheckStatus, CheckName } from './types.js';
+export { result, type CheckResult, type CheckStatus, type CheckName } from './types.js';

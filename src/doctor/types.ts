@@ -2,7 +2,8 @@
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
 /** Names of the checks, stable for `--json` consumers. */
-export type CheckName = 'config' | 'listener' | 'dkim' | 'spf' | 'dmarc' | 'reverse-dns' | 'bounce-mx';
+export type CheckName =
+  'config' | 'spool' | 'redis' | 'listener' | 'dkim' | 'spf' | 'dmarc' | 'reverse-dns' | 'bounce-mx';
 
 /**
  * One line of `petrel doctor`: what was checked (`subject`: a listen address, a domain, an IP),

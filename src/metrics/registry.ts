@@ -49,6 +49,8 @@ export interface MetricsOptions {
   readonly queueDepth: () => Promise<readonly QueueDepth[]>;
   /** Called at scrape time: bytes of the spool files. */
   readonly spoolBytes: () => number;
+  /** Called at scrape time: 1 while the limits shared through Redis are kept per node instead. */
+  readonly shapingDegraded?: () => boolean;
   /** Domains beyond this many (by depth) are summed under `other`, so label cardinality stays bounded. */
   readonly topDomains?: number;
 }
@@ -123,6 +125,19 @@ export function createMetrics(options: MetricsOptions): Metrics {
       this.set(options.spoolBytes());
     },
   });
+
+  if (options.shapingDegraded) {
+    const degraded = options.shapingDegraded;
+    new Gauge({
+      name: 'petrel_shaping_degraded',
+      help: 'Whether Redis is unreachable, so that shared limits are kept per node (divided by the nodes seen last).',
+      aggregator: 'max',
+      registers: [registry],
+      collect() {
+        this.set(degraded() ? 1 : 0);
+      },
+    });
+  }
 
   let depth: readonly QueueDepth[] = [];
   const queueRecipients = new Gauge({

@@ -1,5 +1,5 @@
 import type { Logger } from '../logging/index.js';
-import type { Clock } from '../shared/index.js';
+import { SpoolError, type Clock } from '../shared/index.js';
 import type { DueRecipient, Spool } from '../spool/index.js';
 
 /**
@@ -37,6 +37,11 @@ export interface LeaseLoopDeps {
   readonly leaseMs: number;
   /** Whether start() first takes back the leases of every other holder (see SchedulerDeps). */
   readonly recover: boolean;
+  /**
+   * A node whose heartbeat is older than this has lost its leases to the others (a spool
+   * shared by several nodes; with SQLite, heartbeats record nothing).
+   */
+  readonly nodeTimeoutMs: number;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly pollIntervalMs: number;
@@ -60,6 +65,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
   const perDomain = new Map<string, number>();
   let timer: NodeJS.Timeout | null = null;
   let renewTimer: NodeJS.Timeout | null = null;
+  let heartbeatTimer: NodeJS.Timeout | null = null;
   let polling: Promise<void> | null = null;
   let again = false;
   let stopped = false;
@@ -148,8 +154,33 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
     }
   };
 
+  const heartbeat = async (): Promise<void> => {
+    try {
+      if (!(await spool.queue.heartbeat(holder, deps.nodeTimeoutMs)))
+        logger.error('another live instance now uses this node name; its leases and ours may clash');
+      const taken = await spool.queue.releaseLostNodes(deps.nodeTimeoutMs);
+      if (taken > 0) {
+        logger.warn({ recipients: taken }, 'requeued the work of a node that stopped heartbeating');
+        schedule(0);
+      }
+    } catch (err) {
+      logger.error({ err }, 'node heartbeat failed');
+    }
+  };
+
   return {
     async start() {
+      if (!(await spool.queue.heartbeat(holder, deps.nodeTimeoutMs))) {
+        throw new SpoolError(
+          'PETREL_NODE_IN_USE',
+          `node name ${holder.split(':')[0]} is in use by another live node; give each node its own [cluster] node`,
+        );
+      }
+      heartbeatTimer = setInterval(
+        () => void heartbeat(),
+        Math.max(50, Math.min(5000, Math.floor(deps.nodeTimeoutMs / 3))),
+      );
+      heartbeatTimer.unref();
       if (deps.recover) {
         // The caller holds the data dir's lock, so every other holder is gone.
         const recovered = await spool.queue.recoverInflight(holder);
@@ -180,6 +211,7 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
       stopped = true;
       if (timer) clearTimeout(timer);
       if (renewTimer) clearInterval(renewTimer);
+      if (heartbeatTimer) clearInterval(heartbeatTimer);
       await polling;
     },
   };

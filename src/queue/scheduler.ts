@@ -29,6 +29,8 @@ export interface SchedulerDeps {
    * process; a node's workers leave that to their primary, which knows which holders are gone.
    */
   readonly recover?: boolean;
+  /** See LeaseLoopDeps.nodeTimeoutMs (default 30 s). */
+  readonly nodeTimeoutMs?: number;
   /** Limits shared with the node's other workers; default: this process's own. */
   readonly throttle?: Throttle;
   /** How often due work is looked for when nothing wakes the scheduler. */
@@ -113,6 +115,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     holder,
     leaseMs: deps.leaseMs,
     recover: deps.recover ?? true,
+    nodeTimeoutMs: deps.nodeTimeoutMs ?? 30_000,
     logger,
     clock,
     pollIntervalMs: deps.pollIntervalMs ?? 1000,

@@ -1,4 +1,11 @@
-export { openSpool, spoolPath, SPOOL_FILE, type Spool, type SpoolOptions } from './spool.js';
+export {
+  openSpool,
+  spoolPath,
+  SPOOL_FILE,
+  type Spool,
+  type SpoolHealth,
+  type SpoolOptions,
+} from './spool.js';
 export { lockDataDir, LOCK_FILE, type DataDirLock } from './lock.js';
 export type {
   MessageStore,
@@ -37,3 +44,4 @@ export type {
   ExportDocument,
 } from './privacy-store.js';
 export type { EventStore, EventEntry, ReportEventInput, ReportEventType } from './event-store.js';
+export { connectSpool, type SpoolTarget } from './connect.js';

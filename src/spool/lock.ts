@@ -7,6 +7,11 @@ export const LOCK_FILE = 'petrel.lock';
 /** Proof that this process owns the data dir's queue; released by `release()` or by its death. */
 export interface DataDirLock {
   readonly path: string;
+  /**
+   * The data dir's own id (random, made on its first lock, kept in the lock file): an instance
+   * of a node that holds this lock knows every earlier instance with the same id is dead.
+   */
+  readonly id: string;
   release(): void;
 }
 
@@ -27,7 +32,14 @@ export function lockDataDir(dataDir: string): DataDirLock {
       cause: err,
     });
   }
+  let id: string;
   try {
+    // Before the exclusive lock, in a transaction of its own: two starts at once make one id.
+    db.exec(
+      `CREATE TABLE IF NOT EXISTS ident (id TEXT NOT NULL);
+       INSERT INTO ident (id) SELECT lower(hex(randomblob(6))) WHERE NOT EXISTS (SELECT 1 FROM ident)`,
+    );
+    id = (db.prepare('SELECT id FROM ident LIMIT 1').get() as { id: string }).id;
     db.exec('PRAGMA locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE');
   } catch (err) {
@@ -44,6 +56,7 @@ export function lockDataDir(dataDir: string): DataDirLock {
   let held = true;
   return {
     path,
+    id,
     release() {
       if (!held) return;
       held = false;

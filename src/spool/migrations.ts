@@ -191,4 +191,8 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE messages ADD COLUMN mentions_indexed INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX messages_unindexed ON messages(mentions_indexed) WHERE mentions_indexed = 0;
   `,
+  // A key sealed with the spool key, for spools shared by several nodes (NULL: in its file).
+  `
+  ALTER TABLE dkim_keys ADD COLUMN sealed_key BLOB;
+  `,
 ];

@@ -69,6 +69,17 @@ export interface QueueStore {
    */
   releaseHolder(holder: string): Promise<number>;
   /**
+   * Claims the node named by `holder` (up to its first ":") for this instance (up to its first
+   * "/") and records it alive. False when another instance of that name is alive (its heartbeat
+   * is younger than `timeoutMs`). With SQLite there is one node: always true.
+   */
+  heartbeat(holder: string, timeoutMs: number): Promise<boolean>;
+  /**
+   * Requeues every lease held by a node instance whose heartbeat is older than `timeoutMs`
+   * (never a live one's); returns how many. With SQLite there are no other nodes: 0.
+   */
+  releaseLostNodes(timeoutMs: number): Promise<number>;
+  /**
    * Leases up to `limit` recipients of unsuspended domains, each destination within its room:
    * lapsed leases first, then queued ones oldest due first.
    */
@@ -208,6 +219,9 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
       const now = clock.now();
       return releaseAll.run(now, now, holder).changes;
     },
+    // One node owns a SQLite spool (the data dir's lock): nobody to claim against or take over.
+    heartbeat: async () => true,
+    releaseLostNodes: async () => 0,
     leaseDue(request) {
       return writer.run({ op: 'lease', request, now: clock.now() });
     },

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../shared/index.js';
 import { createAccountStore, type AccountStore } from './account-store.js';
 import { openDatabase, pragma, type Db } from './db.js';
+import { MIGRATIONS } from './migrations.js';
 import type { FatalHandler } from './committer.js';
 import { inProcessWriter, threadWriter } from './writer.js';
 import { watchSpace } from './space-watch.js';
@@ -32,6 +33,12 @@ export interface Spool {
   readonly secret: Buffer;
   /** Changes whenever another connection (the CLI) commits; cheap to poll. */
   dataVersion(): Promise<number>;
+  /**
+   * Which backend, where, and whether a commit there survives a crash of the machine
+   * (SQLite synchronous=FULL; PostgreSQL fsync and synchronous_commit on), for the start-up
+   * warning and `petrel doctor`.
+   */
+  health(): Promise<SpoolHealth>;
   /** Reads a PRAGMA for diagnostics and the durability tests. */
   pragma(name: 'synchronous' | 'secure_delete' | 'journal_mode'): Promise<string | number>;
   /**
@@ -48,6 +55,17 @@ export interface Spool {
   /** A consistent copy of the database at `file` while it stays in use (SQLite's online backup). */
   backup(file: string): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface SpoolHealth {
+  readonly backend: 'sqlite' | 'postgres';
+  /** The file, or the URL without its password. */
+  readonly location: string;
+  readonly durable: boolean;
+  /** The settings durability rests on, as read, e.g. "synchronous=FULL". */
+  readonly settings: string;
+  /** Schema version applied, and the one this Petrel knows. */
+  readonly schema: { readonly current: number; readonly latest: number };
 }
 
 export interface SpoolOptions {
@@ -104,6 +122,17 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     },
     async pragma(name) {
       return pragma(db, name) as string | number;
+    },
+    async health() {
+      const synchronous = pragma(db, 'synchronous') as number;
+      const current = pragma(db, 'user_version') as number;
+      return {
+        backend: 'sqlite',
+        location: path,
+        durable: synchronous >= 2,
+        settings: `synchronous=${['OFF', 'NORMAL', 'FULL', 'EXTRA'][synchronous] ?? synchronous}`,
+        schema: { current, latest: MIGRATIONS.length },
+      };
     },
     roomFor: (bytes) => space.roomFor(bytes),
     async writable() {

@@ -165,7 +165,7 @@ servers = ["${dns.server}"]
     ).toEqual([]);
     expect(run.status).toBe(0);
     expect(new Set(results.map((r) => r.check))).toEqual(
-      new Set(['config', 'listener', 'dkim', 'spf', 'dmarc', 'reverse-dns', 'bounce-mx']),
+      new Set(['config', 'spool', 'listener', 'dkim', 'spf', 'dmarc', 'reverse-dns', 'bounce-mx']),
     );
     expect(results.filter((r) => r.check === 'listener')).toHaveLength(3);
     expect(results.filter((r) => r.check === 'spf').map((r) => r.subject)).toEqual([

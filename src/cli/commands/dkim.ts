@@ -1,7 +1,8 @@
 import { writeFileSync, renameSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { dnsRecord, generateKey, type KeyAlgorithm } from '../../dkim/index.js';
+import { readSpoolKey } from '../../config/index.js';
+import { dnsRecord, generateKey, sealKey, type KeyAlgorithm } from '../../dkim/index.js';
 import { makeDirectory, normalizeDomain } from '../../shared/index.js';
 import { CliError, globals, print, withSpool } from '../context.js';
 
@@ -55,18 +56,32 @@ export function register(program: Command): void {
       if (!SELECTOR.test(selector)) throw new CliError(`invalid selector "${selector}"`, 2);
       const key = await generateKey(algorithm);
       await withSpool(cmd, async (spool, config) => {
-        const dir = resolve(join(config.data_dir, 'dkim', domain));
-        makeDirectory(dir, 0o700);
-        const path = join(dir, `${selector}.${algorithm}.pem`);
-        // Written whole under a temporary name first: the daemon never reads half a key.
-        writeFileSync(`${path}.tmp`, key.privateKeyPem, { mode: 0o600 });
-        renameSync(`${path}.tmp`, path);
+        let path: string;
+        let sealedKey: Buffer | null = null;
+        if (config.spool.url !== '') {
+          // Every node signs: the key lives in the shared spool, sealed with the spool key.
+          const spoolKey = readSpoolKey(config.spool, process.env);
+          if (!spoolKey)
+            throw new CliError(
+              'a PostgreSQL spool keeps DKIM keys sealed in the database: set [spool] key_file or PETREL_SPOOL_KEY (the same on every node)',
+            );
+          sealedKey = sealKey(key.privateKeyPem, spoolKey);
+          path = `spool:${domain}/${selector}`;
+        } else {
+          const dir = resolve(join(config.data_dir, 'dkim', domain));
+          makeDirectory(dir, 0o700);
+          path = join(dir, `${selector}.${algorithm}.pem`);
+          // Written whole under a temporary name first: the daemon never reads half a key.
+          writeFileSync(`${path}.tmp`, key.privateKeyPem, { mode: 0o600 });
+          renameSync(`${path}.tmp`, path);
+        }
         const added = await spool.dkimKeys.add({
           domain,
           selector,
           algorithm,
           privateKeyPath: path,
           publicKey: key.publicKeyDerBase64,
+          sealedKey,
         });
         if (!added) throw new CliError(`${domain} already has a key with selector ${selector}`);
       });

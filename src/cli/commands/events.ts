@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { maskAddresses } from '../../shared/index.js';
-import { openSpool, type EventEntry } from '../../spool/index.js';
+import { connectSpool, type EventEntry } from '../../spool/index.js';
 import { CliError, configFor, globals, print } from '../context.js';
 
 const FOLLOW_INTERVAL_MS = 500;
@@ -66,7 +66,7 @@ export function register(program: Command): void {
       const json = globals(cmd).json ?? false;
       const show = (e: EventEntry): void => print(json ? JSON.stringify(eventJson(e)) : eventLine(e));
       const config = configFor(cmd);
-      const spool = openSpool(config.data_dir);
+      const spool = await connectSpool({ dataDir: config.data_dir, url: config.spool.url });
       try {
         const first = limit === 0 ? [] : await spool.events.tail(limit, opts.message);
         first.forEach(show);

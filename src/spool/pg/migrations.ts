@@ -88,6 +88,7 @@ export const PG_MIGRATIONS: readonly string[] = [
     algorithm TEXT NOT NULL,
     private_key_path TEXT NOT NULL,
     public_key TEXT NOT NULL,
+    sealed_key BYTEA,
     active SMALLINT NOT NULL DEFAULT 1,
     created_at BIGINT NOT NULL,
     UNIQUE (domain, selector)
@@ -148,6 +149,7 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE TABLE nodes (
     name TEXT PRIMARY KEY,
+    instance TEXT NOT NULL,
     started_at BIGINT NOT NULL,
     heartbeat_at BIGINT NOT NULL
   );

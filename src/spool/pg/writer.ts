@@ -3,6 +3,7 @@ import { SpoolError, errorMessage } from '../../shared/index.js';
 import type { FatalHandler } from '../committer.js';
 import type { CompleteResult, HotOp, HotResult, LeaseRequest, LeaseResult } from '../hot-ops.js';
 import type { DueRecipient, NewMessage, RecipientUpdate } from '../records.js';
+import { shareErasureLock } from './erasure-lock.js';
 import { isConnectionFailure, isDiskFull, transaction, type PgDb, type PgQuery, type PgValue } from './db.js';
 
 /** The hot-path operations PostgreSQL runs (the SQLite-only ones carry SQLite's SQL). */
@@ -331,6 +332,9 @@ async function execute(q: PgQuery, batch: Batch, op: PgHotOp): Promise<unknown> 
   }
 }
 
+const insertsMessages = (op: PgHotOp): boolean =>
+  op.op === 'insert' || op.op === 'stage' || (op.op === 'complete' && op.followUps.length > 0);
+
 interface Pending {
   readonly op: PgHotOp;
   readonly resolve: (value: unknown) => void;
@@ -371,6 +375,8 @@ export function pgWriter(db: PgDb, onFatal: FatalHandler): PgWriter {
   const runGroup = async (group: readonly Pending[]): Promise<unknown[]> => {
     const c = await connection();
     return transaction(c, async (q) => {
+      // Before any row lock: an erasure's last step waits for these messages, or they for it.
+      if (group.some((p) => insertsMessages(p.op))) await shareErasureLock(q);
       const batch: Batch = { events: [] };
       const values: unknown[] = [];
       for (const p of group) values.push(await execute(q, batch, p.op));

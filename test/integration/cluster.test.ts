@@ -1,0 +1,260 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { addUser, cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { routesTo } from '../helpers/routed.js';
+import { startSink, type Sink, type SinkScript } from '../helpers/sink.js';
+import { RawSmtp } from '../helpers/smtp-client.js';
+import { until } from '../helpers/until.js';
+
+// Several Petrel nodes on one PostgreSQL spool: each node its own data dir (certificate, lock),
+// one queue between them.
+
+async function submitMany(port: number, domain: string, count: number, tag: string, sessions = 4) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: sessions }, async () => {
+      const c = await RawSmtp.connect(port);
+      await c.login('app', 'pw');
+      for (let i = next++; i < count; i = next++) {
+        await c.command('MAIL FROM:<sender@example.com>');
+        await c.command(`RCPT TO:<r${i}@${domain}>`);
+        const r = await c.data(`From: sender@example.com\r\nSubject: ${tag} ${i}\r\n\r\nbody ${i}\r\n`);
+        expect(r.code).toBe(250);
+      }
+      c.close();
+    }),
+  );
+}
+
+const subjects = (sink: Sink, tag: string): string[] =>
+  sink
+    .accepted()
+    .map((m) => /Subject: (\S+ \d+)\r\n/.exec(m.body.toString())?.[1] ?? '')
+    .filter((s) => s.startsWith(`${tag} `));
+
+interface Node {
+  readonly t: TestDir;
+  daemon: Daemon;
+}
+
+describe('a cluster of two nodes on one PostgreSQL spool', () => {
+  let server: TestPostgres;
+  let redis: TestRedis;
+  let db: pg.Client;
+  let count = 0;
+  const nodes: Node[] = [];
+  const sinks: Sink[] = [];
+
+  beforeAll(async () => {
+    server = await startPostgres();
+    redis = await startRedis();
+  });
+  afterAll(async () => {
+    for (const n of nodes) {
+      await n.daemon.stop();
+      n.t.cleanup();
+    }
+    for (const s of sinks) await s.close();
+    await db?.end();
+    await server?.stop();
+    await redis?.stop();
+  });
+
+  /** A fresh database, an account in it, a sink, and the TOML every node of the test shares. */
+  const cluster = async (toml: string, script: SinkScript = {}) => {
+    const url = await server.database(`cluster_${++count}`);
+    const sink = await startSink(script);
+    sinks.push(sink);
+    await db?.end();
+    db = new pg.Client(url);
+    const shared = `[spool]\nurl = "${url}"\n\n${toml}\n\n${routesTo(sink.port, 'dest.test')}`;
+    const clusterToml = `[cluster]\nnode_timeout = "2s"\nredis = "${redis.url}"\n`;
+    const node = async (name: string): Promise<Node> => {
+      const t = makeTestDir(`${shared}\n${clusterToml}node = "${name}"\n\n[server]\nworkers = 1\n`);
+      const n: Node = { t, daemon: await startDaemon(t) };
+      nodes.push(n);
+      return n;
+    };
+    return { url, sink, node };
+  };
+
+  it('lets a CLI on any node manage the shared spool, and both nodes take and deliver mail', async () => {
+    const c = await cluster('[delivery]\npoll_interval = "100ms"\n');
+    const a = await c.node('node-a');
+    addUser(a.t, 'app', ['example.com'], 'pw');
+    const b = await c.node('node-b');
+    await db.connect();
+    // An account added through node a's CLI is seen by node b's.
+    expect(cli(b.t, ['user', 'list']).stdout).toMatch(/^app\b/m);
+    await submitMany(a.daemon.ports.submission, 'dest.test', 20, 'a', 2);
+    await submitMany(b.daemon.ports.submission, 'dest.test', 20, 'b', 2);
+    await c.sink.waitForMessages(40, 20_000);
+    expect(new Set([...subjects(c.sink, 'a'), ...subjects(c.sink, 'b')]).size).toBe(40);
+    const { rows } = await db.query<{ name: string }>('SELECT name FROM nodes ORDER BY name');
+    expect(rows.map((r) => r.name)).toEqual(['node-a', 'node-b']);
+    const stats = cli(a.t, ['queue', 'stats']);
+    expect(stats.status).toBe(0);
+    // The doctor checks the shared spool and Redis.
+    const doctor = cli(b.t, ['doctor', 'example.com', '--json'])
+      .stdout.split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { check: string; status: string; message: string });
+    expect(doctor.find((r) => r.check === 'spool')).toMatchObject({
+      status: 'ok',
+      message: expect.stringMatching(/^postgres, durable \(fsync=on, synchronous_commit=on\), schema 1$/),
+    });
+    expect(doctor.find((r) => r.check === 'redis')).toMatchObject({
+      status: 'ok',
+      message: expect.stringMatching(/^Redis 7\./),
+    });
+  }, 60_000);
+
+  it('says at start-up, and in the doctor, when PostgreSQL does not flush commits', async () => {
+    const c = await cluster('');
+    await db.connect();
+    await db.query(`ALTER DATABASE ${new URL(c.url).pathname.slice(1)} SET synchronous_commit = off`);
+    const a = await c.node('node-lax');
+    expect(
+      a.daemon.logs.some(
+        (l) =>
+          l.msg === 'the spool does not flush commits to disk: a crash can lose acknowledged mail' &&
+          l['settings'] === 'fsync=on, synchronous_commit=off',
+      ),
+    ).toBe(true);
+    const doctor = cli(a.t, ['doctor', 'example.com', '--json']);
+    expect(doctor.status).toBe(1);
+    expect(doctor.stdout).toMatch(/"check":"spool","status":"fail".*synchronous_commit=off/);
+  }, 30_000);
+
+  it('refuses a second live node under a name already in use', async () => {
+    const c = await cluster('');
+    const a = await c.node('node-x');
+    void a;
+    const t = makeTestDir(
+      `[spool]\nurl = "${c.url}"\n\n[cluster]\nnode = "node-x"\nnode_timeout = "30s"\n\n[server]\nworkers = 1\n`,
+    );
+    try {
+      await expect(startDaemon(t)).rejects.toThrow(/node name node-x is in use by another live node/);
+    } finally {
+      t.cleanup();
+    }
+  }, 30_000);
+
+  it('after SIGKILL of a node holding leases, the other delivers every acknowledged message', async () => {
+    let hold = true;
+    const c = await cluster(
+      '[delivery]\npoll_interval = "100ms"\n\n[delivery.domain."dest.test"]\nmax_connections = 2\nmessages_per_connection = 5\n',
+      { beforeReply: () => new Promise((res) => setTimeout(res, hold ? 300 : 0)) },
+    );
+    const a = await c.node('node-a');
+    addUser(a.t, 'app', ['example.com'], 'pw');
+    await db.connect();
+    await submitMany(a.daemon.ports.submission, 'dest.test', 40, 'kill', 4);
+    const held = async (): Promise<number> =>
+      Number(
+        (
+          await db.query<{ n: string }>(
+            "SELECT count(*) AS n FROM recipients WHERE state = 'inflight' AND lease_holder LIKE 'node-a:%'",
+          )
+        ).rows[0]!.n,
+      );
+    await until('node a holding leases', async () => (await held()) > 0);
+    const heldAtKill = await held();
+    a.daemon.child.kill('SIGKILL');
+    await a.daemon.exited;
+    hold = false;
+    const b = await c.node('node-b');
+    await until(
+      'node b took over node a’s leases',
+      () => b.daemon.logs.some((l) => l.msg === 'requeued the work of a node that stopped heartbeating'),
+      20_000,
+    );
+    await until(
+      'every acknowledged message delivered',
+      () => new Set(subjects(c.sink, 'kill')).size === 40,
+      30_000,
+    );
+    // A message node a had sent without recording it may go again (never lost); no other twice.
+    expect(subjects(c.sink, 'kill').length - 40).toBeLessThanOrEqual(heldAtKill);
+    expect(await held()).toBe(0);
+  }, 90_000);
+
+  /** Two nodes (a and b) on one database and one Redis, with the account made through a's CLI. */
+  const twoNodes = async (toml: string, script: SinkScript = {}) => {
+    const c = await cluster(`[delivery]\npoll_interval = "100ms"\n\n${toml}`, script);
+    const a = await c.node('node-a');
+    addUser(a.t, 'app', ['example.com'], 'pw');
+    const b = await c.node('node-b');
+    await db.connect();
+    return { ...c, a, b };
+  };
+  const deliverers = (ns: readonly Node[]) =>
+    ns.filter((n) => n.daemon.logs.some((l) => l['event'] === 'delivery')).length;
+
+  it('keeps max_connections = 2 across both nodes over 300 messages', async () => {
+    const c = await twoNodes(
+      `[delivery.domain."dest.test"]\nmax_connections = 2\nmessages_per_connection = 10\n`,
+      { beforeReply: () => new Promise((res) => setTimeout(res, 2)) },
+    );
+    void redis;
+    await Promise.all([
+      submitMany(c.a.daemon.ports.submission, 'dest.test', 150, 'conn-a', 4),
+      submitMany(c.b.daemon.ports.submission, 'dest.test', 150, 'conn-b', 4),
+    ]);
+    await c.sink.waitForMessages(300, 60_000);
+    expect(new Set([...subjects(c.sink, 'conn-a'), ...subjects(c.sink, 'conn-b')]).size).toBe(300);
+    expect(c.sink.maxConcurrent).toBeLessThanOrEqual(2);
+    expect(deliverers([c.a, c.b])).toBe(2);
+  }, 90_000);
+
+  it('keeps rate = 600/min across both nodes within 10%', async () => {
+    const times: number[] = [];
+    const c = await twoNodes(`[delivery.domain."dest.test"]\nrate = "600/min"\nmax_connections = 4\n`, {
+      data: () => {
+        times.push(Date.now());
+        return undefined;
+      },
+    });
+    await Promise.all([
+      submitMany(c.a.daemon.ports.submission, 'dest.test', 20, 'rate-a', 2),
+      submitMany(c.b.daemon.ports.submission, 'dest.test', 20, 'rate-b', 2),
+    ]);
+    await c.sink.waitForMessages(40, 30_000);
+    const perSecond = ((times.length - 1) * 1000) / (times.at(-1)! - times[0]!);
+    expect(perSecond).toBeLessThan(11);
+    expect(perSecond).toBeGreaterThan(8);
+    expect(deliverers([c.a, c.b])).toBe(2);
+  }, 60_000);
+
+  it('loses no mail when Redis dies mid-run, keeps per-node limits meanwhile, and says so', async () => {
+    const c = await twoNodes(
+      `[delivery.domain."dest.test"]\nmax_connections = 2\nmessages_per_connection = 5\n`,
+      {
+        beforeReply: () => new Promise((res) => setTimeout(res, 5)),
+      },
+    );
+    const first = submitMany(c.a.daemon.ports.submission, 'dest.test', 60, 'redis-a', 3);
+    await until('deliveries under way', () => c.sink.messages.length > 5);
+    await redis.kill();
+    await until('node a reports the shared limits degraded', async () => {
+      const text = await (await fetch(`http://127.0.0.1:${c.a.daemon.ports.http}/metrics`)).text();
+      return /^petrel_shaping_degraded 1$/m.test(text);
+    });
+    await first;
+    await submitMany(c.b.daemon.ports.submission, 'dest.test', 60, 'redis-b', 3);
+    await until(
+      'every acknowledged message delivered',
+      () => new Set([...subjects(c.sink, 'redis-a'), ...subjects(c.sink, 'redis-b')]).size === 120,
+      60_000,
+    );
+    const degraded = [c.a, c.b].filter((n) =>
+      n.daemon.logs.some((l) => l['component'] === 'shaping' && l.level === 'warn'),
+    );
+    expect(degraded.length).toBeGreaterThan(0);
+    // Per node: 2 connections divided by the two nodes seen last, so one each, two in all.
+    expect(c.sink.maxConcurrent).toBeLessThanOrEqual(2);
+    await redis.restart();
+  }, 90_000);
+});

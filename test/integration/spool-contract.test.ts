@@ -1,0 +1,346 @@
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import type { NewMessage, Spool } from '../../src/spool/index.js';
+import { backends } from '../helpers/spools.js';
+
+// The spool's contract: what every backend must do the same way. Each case runs against SQLite
+// and against a real PostgreSQL server.
+
+const update = (id: number, messageId: string) => ({
+  recipientId: id,
+  messageId,
+  accountId: null,
+  domain: 'dest.test',
+  state: 'delivered' as const,
+  event: 'delivery' as const,
+  attempted: true,
+  mx: 'mx',
+  reply: { code: 250, enhanced: '2.0.0', text: 'ok' },
+});
+
+const message = (rcpts: { address: string; domain: string }[], body = 'x\r\n'): NewMessage => ({
+  accountId: null,
+  mailFrom: 'a@example.com',
+  recipients: rcpts,
+  headerMessageId: null,
+  body: Buffer.from(body),
+  listener: 'submission',
+});
+
+const to = (n: number, domain = 'dest.test') =>
+  Array.from({ length: n }, (_, i) => ({ address: `r${i}@${domain}`, domain }));
+
+describe.each(backends())('spool contract on $name', (backend) => {
+  let now = Date.UTC(2026, 0, 1);
+  const clock = { now: () => now };
+  afterEach(() => backend.cleanup());
+  afterAll(() => backend.shutdown());
+
+  const setup = async (
+    recipients: { address: string; domain: string }[],
+  ): Promise<{ s: Spool; id: string }> => {
+    const s = await backend.open({ clock });
+    const id = s.messages.newId();
+    await s.messages.insert(id, message(recipients));
+    return { s, id };
+  };
+  const lease = (
+    s: Spool,
+    holder: string,
+    limit = 10,
+    room: Record<string, number> = {},
+    newDomainRoom = 100,
+  ) => s.queue.leaseDue({ holder, limit, leaseMs: 1000, room, newDomainRoom });
+
+  it('keeps a lease for its holder until it lapses, then gives it to another, whose outcome alone applies', async () => {
+    const { s, id } = await setup([{ address: 'a@dest.test', domain: 'dest.test' }]);
+    const [r] = (await lease(s, 'n:h1')).due;
+    expect(r).toMatchObject({
+      address: 'a@dest.test',
+      domain: 'dest.test',
+      messageId: id,
+      mailFrom: 'a@example.com',
+    });
+    now += 500;
+    expect((await lease(s, 'n:h2')).due).toHaveLength(0);
+    expect(await s.queue.renew('n:h1', [r!.id], now + 1000)).toBe(1);
+    now += 700;
+    expect((await lease(s, 'n:h2')).due).toHaveLength(0);
+    now += 1000;
+    const [again] = (await lease(s, 'n:h2')).due;
+    expect(again?.id).toBe(r!.id);
+    expect(again?.attempts).toBe(0);
+    expect(await s.queue.complete('n:h1', [update(r!.id, id)])).toEqual([]);
+    expect(await s.queue.renew('n:h1', [r!.id], now + 1000)).toBe(0);
+    await s.queue.release('n:h1', [r!.id]);
+    expect(await s.queue.fenced('n:h1', [r!.id])).toEqual([r!.id]);
+    expect(await s.queue.fenced('n:h2', [r!.id])).toEqual([]);
+    expect((await s.queue.complete('n:h2', [update(r!.id, id)])).map((u) => u.recipientId)).toEqual([r!.id]);
+    const stored = await s.messages.get(id);
+    expect(stored!.recipients[0]).toMatchObject({ state: 'delivered', attempts: 1 });
+    const events = await s.queue.events(id);
+    expect(events.map((e) => e.type)).toEqual(['reception', 'delivery']);
+    expect(events[1]).toMatchObject({
+      attempt: 1,
+      mx: 'mx',
+      reply: { code: 250, enhanced: '2.0.0', text: 'ok' },
+    });
+  });
+
+  it('recovers at start-up only the leases of earlier instances of its own node', async () => {
+    const { s } = await setup([
+      { address: 'a@dest.test', domain: 'dest.test' },
+      { address: 'b@other.test', domain: 'other.test' },
+    ]);
+    await lease(s, 'node1:old', 10, { 'other.test': 0 });
+    await lease(s, 'node1:live');
+    expect(await s.queue.recoverInflight('node1:live')).toBe(1);
+    const counts = await s.queue.counts();
+    expect([counts.queued, counts.inflight]).toEqual([1, 1]);
+  });
+
+  it('gives each destination at most its room, and none to one that has no room', async () => {
+    const { s } = await setup([
+      ...to(20, 'busy.test'),
+      ...to(5, 'new.test'),
+      { address: 'x@full.test', domain: 'full.test' },
+    ]);
+    const { due, more } = await lease(s, 'n:h', 100, { 'busy.test': 3, 'full.test': 0 }, 2);
+    const byDomain = (d: string): number => due.filter((r) => r.domain === d).length;
+    expect([byDomain('busy.test'), byDomain('new.test'), byDomain('full.test')]).toEqual([3, 2, 0]);
+    expect(more).toBe(true);
+  });
+
+  it('never leases a suspended destination, and leases it again once resumed', async () => {
+    const { s } = await setup([...to(2, 'a.test'), ...to(2, 'b.test')]);
+    await s.queue.suspend('a.test', 'manual');
+    expect(await s.queue.suspended()).toEqual(['a.test']);
+    expect((await lease(s, 'n:h')).due.map((r) => r.domain)).toEqual(['b.test', 'b.test']);
+    expect(await s.queue.resume('a.test')).toBe(true);
+    expect(await s.queue.resume('a.test')).toBe(false);
+    expect((await lease(s, 'n:h')).due.map((r) => r.domain)).toEqual(['a.test', 'a.test']);
+  });
+
+  it('commits concurrent inserts together and resolves each only once it is stored', async () => {
+    const s = await backend.open({ clock });
+    const ids = Array.from({ length: 50 }, () => s.messages.newId());
+    expect(new Set(ids).size).toBe(50);
+    await Promise.all(
+      ids.map((id, i) =>
+        s.messages.insert(id, {
+          ...message([{ address: `r${i}@dest.test`, domain: 'dest.test' }], `body ${i}\r\n`),
+          headerMessageId: `<${i}@x>`,
+        }),
+      ),
+    );
+    expect(await s.messages.count()).toBe(50);
+    const m = await s.messages.get(ids[7]!);
+    expect(m?.body.toString()).toBe('body 7\r\n');
+    expect(m?.recipients[0]).toMatchObject({ address: 'r7@dest.test', state: 'queued', attempts: 0 });
+    // Seen by another connection (the CLI) at once.
+    const other = await backend.reopen({ clock });
+    expect(await other.messages.count()).toBe(50);
+  });
+
+  it('stores 8-bit bodies byte for byte', async () => {
+    const s = await backend.open({ clock });
+    const body = Buffer.from([0x00, 0xff, 0x0d, 0x0a, 0xc3, 0xa9, 0x80, 0x2e, 0x0d, 0x0a]);
+    const id = s.messages.newId();
+    await s.messages.insert(id, { ...message(to(1)), body });
+    expect((await s.messages.get(id))!.body.equals(body)).toBe(true);
+    expect((await s.queue.body(id))!.equals(body)).toBe(true);
+  });
+
+  it('keeps staged copies from delivery until they are published, and discards them on failure', async () => {
+    const s = await backend.open({ clock });
+    const [a, b, c] = [s.messages.newId(), s.messages.newId(), s.messages.newId()];
+    await s.messages.stage([
+      { id: a, message: message(to(1, 'a.test')) },
+      { id: b, message: message(to(1, 'b.test')) },
+    ]);
+    await s.messages.stage([{ id: c, message: message(to(1, 'c.test')) }]);
+    expect((await lease(s, 'n:h')).due).toHaveLength(0);
+    expect(await s.messages.publish([a, b])).toBe(2);
+    await s.messages.discard([c]);
+    expect(await s.messages.get(c)).toBeNull();
+    expect((await lease(s, 'n:h')).due.map((r) => r.domain).sort()).toEqual(['a.test', 'b.test']);
+    expect((await s.queue.events(a)).map((e) => e.type)).toEqual(['reception']);
+    // Discarding published mail does nothing.
+    await s.messages.discard([a]);
+    expect(await s.messages.get(a)).not.toBeNull();
+  });
+
+  it('queues follow-ups only for outcomes that applied, when a recipient left flight meanwhile', async () => {
+    const s = await backend.open({ clock });
+    const id = s.messages.newId();
+    await s.messages.insert(id, {
+      ...message(
+        ['a@dest.test', 'b@dest.test'].map((address) => ({ address, domain: 'dest.test' })),
+        'original\r\n',
+      ),
+      mailFrom: 's@example.com',
+    });
+    const leased = (await lease(s, 'n:h1', 10)).due;
+    expect(leased.map((r) => r.address).sort()).toEqual(['a@dest.test', 'b@dest.test']);
+    const b = leased.find((r) => r.address === 'b@dest.test')!;
+    await s.queue.release('n:h1', [b.id]);
+    const seen: string[][] = [];
+    const dsnIds: string[] = [];
+    const applied = await s.queue.complete(
+      'n:h1',
+      leased.map((r) => ({
+        recipientId: r.id,
+        messageId: id,
+        accountId: null,
+        domain: 'dest.test',
+        state: 'bounced' as const,
+        event: 'bounce' as const,
+        attempted: true,
+        mx: null,
+        reply: { code: 550, enhanced: '5.1.1', text: 'no' },
+      })),
+      (done) => {
+        const addresses = done.map((u) => leased.find((r) => r.id === u.recipientId)!.address).sort();
+        seen.push(addresses);
+        const dsnId = s.messages.newId();
+        dsnIds.push(dsnId);
+        return [
+          {
+            id: dsnId,
+            message: {
+              ...message(
+                [{ address: 's@example.com', domain: 'example.com' }],
+                `failed: ${addresses.join(',')}\r\n`,
+              ),
+              mailFrom: '',
+            },
+          },
+        ];
+      },
+    );
+    expect(applied.map((u) => u.recipientId)).toEqual([leased.find((r) => r.address === 'a@dest.test')!.id]);
+    expect(seen).toEqual([['a@dest.test', 'b@dest.test'], ['a@dest.test']]);
+    expect(await s.messages.get(dsnIds[0]!)).toBeNull();
+    expect((await s.messages.get(dsnIds[1]!))?.body.toString()).toBe('failed: a@dest.test\r\n');
+    expect((await s.messages.get(id))?.recipients.map((r) => r.state)).toEqual(['bounced', 'queued']);
+  });
+
+  it('cancels what is unfinished of a message, with an event for each recipient', async () => {
+    const { s, id } = await setup(to(3));
+    const [first] = (await lease(s, 'n:h', 1)).due;
+    await s.queue.complete('n:h', [update(first!.id, id)]);
+    expect(await s.queue.cancelMessage(id)).toBe(2);
+    expect((await s.messages.get(id))!.recipients.map((r) => r.state)).toEqual([
+      'delivered',
+      'cancelled',
+      'cancelled',
+    ]);
+    expect((await s.queue.events(id)).map((e) => e.type)).toEqual([
+      'reception',
+      'delivery',
+      'cancelled',
+      'cancelled',
+    ]);
+    expect((await s.queue.counts()).cancelled).toBe(2);
+  });
+
+  it('lists, counts and retries the queue', async () => {
+    const { s, id } = await setup([...to(3, 'a.test'), ...to(1, 'b.test')]);
+    expect((await s.queue.list({ limit: 10 })).map((e) => e.domain)).toEqual([
+      'a.test',
+      'a.test',
+      'a.test',
+      'b.test',
+    ]);
+    expect((await s.queue.list({ domain: 'b.test', limit: 10 })).map((e) => e.address)).toEqual([
+      'r0@b.test',
+    ]);
+    expect(await s.queue.stats()).toEqual([
+      { domain: 'a.test', queued: 3, inflight: 0, oldestReceivedAt: now },
+      { domain: 'b.test', queued: 1, inflight: 0, oldestReceivedAt: now },
+    ]);
+    expect(await s.queue.retryMessage(id)).toBe(4);
+    expect(await s.queue.retryDomain('b.test')).toBe(1);
+    const r = await s.queue.recipient((await s.queue.list({ domain: 'b.test', limit: 1 }))[0]!.recipientId);
+    expect(r).toMatchObject({ messageId: id, address: 'r0@b.test', domain: 'b.test', accountId: null });
+  });
+
+  it('claims a node name for one live instance, and gives a silent node’s leases to the others', async () => {
+    const { s } = await setup(to(4));
+    expect(await s.queue.heartbeat('node1:d1.aaa/w1', 30_000)).toBe(true);
+    // Another worker of the same instance: still ours.
+    expect(await s.queue.heartbeat('node1:d1.aaa/w2', 30_000)).toBe(true);
+    await lease(s, 'node1:d1.aaa/w1', 2);
+    expect(await s.queue.releaseLostNodes(30_000)).toBe(0);
+    if (backend.name === 'sqlite') return;
+    // Another data dir under the same name while the first instance is alive is refused…
+    expect(await s.queue.heartbeat('node1:d9.bbb', 30_000)).toBe(false);
+    expect(await s.queue.heartbeat('node2:d2.ccc', 30_000)).toBe(true);
+    await lease(s, 'node2:d2.ccc', 1);
+    // …and once node1 has been silent past the timeout, its leases (only) are due again.
+    now += 31_000;
+    expect(await s.queue.heartbeat('node2:d2.ccc', 30_000)).toBe(true);
+    expect(await s.queue.releaseLostNodes(30_000)).toBe(2);
+    const counts = await s.queue.counts();
+    expect([counts.queued, counts.inflight]).toEqual([3, 1]);
+    // A restart on node2's own data dir (it holds its lock) takes the name at once.
+    expect(await s.queue.heartbeat('node2:d2.ddd', 30_000)).toBe(true);
+    expect(await s.queue.recoverInflight('node2:d2.ddd')).toBe(1);
+  });
+
+  it('never gives one recipient to two holders leasing at the same moment', async () => {
+    const { s } = await setup(to(300));
+    const other = await backend.reopen({ clock });
+    const rounds = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => lease(i % 2 === 0 ? s : other, `n${i}:x`, 60, {}, 1000)),
+    );
+    const ids = rounds.flatMap((r) => r.due.map((d) => d.id));
+    expect(ids.length).toBeGreaterThan(0);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect((await s.queue.counts()).inflight).toBe(ids.length);
+  });
+
+  it('refuses a duplicate account name, and sees another connection’s changes', async () => {
+    const s = await backend.open({ clock });
+    const cli = await backend.reopen({ clock });
+    const before = await s.dataVersion();
+    await cli.accounts.add('app', 'h', ['example.com']);
+    await expect(cli.accounts.add('app', 'h', ['example.com'])).rejects.toMatchObject({
+      code: 'PETREL_ACCOUNT_EXISTS',
+    });
+    expect((await s.accounts.list()).map((a) => a.name)).toEqual(['app']);
+    const deadline = Date.now() + 5000;
+    while ((await s.dataVersion()) === before && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 20));
+    expect(await s.dataVersion()).not.toBe(before);
+    await cli.accounts.setPassword('app', 'h2');
+    expect((await s.accounts.get('app'))?.passwordHash).toBe('h2');
+    expect(await cli.accounts.remove('app')).toBe(true);
+    expect(await s.accounts.get('app')).toBeNull();
+  });
+
+  it('keeps DKIM keys with one active per domain and algorithm', async () => {
+    const s = await backend.open({ clock });
+    const key = (selector: string) => ({
+      domain: 'example.com',
+      selector,
+      algorithm: 'rsa' as const,
+      privateKeyPath: `/k/${selector}.pem`,
+      publicKey: 'MIIB',
+    });
+    expect(await s.dkimKeys.add(key('s1'))).toBe(true);
+    now += 1;
+    expect(await s.dkimKeys.add(key('s2'))).toBe(true);
+    expect(await s.dkimKeys.add(key('s2'))).toBe(false);
+    expect((await s.dkimKeys.active()).map((k) => k.selector)).toEqual(['s2']);
+    expect((await s.dkimKeys.list()).map((k) => [k.selector, k.active])).toEqual([
+      ['s1', false],
+      ['s2', true],
+    ]);
+  });
+
+  it('answers the readiness probe', async () => {
+    const s = await backend.open({ clock });
+    expect(await s.writable()).toBe(true);
+    expect(s.secret.length).toBe(32);
+  });
+});
