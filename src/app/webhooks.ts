@@ -33,6 +33,7 @@ export function createWebhooks(config: Config, deps: WebhooksDeps): Part {
     targets = next;
     dispatcher = createWebhookDispatcher({
       events: deps.storage.spool.events,
+      claim: (job) => deps.storage.spool.claim(job),
       targets: next,
       logger,
       clock: deps.clock,

@@ -15,6 +15,8 @@ export function startRetention(
   onSweep: (counts: RetentionCounts) => void,
 ): () => void {
   const run = async (): Promise<void> => {
+    // One node of a cluster sweeps at a time.
+    if (!(await spool.claim('retention'))) return;
     const counts = await spool.privacy.sweep(Date.now(), settings.bodies, settings.records);
     if (counts.bodies + counts.messages + counts.events + counts.bounces > 0) {
       await spool.privacy.scrub();

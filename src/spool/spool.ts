@@ -39,6 +39,12 @@ export interface Spool {
    * warning and `petrel doctor`.
    */
   health(): Promise<SpoolHealth>;
+  /**
+   * Whether this process may run the cluster's one `job` now (a webhook receiver's dispatch,
+   * the retention sweep), taking it when it is free. Held until this process, or its database
+   * connection, goes; another node then takes it. With SQLite there is one node: always true.
+   */
+  claim(job: string): Promise<boolean>;
   /** Reads a PRAGMA for diagnostics and the durability tests. */
   pragma(name: 'synchronous' | 'secure_delete' | 'journal_mode'): Promise<string | number>;
   /**
@@ -123,6 +129,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     async pragma(name) {
       return pragma(db, name) as string | number;
     },
+    claim: async () => true,
     async health() {
       const synchronous = pragma(db, 'synchronous') as number;
       const current = pragma(db, 'user_version') as number;

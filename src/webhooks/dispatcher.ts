@@ -32,6 +32,11 @@ export interface WebhookDeps {
   readonly fetch?: typeof fetch;
   /** First retry delay; doubles per failure up to the target's maxBackoffMs. */
   readonly minBackoffMs?: number;
+  /**
+   * Whether this process may dispatch to the receiver whose cursor key is `job` now (one
+   * dispatcher per receiver across a cluster); default: always.
+   */
+  readonly claim?: (job: string) => Promise<boolean>;
   /** Metrics hook: one call per POST. */
   readonly onRequest?: (ok: boolean, events: number) => void;
 }
@@ -130,7 +135,33 @@ export function createWebhookDispatcher(deps: WebhookDeps): WebhookDispatcher {
     const log = deps.logger.child({ webhook: shownUrl(target.url) });
     let cursor = startAt;
     let failures = 0;
+    let mine = deps.claim === undefined;
     while (!stopping) {
+      if (deps.claim) {
+        let now: boolean;
+        try {
+          now = await deps.claim(`webhook:${key}`);
+        } catch {
+          now = false;
+        }
+        if (!now) {
+          mine = false;
+          await sleep(target.pollIntervalMs, false);
+          continue;
+        }
+        if (!mine) {
+          // Another node may have moved the cursor on while it dispatched: go on from there.
+          try {
+            cursor = (await deps.events.cursor(key)) ?? cursor;
+          } catch (err) {
+            log.error({ err }, 'cannot read a webhook cursor');
+            await sleep(target.pollIntervalMs, false);
+            continue;
+          }
+          mine = true;
+          log.info({ fromEventId: cursor }, 'dispatching to this webhook receiver from this node');
+        }
+      }
       const batch: WebhookEvent[] = [];
       let upTo = cursor;
       try {

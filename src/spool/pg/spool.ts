@@ -58,6 +58,42 @@ export async function openPgSpool(url: string, options: SpoolOptions = {}): Prom
     version += 1;
     await db.run('SELECT pg_notify($1, $2)', [CHANGES, '']);
   };
+  // Cluster-wide single jobs: session advisory locks on a connection of their own, which the
+  // server drops with the connection when this node dies or is cut off.
+  let jobs: pg.Client | null = null;
+  const held = new Set<string>();
+  const claim = async (job: string): Promise<boolean> => {
+    if (closed) return false;
+    try {
+      if (!jobs) {
+        held.clear();
+        const client = await db.client();
+        client.on('error', () => {
+          if (jobs === client) {
+            jobs = null;
+            held.clear();
+          }
+        });
+        jobs = client;
+      }
+      if (held.has(job)) {
+        await jobs.query('SELECT 1');
+        return true;
+      }
+      const r = await jobs.query<{ ok: boolean }>(
+        "SELECT pg_try_advisory_lock(hashtext('petrel job:' || $1)) AS ok",
+        [job],
+      );
+      if (r.rows[0]?.ok) held.add(job);
+      return held.has(job);
+    } catch {
+      const dead = jobs;
+      jobs = null;
+      held.clear();
+      await dead?.end().catch(() => undefined);
+      return false;
+    }
+  };
   const suppressions = createPgSuppressionStore(db, secret, clock);
   return {
     path: describeUrl(url),
@@ -76,6 +112,7 @@ export async function openPgSpool(url: string, options: SpoolOptions = {}): Prom
       }
       return version;
     },
+    claim,
     async health() {
       const [s] = await db.rows<{ fsync: string; sync: string; v: number | null }>(
         `SELECT current_setting('fsync') AS fsync, current_setting('synchronous_commit') AS sync,
@@ -131,6 +168,7 @@ export async function openPgSpool(url: string, options: SpoolOptions = {}): Prom
       closed = true;
       await writer.close();
       await listener?.end().catch(() => undefined);
+      await jobs?.end().catch(() => undefined);
       await db.close();
     },
   };
