@@ -22,7 +22,11 @@ export async function withSpool<T>(
   fn: (spool: Spool, config: Config) => Promise<T>,
 ): Promise<T> {
   const config = configFor(cmd);
-  const spool = await connectSpool({ dataDir: config.data_dir, url: config.spool.url });
+  const spool = await connectSpool({
+    dataDir: config.data_dir,
+    url: config.spool.url,
+    eraseRewrite: config.spool.erase_rewrite,
+  });
   try {
     return await fn(spool, config);
   } finally {

@@ -258,6 +258,12 @@ export const configSchema = z.strictObject({
         .describe(
           'Empty: the SQLite spool in data_dir. A postgres:// URL: one PostgreSQL spool shared by every node (a password from PGPASSWORD or ~/.pgpass). Restart only.',
         ),
+      erase_rewrite: z
+        .boolean()
+        .default(false)
+        .describe(
+          'PostgreSQL: after an erasure, rewrite the tables it touched (VACUUM FULL), so that no byte of the address stays in their free space; each table is locked while it is rewritten.',
+        ),
       key_file: z
         .string()
         .default('')

@@ -101,6 +101,12 @@ describe('a cluster of two nodes on one PostgreSQL spool', () => {
     expect(rows.map((r) => r.name)).toEqual(['node-a', 'node-b']);
     const stats = cli(a.t, ['queue', 'stats']);
     expect(stats.status).toBe(0);
+    // SQLite's online backup is not PostgreSQL's: one clear line, no stack trace.
+    const backup = cli(a.t, ['backup', join(a.t.dir, 'copy.db')]);
+    expect(backup.status).toBe(1);
+    expect(backup.stderr.trim()).toMatch(
+      /^petrel: a PostgreSQL spool is backed up with pg_dump or pg_basebackup, not petrel$/,
+    );
     // The doctor checks the shared spool and Redis.
     const doctor = cli(b.t, ['doctor', 'example.com', '--json'])
       .stdout.split('\n')

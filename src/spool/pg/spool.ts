@@ -23,7 +23,11 @@ const WRITABLE_DEADLINE_MS = 2000;
  * data_version, so a node re-reads accounts, keys, suspensions and fences when another node or
  * the CLI changed them.
  */
-export async function openPgSpool(url: string, options: SpoolOptions = {}): Promise<Spool> {
+export async function openPgSpool(
+  url: string,
+  options: SpoolOptions = {},
+  pgOptions: { readonly eraseRewrite?: boolean } = {},
+): Promise<Spool> {
   const clock = options.clock ?? systemClock;
   const db = await openPgDatabase(url);
   const [secretRow] = await db.rows<{ value: Buffer }>(
@@ -103,7 +107,10 @@ export async function openPgSpool(url: string, options: SpoolOptions = {}): Prom
     dkimKeys: createPgDkimKeyStore(db, clock, notify),
     suppressions,
     events: createPgEventStore(db, clock),
-    privacy: createPgPrivacyStore(db, suppressions, clock, { notify }),
+    privacy: createPgPrivacyStore(db, suppressions, clock, {
+      notify,
+      vacuumFull: pgOptions.eraseRewrite ?? false,
+    }),
     secret,
     async dataVersion() {
       if (!listener && !closed) {
