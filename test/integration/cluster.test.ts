@@ -365,4 +365,55 @@ describe('a cluster of two nodes on one PostgreSQL spool', () => {
       30_000,
     );
   }, 90_000);
+
+  it('acknowledges only what PostgreSQL committed: a server killed mid-run loses no 250, and the node carries on', async () => {
+    const c = await cluster('[delivery]\npoll_interval = "100ms"\n');
+    const a = await c.node('node-pg');
+    addUser(a.t, 'app', ['example.com'], 'pw');
+    await db.connect();
+    await db.end();
+    const acked: string[] = [];
+    let refused = 0;
+    let stop = false;
+    const load = (async () => {
+      for (let i = 0; !stop && i < 400; i++) {
+        try {
+          const cl = await RawSmtp.connect(a.daemon.ports.submission);
+          try {
+            if ((await cl.command('EHLO x')).code !== 250) continue;
+            await cl.login('app', 'pw');
+            await cl.command('MAIL FROM:<sender@example.com>');
+            await cl.command(`RCPT TO:<r${i}@dest.test>`);
+            const r = await cl.data(`From: sender@example.com\r\nSubject: pgkill ${i}\r\n\r\nbody\r\n`);
+            if (r.code === 250) acked.push(`pgkill ${i}`);
+            else refused++;
+          } finally {
+            cl.close();
+          }
+        } catch {
+          refused++;
+        }
+      }
+    })();
+    await until('some mail acknowledged', () => acked.length >= 10, 20_000);
+    await server.kill();
+    const ackedAtKill = acked.length;
+    await new Promise((r) => setTimeout(r, 1500));
+    await server.start();
+    await until('mail acknowledged again after the restart', () => acked.length >= ackedAtKill + 10, 30_000);
+    stop = true;
+    await load;
+    expect(refused).toBeGreaterThan(0);
+    // Every acknowledged message reaches the sink: none was lost with the server.
+    await until(
+      'every acknowledged message delivered',
+      () => {
+        const got = new Set(subjects(c.sink, 'pgkill'));
+        return acked.every((s) => got.has(s));
+      },
+      30_000,
+    );
+    expect(a.daemon.child.exitCode).toBeNull();
+    db = new pg.Client(c.url);
+  }, 120_000);
 });
