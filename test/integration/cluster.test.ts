@@ -76,8 +76,8 @@ describe('a cluster of two nodes on one PostgreSQL spool', () => {
     db = new pg.Client(url);
     const shared = `[spool]\nurl = "${url}"\n\n${toml}\n\n${routesTo(sink.port, 'dest.test')}`;
     const clusterToml = `[cluster]\nnode_timeout = "2s"\nredis = "${redis.url}"\n`;
-    const node = async (name: string): Promise<Node> => {
-      const t = makeTestDir(`${shared}\n${clusterToml}node = "${name}"\n\n[server]\nworkers = 1\n`);
+    const node = async (name: string, workers = 1): Promise<Node> => {
+      const t = makeTestDir(`${shared}\n${clusterToml}node = "${name}"\n\n[server]\nworkers = ${workers}\n`);
       const n: Node = { t, daemon: await startDaemon(t) };
       nodes.push(n);
       return n;
@@ -85,11 +85,11 @@ describe('a cluster of two nodes on one PostgreSQL spool', () => {
     return { url, sink, node };
   };
 
-  it('lets a CLI on any node manage the shared spool, and both nodes take and deliver mail', async () => {
+  it('lets a CLI on any node manage the shared spool, and both nodes (one of two workers) take and deliver mail', async () => {
     const c = await cluster('[delivery]\npoll_interval = "100ms"\n');
     const a = await c.node('node-a');
     addUser(a.t, 'app', ['example.com'], 'pw');
-    const b = await c.node('node-b');
+    const b = await c.node('node-b', 2);
     await db.connect();
     // An account added through node a's CLI is seen by node b's.
     expect(cli(b.t, ['user', 'list']).stdout).toMatch(/^app\b/m);
