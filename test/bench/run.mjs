@@ -29,11 +29,12 @@
 //                    times the signatures per message; rest is the total minus that
 //   peak RSS         one process: VmHWM; a process tree (Petrel's workers, Postfix): the highest sum
 //                    of PSS over its processes (sampled)
-// A pair is one run of Petrel per --workers value, then one of Postfix; each Petrel setting's ratio
-// is taken pair by pair against that pair's Postfix run. The loopback ceiling is smtp-source →
-// smtp-sink directly. Time-to-250 comes from a small raw-socket client that offers half of the
-// peak accepted rate of persistent sessions (of that MTA, and of that worker setting) and times the
-// final "." of DATA to the 250.
+// A pair is one run of Petrel per --backend and --workers value, then one of Postfix; each Petrel
+// setting's ratio is taken pair by pair against that pair's Postfix run. The loopback ceiling is
+// smtp-source → smtp-sink directly. Time-to-250 comes from a small raw-socket client that offers
+// half of the peak accepted rate of persistent sessions (of that MTA, and of that spool and worker
+// setting; on two nodes its sessions take the nodes in turn) and times the final "." of DATA to
+// the 250.
 //
 // Spool backends (--backend): sqlite is the embedded spool in the data dir. postgres is one Petrel
 // node on a fresh database of a PostgreSQL server the bench starts (Debian's postgresql package,
