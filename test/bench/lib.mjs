@@ -549,9 +549,10 @@ function smtpSession(port) {
 /**
  * Offers `count` messages at `rate` msg/s over `sessions` persistent connections and measures,
  * for each, the time from the final "." to the 250 reply (time-to-250) and from its scheduled
- * send time to the 250 (which includes waiting for a free session when the server lags).
+ * send time to the 250 (which includes waiting for a free session when the server lags). With
+ * `ports` (the nodes of a cluster) the sessions take them in turn.
  */
-export async function latencyRun({ port, sessions, count, rate, size, from, to, timeoutMs }) {
+export async function latencyRun({ port, ports = [port], sessions, count, rate, size, from, to, timeoutMs }) {
   const start = now() + 200;
   const deadline = start + timeoutMs;
   let next = 0;
@@ -560,8 +561,8 @@ export async function latencyRun({ port, sessions, count, rate, size, from, to, 
   let failures = 0;
   let firstError = null;
   const body = makeMessage({ from, to, size, i: 0 });
-  const worker = async () => {
-    const s = smtpSession(port);
+  const worker = async (k) => {
+    const s = smtpSession(ports[k % ports.length]);
     try {
       await s.expect(220);
       s.write('EHLO latency.bench.invalid\r\n');
@@ -598,7 +599,7 @@ export async function latencyRun({ port, sessions, count, rate, size, from, to, 
     }
   };
   const t0 = now();
-  await Promise.all(Array.from({ length: sessions }, worker));
+  await Promise.all(Array.from({ length: sessions }, (_, k) => worker(k)));
   const elapsed = (now() - t0) / 1000;
   return {
     offeredRate: rate,

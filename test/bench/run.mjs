@@ -3,6 +3,7 @@
 //   npm run bench                      # build, then the full run (20 000 × 5 KB, 20 sessions, 3 pairs)
 //   node test/bench/run.mjs --quick    # 2 000 messages, 1 pair, persistent sessions
 //   node test/bench/run.mjs --size 50k --pairs 5 --variants persistent --workers auto
+//   node test/bench/run.mjs --backend sqlite,postgres,postgres2 --variants persistent --workers 1
 //   node test/bench/run.mjs --help
 //
 // Needs Debian's `postfix` package (smtp-source, smtp-sink and the Postfix daemon; Postfix itself
@@ -28,11 +29,23 @@
 //                    times the signatures per message; rest is the total minus that
 //   peak RSS         one process: VmHWM; a process tree (Petrel's workers, Postfix): the highest sum
 //                    of PSS over its processes (sampled)
-// A pair is one run of Petrel per --workers value, then one of Postfix; each Petrel setting's ratio
-// is taken pair by pair against that pair's Postfix run. The loopback ceiling is smtp-source →
-// smtp-sink directly. Time-to-250 comes from a small raw-socket client that offers half of the
-// peak accepted rate of persistent sessions (of that MTA, and of that worker setting) and times the
-// final "." of DATA to the 250.
+// A pair is one run of Petrel per --backend and --workers value, then one of Postfix; each Petrel
+// setting's ratio is taken pair by pair against that pair's Postfix run. The loopback ceiling is
+// smtp-source → smtp-sink directly. Time-to-250 comes from a small raw-socket client that offers
+// half of the peak accepted rate of persistent sessions (of that MTA, and of that spool and worker
+// setting; on two nodes its sessions take the nodes in turn) and times the final "." of DATA to
+// the 250.
+//
+// Spool backends (--backend): sqlite is the embedded spool in the data dir. postgres is one Petrel
+// node on a fresh database of a PostgreSQL server the bench starts (Debian's postgresql package,
+// in the temporary directory, durable as in production: fsync and synchronous_commit on; stopped
+// at the end); postgres2 is two nodes (own [cluster] node names and data dirs, one database, no
+// Redis: each node keeps its own limits), the sessions split between their submission ports and
+// delivering to the one sink. Per backend: the ratio to the SQLite run of the same pair and worker
+// setting, Petrel's CPU summed over every node's tree, and the database's CPU ms/msg: utime + stime
+// of the server's process tree (postmaster, backends, checkpointer, walwriter…) over the same
+// window, so that the database's share of a message's cost shows. A PostgreSQL run checkpoints
+// after its warm-up, so each starts with the same WAL behind it.
 import { cpus, totalmem, release, tmpdir, availableParallelism } from 'node:os';
 import {
   mkdtempSync,
@@ -45,7 +58,7 @@ import {
   readFileSync,
 } from 'node:fs';
 import { spawn, execFileSync } from 'node:child_process';
-import { createPrivateKey, sign as cryptoSign } from 'node:crypto';
+import { createPrivateKey, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -67,6 +80,7 @@ import {
   waitExit,
   waitForPort,
 } from './lib.mjs';
+import { postgresBinDir, startPostgres } from './postgres.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const PETREL = join(ROOT, 'bin/petrel.js');
@@ -82,6 +96,7 @@ const { values: args } = parseArgs({
     pairs: { type: 'string' },
     variants: { type: 'string' },
     workers: { type: 'string', multiple: true },
+    backend: { type: 'string' },
     warmup: { type: 'string' },
     'skip-postfix': { type: 'boolean', default: false },
     'skip-ceiling': { type: 'boolean', default: false },
@@ -107,6 +122,9 @@ if (args.help) {
   --variants LIST       persistent,per-message,authenticated (default all; --quick: persistent)
   --workers LIST        Petrel's [server] workers, one run each: whole numbers or auto, as a comma
                         list or repeated (default 1,auto)
+  --backend LIST        Petrel's spool, one run each: sqlite, postgres (one node on a PostgreSQL
+                        server the bench starts), postgres2 (two nodes on one database, sessions
+                        split between them) (default sqlite)
   --warmup N            messages sent (and delivered) before each measurement (default 500, quick 200)
   --skip-postfix | --skip-ceiling | --skip-latency
   --latency-rate R      msg/s offered in the time-to-250 phase (default: half of the peak of each
@@ -160,6 +178,7 @@ const opts = {
     .split(',')
     .map((s) => s.trim()),
   workers: parseWorkers(args.workers),
+  backends: [...new Set((args.backend ?? 'sqlite').split(',').map((s) => s.trim()))],
   warmup: args.warmup !== undefined ? Number(args.warmup) : quick ? 200 : 500,
   postfix: !args['skip-postfix'],
   ceiling: !args['skip-ceiling'],
@@ -173,6 +192,20 @@ const opts = {
 };
 for (const v of opts.variants) {
   if (!VARIANTS[v]) throw new Error(`--variants: unknown "${v}" (${Object.keys(VARIANTS).join(', ')})`);
+}
+// The spool behind Petrel, and how many nodes share it.
+const BACKENDS = {
+  sqlite: { label: 'SQLite', nodes: 1 },
+  postgres: { label: 'PostgreSQL, 1 node', nodes: 1 },
+  postgres2: { label: 'PostgreSQL, 2 nodes', nodes: 2 },
+};
+for (const b of opts.backends) {
+  if (!BACKENDS[b]) throw new Error(`--backend: unknown "${b}" (${Object.keys(BACKENDS).join(', ')})`);
+}
+const usesPostgres = opts.backends.some((b) => b !== 'sqlite');
+if (usesPostgres && !postgresBinDir()) {
+  console.error("--backend postgres needs PostgreSQL: install Debian's postgresql package");
+  process.exit(1);
 }
 const isRoot = process.getuid?.() === 0;
 if (opts.postfix && !isRoot) {
@@ -204,10 +237,24 @@ async function petrel(cmdArgs, config, input) {
   return run(process.execPath, [PETREL, '--config', config, ...cmdArgs], { input, timeoutMs: 60_000 });
 }
 
-async function startPetrel({ sinkPort, label, workers }) {
+/**
+ * One Petrel node. `spool`: null for SQLite in its data dir, else { url, keyFile, node } of a
+ * PostgreSQL spool; `setup`: add the account and the DKIM key (once per spool: nodes share them).
+ */
+async function startNode({ sinkPort, label, workers, spool, setup }) {
   const dir = tempDir('petrel-bench-');
   const [port, inboundPort, httpPort] = [await freePort(), await freePort(), await freePort()];
   const config = join(dir, 'petrel.toml');
+  const shared = spool
+    ? `
+[spool]
+url = ${JSON.stringify(spool.url)}
+key_file = ${JSON.stringify(spool.keyFile)}
+
+[cluster]
+node = ${JSON.stringify(spool.node)}
+`
+    : '';
   writeFileSync(
     config,
     `# written by test/bench/run.mjs
@@ -217,7 +264,7 @@ log_level = ${JSON.stringify(opts.logLevel)}
 
 [server]
 workers = ${workers === 'auto' ? '"auto"' : workers}
-
+${shared}
 [submission]
 listen = ["127.0.0.1:${port}"]
 trusted_networks = ["127.0.0.0/8"]
@@ -241,8 +288,10 @@ host = "127.0.0.1"
 port = ${sinkPort}
 `,
   );
-  await petrel(['user', 'add', 'bench', '--allow-from', 'bench.test'], config, `${BENCH_PASSWORD}\n`);
-  await petrel(['dkim', 'keygen', 'bench.test', '--selector', 'bench'], config);
+  if (setup) {
+    await petrel(['user', 'add', 'bench', '--allow-from', 'bench.test'], config, `${BENCH_PASSWORD}\n`);
+    await petrel(['dkim', 'keygen', 'bench.test', '--selector', 'bench'], config);
+  }
   const logPath = join(dir, 'petrel.log');
   const log = openSync(logPath, 'a');
   const nodeArgs = [];
@@ -279,6 +328,66 @@ port = ${sinkPort}
       const code = await waitExit(child, 35_000);
       return code;
     },
+  };
+}
+
+// The PostgreSQL server of this run: started on first use, stopped at the end.
+let pgServer = null;
+let pgDatabases = 0;
+
+async function postgresServer() {
+  pgServer ??= await startPostgres({ dir: tempDir('postgres-bench-') });
+  return pgServer;
+}
+
+/**
+ * Petrel on `backend`: one node on SQLite or on a fresh PostgreSQL database, or several nodes on
+ * one. Its submission ports, and its CPU, memory and processes summed over the nodes; `dbCpu`: the
+ * database server's, null on SQLite.
+ */
+async function startPetrel({ sinkPort, label, workers, backend }) {
+  if (backend === 'sqlite') {
+    const node = await startNode({ sinkPort, label, workers, spool: null, setup: true });
+    return { ...node, ports: [node.port], logPaths: [node.logPath], dbCpu: null, checkpoint: null };
+  }
+  const server = await postgresServer();
+  const database = `bench_${++pgDatabases}`;
+  const url = await server.database(database);
+  const keyDir = tempDir('petrel-bench-key-');
+  const keyFile = join(keyDir, 'spool.key');
+  writeFileSync(keyFile, `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 });
+  const nodes = [];
+  const stopAll = async () => {
+    const codes = await Promise.all(nodes.map((n) => n.stop().catch((err) => `stop failed: ${err.message}`)));
+    await server
+      .sql(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`)
+      .catch((err) => console.error(`could not drop ${database}: ${err.message}`));
+    return codes.find((c) => c !== 0 && c !== undefined) ?? 0;
+  };
+  try {
+    // One after the other: the first applies the migrations and adds the account and key.
+    for (let i = 1; i <= BACKENDS[backend].nodes; i++) {
+      const spool = { url, keyFile, node: `bench-node-${i}` };
+      nodes.push(await startNode({ sinkPort, label: `${label}-node${i}`, workers, spool, setup: i === 1 }));
+    }
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+  const sum = (f) => nodes.reduce((total, n) => total + f(n), 0);
+  return {
+    port: nodes[0].port,
+    ports: nodes.map((n) => n.port),
+    pid: nodes[0].pid,
+    logPath: nodes[0].logPath,
+    logPaths: nodes.map((n) => n.logPath),
+    processes: () => sum((n) => n.processes()),
+    cpu: () => sum((n) => n.cpu()),
+    dbCpu: () => treeCpuSeconds(server.pid),
+    rssKb: () => sum((n) => n.rssKb()),
+    peakRssKb: nodes.length === 1 ? nodes[0].peakRssKb : null,
+    checkpoint: () => server.sql('CHECKPOINT'),
+    stop: stopAll,
   };
 }
 
@@ -352,13 +461,52 @@ function calibrateRsa({ signs = 2000, batch = 100 } = {}) {
 // ---------------------------------------------------------------------------------------------
 // One measurement
 
-async function measure({ target, variant, pair, workers, rsa }) {
-  const persistent = variant === 'persistent';
-  const label = `${target}${workers ? `-w${workers}` : ''}-${variant}-${pair}`;
+/** `total` in `parts` whole shares that differ by at most one, the larger first. */
+function shares(total, parts) {
+  return Array.from({ length: parts }, (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0));
+}
+
+/**
+ * Sends `messages` the way `variant` does, over `sessions` in all, split between `ports` (the
+ * nodes of a cluster: each its share of sessions and messages, all at once). Resolves like
+ * smtpSource: from the first start to the last exit.
+ */
+async function sendTo({ ports, messages, variant, auth }) {
+  const split = shares(opts.sessions, Math.min(ports.length, opts.sessions));
+  const counts = split.map((sessions) => Math.round((messages * sessions) / opts.sessions));
+  counts[0] += messages - counts.reduce((a, b) => a + b, 0);
+  const runs = await Promise.all(
+    split.map((sessions, i) => {
+      const common = {
+        port: ports[i],
+        messages: counts[i],
+        sessions,
+        size: opts.size,
+        from: FROM,
+        to: TO,
+        timeoutMs: runTimeoutMs,
+      };
+      return variant === 'authenticated'
+        ? nodemailerSource({ ...common, auth })
+        : smtpSource({ ...common, persistent: variant === 'persistent' });
+    }),
+  );
+  return {
+    startedAt: Math.min(...runs.map((r) => r.startedAt)),
+    endedAt: Math.max(...runs.map((r) => r.endedAt)),
+    command: runs.map((r) => r.command).join(' & '),
+  };
+}
+
+const backendOf = (t) => (t.target === 'petrel' ? { backend: t.backend } : {});
+
+async function measure({ target, variant, pair, workers, backend, rsa }) {
+  const label = `${target}${backend && backend !== 'sqlite' ? `-${backend}` : ''}${workers ? `-w${workers}` : ''}-${variant}-${pair}`;
   const sink = await startSink();
   let mta = null;
   const result = {
     target,
+    ...backendOf({ target, backend }),
     ...(workers ? { workers } : {}),
     variant,
     pair,
@@ -371,37 +519,19 @@ async function measure({ target, variant, pair, workers, rsa }) {
   try {
     mta =
       target === 'petrel'
-        ? await startPetrel({ sinkPort: sink.port, label, workers })
+        ? await startPetrel({ sinkPort: sink.port, label, workers, backend })
         : await startPostfixTarget({ sinkPort: sink.port });
-    const source = (messages) =>
-      variant === 'authenticated'
-        ? nodemailerSource({
-            port: mta.port,
-            messages,
-            sessions: opts.sessions,
-            size: opts.size,
-            from: FROM,
-            to: TO,
-            timeoutMs: runTimeoutMs,
-            auth: target === 'petrel' ? { user: 'bench', pass: BENCH_PASSWORD } : null,
-          })
-        : smtpSource({
-            port: mta.port,
-            messages,
-            sessions: opts.sessions,
-            size: opts.size,
-            persistent,
-            from: FROM,
-            to: TO,
-            timeoutMs: runTimeoutMs,
-          });
+    const auth = target === 'petrel' ? { user: 'bench', pass: BENCH_PASSWORD } : null;
+    const source = (messages) => sendTo({ ports: mta.ports ?? [mta.port], messages, variant, auth });
     if (opts.warmup > 0) {
       await source(opts.warmup);
       if ((await sink.waitFor(opts.warmup, 60_000)) === null)
         throw new Error(`warm-up not delivered (${sink.count}/${opts.warmup})`);
+      if (mta.checkpoint) await mta.checkpoint();
       await sleep(300);
     }
     const base = sink.count;
+    if (mta.ports) result.nodes = mta.ports.length;
     result.processes = mta.processes();
     let peakRssKb = mta.rssKb();
     sampler = setInterval(() => {
@@ -412,10 +542,12 @@ async function measure({ target, variant, pair, workers, rsa }) {
       }
     }, 250);
     const cpu0 = mta.cpu();
+    const db0 = mta.dbCpu ? mta.dbCpu() : null;
     const src = await source(opts.messages);
     result.command = src.command;
     const lastAt = await sink.waitFor(base + opts.messages, runTimeoutMs);
     const cpu1 = mta.cpu();
+    const db1 = mta.dbCpu ? mta.dbCpu() : null;
     clearInterval(sampler);
     sampler = null;
     if (lastAt === null)
@@ -431,6 +563,10 @@ async function measure({ target, variant, pair, workers, rsa }) {
     result.cpuSeconds = round(cpu1 - cpu0, 2);
     result.cpuMsPerMsg = round(((cpu1 - cpu0) * 1000) / opts.messages, 3);
     result.cpuSecondsPer1000 = round(((cpu1 - cpu0) * 1000) / opts.messages, 3);
+    if (db0 !== null) {
+      result.dbCpuSeconds = round(db1 - db0, 2);
+      result.dbCpuMsPerMsg = round(((db1 - db0) * 1000) / opts.messages, 3);
+    }
     if (target === 'petrel') {
       result.signaturesPerMessage = SIGNATURES_PER_MESSAGE;
       result.rsaMsPerMsg = round(rsa.cpuMsPerSign * SIGNATURES_PER_MESSAGE, 3);
@@ -482,32 +618,25 @@ async function ceiling({ variant, pair }) {
   }
 }
 
-async function latency({ target, rate, workers }) {
+async function latency({ target, rate, workers, backend }) {
   const sink = await startSink();
   let mta = null;
-  const who = { target, ...(workers ? { workers } : {}) };
+  const who = { target, ...backendOf({ target, backend }), ...(workers ? { workers } : {}) };
   try {
+    const label = `${target}${backend && backend !== 'sqlite' ? `-${backend}` : ''}-w${workers}-latency`;
     mta =
       target === 'petrel'
-        ? await startPetrel({ sinkPort: sink.port, label: `${target}-w${workers}-latency`, workers })
+        ? await startPetrel({ sinkPort: sink.port, label, workers, backend })
         : await startPostfixTarget({ sinkPort: sink.port });
     // Warm up the same way as the throughput runs.
     if (opts.warmup > 0) {
-      await smtpSource({
-        port: mta.port,
-        messages: opts.warmup,
-        sessions: opts.sessions,
-        size: opts.size,
-        persistent: true,
-        from: FROM,
-        to: TO,
-        timeoutMs: runTimeoutMs,
-      });
+      await sendTo({ ports: mta.ports ?? [mta.port], messages: opts.warmup, variant: 'persistent' });
       await sink.waitFor(opts.warmup, 60_000);
+      if (mta.checkpoint) await mta.checkpoint();
     }
     const count = Math.max(200, Math.min(50_000, Math.round(rate * opts.latencySeconds)));
     const r = await latencyRun({
-      port: mta.port,
+      ports: mta.ports ?? [mta.port],
       sessions: opts.sessions,
       count,
       rate,
@@ -545,6 +674,15 @@ function machine() {
   } catch {
     info.postfix = null;
   }
+  if (usesPostgres) {
+    try {
+      info.postgres = execFileSync(join(postgresBinDir(), 'postgres'), ['--version'], { encoding: 'utf8' })
+        .trim()
+        .replace(/^postgres \(PostgreSQL\)/, 'PostgreSQL');
+    } catch {
+      info.postgres = 'PostgreSQL (version unknown)';
+    }
+  }
   try {
     const df = execFileSync('df', ['-PT', opts.tmp], { encoding: 'utf8' })
       .trim()
@@ -564,9 +702,14 @@ const fmt = (v, digits = 0) =>
     : Number(v).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 function summarizeVariant(runs, ceilings, variant) {
-  const pick = (target, workers) =>
+  const pick = (target, workers, backend) =>
     runs.filter(
-      (r) => r.variant === variant && r.target === target && !r.error && (!workers || r.workers === workers),
+      (r) =>
+        r.variant === variant &&
+        r.target === target &&
+        !r.error &&
+        (!workers || r.workers === workers) &&
+        (!backend || r.backend === backend),
     );
   const stats = (rs) => ({
     runs: rs.length,
@@ -577,8 +720,9 @@ function summarizeVariant(runs, ceilings, variant) {
     peakRssMb: median(rs.map((r) => r.peakRssMb)),
   });
   const postfixRuns = pick('postfix');
-  const petrel = opts.workers.map((workers) => {
-    const petrelRuns = pick('petrel', workers);
+  const petrelStats = (backend, workers) => {
+    const petrelRuns = pick('petrel', workers, backend);
+    const sqliteRuns = pick('petrel', workers, 'sqlite');
     const ratios = [];
     for (let p = 1; p <= opts.pairs; p++) {
       const a = petrelRuns.find((r) => r.pair === p);
@@ -592,27 +736,47 @@ function summarizeVariant(runs, ceilings, variant) {
         });
       }
     }
+    // The same pair's SQLite run of this worker setting: the one beside it in time.
+    const toSqlite = [];
+    for (let p = 1; p <= opts.pairs; p++) {
+      const a = petrelRuns.find((r) => r.pair === p);
+      const b = sqliteRuns.find((r) => r.pair === p);
+      if (a && b) toSqlite.push({ pair: p, delivered: round(a.deliveredRate / b.deliveredRate, 2) });
+    }
+    const dbCpuMsPerMsg = median(petrelRuns.map((r) => r.dbCpuMsPerMsg));
+    const cpuMsPerMsg = median(petrelRuns.map((r) => r.cpuMsPerMsg));
     return {
+      backend,
+      nodes: BACKENDS[backend].nodes,
       workers,
       ...stats(petrelRuns),
       rsaMsPerMsg: median(petrelRuns.map((r) => r.rsaMsPerMsg)),
       restMsPerMsg: median(petrelRuns.map((r) => r.restMsPerMsg)),
+      dbCpuMsPerMsg,
+      // Of Petrel's and the database's CPU per message together, the database's part.
+      dbShare:
+        dbCpuMsPerMsg === null || cpuMsPerMsg === null
+          ? null
+          : round(dbCpuMsPerMsg / (dbCpuMsPerMsg + cpuMsPerMsg), 3),
       ratios,
       ratioDeliveredMedian: median(ratios.map((r) => r.delivered)),
       ratioAcceptedMedian: median(ratios.map((r) => r.accepted)),
+      ratiosToSqlite: toSqlite,
+      ratioToSqliteMedian: median(toSqlite.map((r) => r.delivered)),
     };
-  });
-  const ceilingRuns = ceilings.filter((c) => c.variant === variant && !c.error);
+  };
   return {
     variant,
-    petrel,
+    petrel: opts.backends.flatMap((backend) => opts.workers.map((workers) => petrelStats(backend, workers))),
     postfix: stats(postfixRuns),
-    ceilingRate: median(ceilingRuns.map((c) => c.rate)),
+    ceilingRate: median(ceilings.filter((c) => c.variant === variant && !c.error).map((c) => c.rate)),
   };
 }
 
 const workersLabel = (s) =>
   `${s.workers}${s.processes ? ` (${fmt(s.processes)} process${s.processes === 1 ? '' : 'es'})` : ''}`;
+// Tables name the spool only when the run compares spools: a SQLite-only run prints as it always did.
+const spoolColumns = () => opts.backends.length > 1 || opts.backends[0] !== 'sqlite';
 
 /** The results as Markdown: printed, and written next to the JSON. */
 function resultTables(summary, latencies, info, rsa) {
@@ -622,22 +786,42 @@ function resultTables(summary, latencies, info, rsa) {
   );
   lines.push('');
   lines.push(
-    `machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GB, Node ${info.node}, Postfix ${info.postfix ?? '—'}, spool on ${info.tmpFilesystem}`,
+    `machine: ${info.cores} cores (${info.cpuModel}), ${info.memoryGb} GB, Node ${info.node}, Postfix ${info.postfix ?? '—'}${info.postgres ? `, ${info.postgres}` : ''}, spool on ${info.tmpFilesystem}`,
   );
   lines.push('');
   lines.push(
     `RSA-2048 sign (${rsa.what}): ${fmt(rsa.cpuMsPerSign, 3)} ms of CPU (median of ${rsa.signs / rsa.batch} batches of ${rsa.batch}; range ${fmt(rsa.cpuMsPerSignMin, 3)}–${fmt(rsa.cpuMsPerSignMax, 3)}), ${SIGNATURES_PER_MESSAGE} signature per message`,
   );
   lines.push('');
+  const spools = spoolColumns();
   lines.push(
-    '| load | workers | Petrel delivered msg/s | Postfix delivered msg/s | ratio per pair | ratio (median of pairs) | Petrel CPU ms/msg | of which RSA | rest | Postfix CPU ms/msg |',
+    `| load |${spools ? ' spool |' : ''} workers | Petrel delivered msg/s | Postfix delivered msg/s | ratio per pair | ratio (median of pairs) | Petrel CPU ms/msg | of which RSA | rest | Postfix CPU ms/msg |`,
   );
-  lines.push('|---|---|---|---|---|---|---|---|---|---|');
+  lines.push(`|---|${spools ? '---|' : ''}---|---|---|---|---|---|---|---|---|`);
   for (const s of summary) {
     for (const p of s.petrel) {
       lines.push(
-        `| ${VARIANTS[s.variant]} | ${workersLabel(p)} | ${fmt(p.deliveredRate)} | ${opts.postfix ? fmt(s.postfix.deliveredRate) : '—'} | ${p.ratios.map((r) => fmt(r.delivered, 2)).join(', ') || '—'} | ${fmt(p.ratioDeliveredMedian, 2)} | ${fmt(p.cpuMsPerMsg, 2)} | ${fmt(p.rsaMsPerMsg, 2)} | ${fmt(p.restMsPerMsg, 2)} | ${opts.postfix ? fmt(s.postfix.cpuMsPerMsg, 2) : '—'} |`,
+        `| ${VARIANTS[s.variant]} |${spools ? ` ${BACKENDS[p.backend].label} |` : ''} ${workersLabel(p)} | ${fmt(p.deliveredRate)} | ${opts.postfix ? fmt(s.postfix.deliveredRate) : '—'} | ${p.ratios.map((r) => fmt(r.delivered, 2)).join(', ') || '—'} | ${fmt(p.ratioDeliveredMedian, 2)} | ${fmt(p.cpuMsPerMsg, 2)} | ${fmt(p.rsaMsPerMsg, 2)} | ${fmt(p.restMsPerMsg, 2)} | ${opts.postfix ? fmt(s.postfix.cpuMsPerMsg, 2) : '—'} |`,
       );
+    }
+  }
+  if (spools) {
+    lines.push('');
+    lines.push(
+      "spools: delivered rate against SQLite's in the same pair; CPU ms/msg of Petrel (every node's process tree) and of the PostgreSQL server's process tree over the same window",
+    );
+    lines.push('');
+    lines.push(
+      '| load | spool | workers | delivered msg/s | ratio to SQLite per pair | ratio to SQLite (median of pairs) | Petrel CPU ms/msg | database CPU ms/msg | database share | Petrel + database CPU ms/msg |',
+    );
+    lines.push('|---|---|---|---|---|---|---|---|---|---|');
+    for (const s of summary) {
+      for (const p of s.petrel) {
+        const total = p.dbCpuMsPerMsg === null ? p.cpuMsPerMsg : p.cpuMsPerMsg + p.dbCpuMsPerMsg;
+        lines.push(
+          `| ${VARIANTS[s.variant]} | ${BACKENDS[p.backend].label} | ${workersLabel(p)} | ${fmt(p.deliveredRate)} | ${p.ratiosToSqlite.map((r) => fmt(r.delivered, 2)).join(', ') || '—'} | ${fmt(p.ratioToSqliteMedian, 2)} | ${fmt(p.cpuMsPerMsg, 2)} | ${p.backend === 'sqlite' ? 'in Petrel' : fmt(p.dbCpuMsPerMsg, 2)} | ${p.dbShare === null ? '—' : `${fmt(p.dbShare * 100)} %`} | ${fmt(total, 2)} |`,
+        );
+      }
     }
   }
   for (const s of summary) {
@@ -650,7 +834,7 @@ function resultTables(summary, latencies, info, rsa) {
     lines.push('|---|---|---|---|---|---|');
     for (const p of s.petrel)
       lines.push(
-        `| Petrel (DKIM RSA-2048), workers ${workersLabel(p)} | ${fmt(p.acceptedRate)} | ${fmt(p.deliveredRate)} | ${fmt(p.ratioAcceptedMedian, 2)} | ${fmt(p.cpuMsPerMsg, 2)} | ${fmt(p.peakRssMb)} |`,
+        `| Petrel (DKIM RSA-2048)${spools ? `, ${BACKENDS[p.backend].label}` : ''}, workers ${workersLabel(p)} | ${fmt(p.acceptedRate)} | ${fmt(p.deliveredRate)} | ${fmt(p.ratioAcceptedMedian, 2)} | ${fmt(p.cpuMsPerMsg, 2)} | ${fmt(p.peakRssMb)} |`,
       );
     if (opts.postfix)
       lines.push(
@@ -671,10 +855,11 @@ function resultTables(summary, latencies, info, rsa) {
     lines.push('|---|---|---|---|---|---|---|---|---|');
     for (const l of latencies) {
       const w = l.workers ?? '—';
-      if (l.error) lines.push(`| ${l.target} | ${w} | ${fmt(l.offeredRate)} | error: ${l.error} | | | | | |`);
+      const mta = spools && l.backend ? `${l.target} (${BACKENDS[l.backend].label})` : l.target;
+      if (l.error) lines.push(`| ${mta} | ${w} | ${fmt(l.offeredRate)} | error: ${l.error} | | | | | |`);
       else
         lines.push(
-          `| ${l.target} | ${w} | ${fmt(l.offeredRate)} | ${fmt(l.achievedRate)} | ${fmt(l.dotTo250.p50, 1)} | ${fmt(l.dotTo250.p99, 1)} | ${fmt(l.dotTo250.max, 1)} | ${fmt(l.scheduleTo250.p99, 1)} | ${l.failures} |`,
+          `| ${mta} | ${w} | ${fmt(l.offeredRate)} | ${fmt(l.achievedRate)} | ${fmt(l.dotTo250.p50, 1)} | ${fmt(l.dotTo250.p99, 1)} | ${fmt(l.dotTo250.max, 1)} | ${fmt(l.scheduleTo250.p99, 1)} | ${l.failures} |`,
         );
     }
   }
@@ -690,16 +875,19 @@ async function main() {
   const log = (msg) => console.error(`[${((now() - t0) / 1000).toFixed(0).padStart(5)} s] ${msg}`);
   const t0 = now();
   log(
-    `${opts.messages} × ${opts.size} B, ${opts.sessions} sessions, variants ${opts.variants.join(', ')}, Petrel workers ${opts.workers.join(', ')}, ${opts.pairs} pair(s)${opts.postfix ? '' : ', no Postfix'}`,
+    `${opts.messages} × ${opts.size} B, ${opts.sessions} sessions, variants ${opts.variants.join(', ')}, Petrel workers ${opts.workers.join(', ')}, spools ${opts.backends.join(', ')}, ${opts.pairs} pair(s)${opts.postfix ? '' : ', no Postfix'}`,
   );
   // Before any MTA runs, so nothing else of the bench competes for the cores.
   const rsa = calibrateRsa();
   log(`RSA-2048 sign: ${fmt(rsa.cpuMsPerSign, 3)} ms CPU, ${fmt(rsa.wallMsPerSign, 3)} ms wall (median)`);
   const targets = [
-    ...opts.workers.map((workers) => ({ target: 'petrel', workers })),
+    ...opts.backends.flatMap((backend) =>
+      opts.workers.map((workers) => ({ target: 'petrel', backend, workers })),
+    ),
     ...(opts.postfix ? [{ target: 'postfix' }] : []),
   ];
-  const name = ({ target, workers }) => (workers ? `${target} workers=${workers}` : target);
+  const name = ({ target, workers, backend }) =>
+    `${target}${backend && backend !== 'sqlite' ? ` ${backend}` : ''}${workers ? ` workers=${workers}` : ''}`;
   for (let pair = 1; pair <= opts.pairs; pair++) {
     for (const variant of opts.variants) {
       for (const t of targets) {
@@ -708,7 +896,7 @@ async function main() {
         log(
           r.error
             ? `${name(t)} ${variant} #${pair}: ERROR ${r.error}`
-            : `${name(t)} ${variant} #${pair}: accepted ${fmt(r.acceptedRate)} msg/s, delivered ${fmt(r.deliveredRate)} msg/s, CPU ${fmt(r.cpuMsPerMsg, 2)} ms/msg${r.rsaMsPerMsg === undefined ? '' : ` (RSA ${fmt(r.rsaMsPerMsg, 2)}, rest ${fmt(r.restMsPerMsg, 2)})`}, ${r.processes} process(es), peak RSS ${fmt(r.peakRssMb)} MB`,
+            : `${name(t)} ${variant} #${pair}: accepted ${fmt(r.acceptedRate)} msg/s, delivered ${fmt(r.deliveredRate)} msg/s, CPU ${fmt(r.cpuMsPerMsg, 2)} ms/msg${r.rsaMsPerMsg === undefined ? '' : ` (RSA ${fmt(r.rsaMsPerMsg, 2)}, rest ${fmt(r.restMsPerMsg, 2)})`}${r.dbCpuMsPerMsg === undefined ? '' : `, database ${fmt(r.dbCpuMsPerMsg, 2)} ms/msg`}, ${r.processes} process(es), peak RSS ${fmt(r.peakRssMb)} MB`,
         );
       }
       // smtp-sink offers no STARTTLS: the ceiling is smtp-source's alone.
@@ -725,9 +913,12 @@ async function main() {
   }
   const summary = opts.variants.map((v) => summarizeVariant(runs, ceilings, v));
   if (opts.latency) {
-    const peak = ({ target, workers }) => {
+    const peak = ({ target, workers, backend }) => {
       const s = summary.find((x) => x.variant === 'persistent') ?? summary[0];
-      const stats = target === 'petrel' ? s?.petrel.find((p) => p.workers === workers) : s?.postfix;
+      const stats =
+        target === 'petrel'
+          ? s?.petrel.find((p) => p.workers === workers && p.backend === backend)
+          : s?.postfix;
       return stats?.acceptedRate ?? null;
     };
     for (const t of targets) {
@@ -758,6 +949,10 @@ async function main() {
     runs,
     ceilings,
   };
+  if (pgServer) {
+    await pgServer.stop();
+    pgServer = null;
+  }
   const out = args.out
     ? resolve(args.out)
     : join(ROOT, 'bench-results', `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`);
@@ -788,6 +983,8 @@ process.once('SIGINT', () => {
       // already gone
     }
   }
+  // Immediate shutdown: its data directory goes next.
+  if (pgServer) process.kill(pgServer.pid, 'SIGQUIT');
   if (!opts.keep) for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
   process.exit(130);
 });
@@ -798,6 +995,7 @@ try {
 } catch (err) {
   console.error(err);
 } finally {
+  await pgServer?.stop().catch(() => undefined);
   if (!opts.keep) for (const d of tempDirs) rmSync(d, { recursive: true, force: true, maxRetries: 3 });
   else if (tempDirs.length) console.error(`kept: ${tempDirs.join(' ')}`);
 }
