@@ -141,6 +141,22 @@ describe.each(backends())('spool contract on $name', (backend) => {
     expect(await other.messages.count()).toBe(50);
   });
 
+  it('fails only the write that fails when writes commit together', async () => {
+    const s = await backend.open({ clock });
+    const [x, y, z] = [s.messages.newId(), s.messages.newId(), s.messages.newId()];
+    await s.messages.insert(x, message(to(1)));
+    const results = await Promise.allSettled([
+      s.messages.insert(y, message(to(2))),
+      s.messages.insert(x, message(to(1))),
+      s.messages.insert(z, message(to(3))),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'PETREL_SPOOL_WRITE' });
+    expect(await s.messages.count()).toBe(3);
+    expect((await s.messages.get(z))!.recipients).toHaveLength(3);
+    expect((await s.queue.counts()).queued).toBe(6);
+  });
+
   it('stores 8-bit bodies byte for byte', async () => {
     const s = await backend.open({ clock });
     const body = Buffer.from([0x00, 0xff, 0x0d, 0x0a, 0xc3, 0xa9, 0x80, 0x2e, 0x0d, 0x0a]);

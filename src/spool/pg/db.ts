@@ -4,11 +4,13 @@ import { SpoolError, errorMessage } from '../../shared/index.js';
 import { PG_MIGRATIONS } from './migrations.js';
 
 /** A value bound to a statement parameter. */
-export type PgValue = string | number | bigint | boolean | Buffer | null | readonly (string | number)[];
+export type PgValue =
+  string | number | bigint | boolean | Buffer | null | readonly (string | number | Buffer | null)[];
 
 /** One connection's query function (a pooled client inside a transaction, or the pool). */
 export interface PgQuery {
-  rows<R>(sql: string, params?: readonly PgValue[]): Promise<R[]>;
+  /** With `name`, a statement the connection prepares once and reuses (hot paths). */
+  rows<R>(sql: string, params?: readonly PgValue[], name?: string): Promise<R[]>;
   /** Rows changed (UPDATE, DELETE, INSERT). */
   run(sql: string, params?: readonly PgValue[]): Promise<number>;
 }
@@ -34,8 +36,13 @@ const MIGRATION_LOCK = 0x70657472; // "petr"
 
 function queryOf(target: pg.Pool | pg.ClientBase): PgQuery {
   return {
-    async rows<R>(sql: string, params: readonly PgValue[] = []) {
-      return (await target.query(sql, params as unknown[])).rows as R[];
+    async rows<R>(sql: string, params: readonly PgValue[] = [], name?: string) {
+      const values = params as unknown[];
+      const r =
+        name === undefined
+          ? await target.query(sql, values)
+          : await target.query({ name, text: sql, values });
+      return r.rows as R[];
     },
     async run(sql: string, params: readonly PgValue[] = []) {
       return (await target.query(sql, params as unknown[])).rowCount ?? 0;

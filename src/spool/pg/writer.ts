@@ -39,30 +39,32 @@ const EVENTS_LOCK = 0x65766e74; // "evnt"
 
 export async function insertEvents(q: PgQuery, events: readonly EventRow[]): Promise<number[]> {
   if (events.length === 0) return [];
-  await q.run('SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK]);
-  const cols = 12;
-  const values: PgValue[] = [];
-  const tuples = events.map((e, i) => {
-    values.push(
-      e.at,
-      e.type,
-      e.messageId,
-      e.recipientId,
-      e.accountId,
-      e.domain,
-      e.attempt,
-      e.mx,
-      e.replyCode,
-      e.replyEnhanced,
-      e.replyText,
-      e.details,
-    );
-    return `(${Array.from({ length: cols }, (_, k) => `$${i * cols + k + 1}`).join(', ')})`;
-  });
+  await q.rows('SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK], 'petrel_events_lock');
+  const col = <T>(f: (e: EventRow) => T): T[] => events.map(f);
+  // RETURNING keeps the order of the rows inserted, which unnest WITH ORDINALITY fixes.
   const rows = await q.rows<{ id: number }>(
     `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text, details)
-     VALUES ${tuples.join(', ')} RETURNING id`,
-    values,
+     SELECT at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text, details
+     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::text[],
+                 $9::int[], $10::text[], $11::text[], $12::text[])
+       WITH ORDINALITY AS e(at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code,
+                            reply_enhanced, reply_text, details, n)
+     ORDER BY n RETURNING id`,
+    [
+      col((e) => e.at),
+      col((e) => e.type),
+      col((e) => e.messageId),
+      col((e) => e.recipientId),
+      col((e) => e.accountId),
+      col((e) => e.domain),
+      col((e) => e.attempt),
+      col((e) => e.mx),
+      col((e) => e.replyCode),
+      col((e) => e.replyEnhanced),
+      col((e) => e.replyText),
+      col((e) => e.details),
+    ],
+    'petrel_insert_events',
   );
   return rows.map((r) => r.id);
 }
@@ -79,45 +81,126 @@ interface Batch {
   readonly events: EventRow[];
 }
 
-/** Writes one message, its recipients and its mentions; its reception event when queued. */
-async function insertMessage(
-  q: PgQuery,
-  batch: Batch,
-  id: string,
-  m: NewMessage,
-  now: number,
-  state: 'queued' | 'staged' = 'queued',
-): Promise<void> {
-  await q.run(
+/** One message of a group's bulk insert. */
+interface Insert {
+  readonly id: string;
+  readonly message: NewMessage;
+  readonly now: number;
+  readonly state: 'queued' | 'staged';
+}
+
+/**
+ * Every message of a group in three statements (messages, mentions, recipients), however many
+ * there are: the writer's round trips, not the server, bound a group on PostgreSQL.
+ */
+async function insertMessages(q: PgQuery, batch: Batch, inserts: readonly Insert[]): Promise<void> {
+  if (inserts.length === 0) return;
+  const col = <T>(f: (i: Insert) => T): T[] => inserts.map(f);
+  await q.rows(
     `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at, stream, mentions_indexed)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bytea[], $7::text[],
+                          $8::bigint[], $9::text[], $10::smallint[])`,
     [
-      id,
-      m.accountId,
-      m.mailFrom,
-      m.headerMessageId,
-      m.body.length,
-      m.body,
-      m.listener,
-      now,
-      m.stream ?? 'transactional',
-      m.mentions ? 1 : 0,
-    ],
+      col((i) => i.id),
+      col((i) => i.message.accountId),
+      col((i) => i.message.mailFrom),
+      col((i) => i.message.headerMessageId),
+      col((i) => i.message.body.length),
+      col((i) => i.message.body),
+      col((i) => i.message.listener),
+      col((i) => i.now),
+      col((i) => i.message.stream ?? 'transactional'),
+      col((i) => (i.message.mentions ? 1 : 0)),
+    ] as PgValue[],
+    'petrel_insert_messages',
   );
-  if (m.mentions && m.mentions.length > 0) {
-    await q.run(
-      `INSERT INTO message_mentions (address, message_id) SELECT DISTINCT a, $2 FROM unnest($1::text[]) AS a
-       ON CONFLICT DO NOTHING`,
-      [m.mentions, id],
+  const mentions = inserts.flatMap((i) => (i.message.mentions ?? []).map((a) => [a, i.id] as const));
+  if (mentions.length > 0) {
+    await q.rows(
+      `INSERT INTO message_mentions (address, message_id)
+       SELECT DISTINCT a, m FROM unnest($1::text[], $2::text[]) AS t(a, m) ON CONFLICT DO NOTHING`,
+      [mentions.map((m) => m[0]), mentions.map((m) => m[1])],
+      'petrel_insert_mentions',
     );
   }
-  await q.run(
+  const rcpts = inserts.flatMap((i) => i.message.recipients.map((r) => ({ i, r })));
+  await q.rows(
     `INSERT INTO recipients (message_id, rcpt_to, domain, state, next_attempt_at, updated_at)
-     SELECT $1, a, d, $4, $5, $5 FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS t(a, d, n) ORDER BY n`,
-    [id, m.recipients.map((r) => r.address), m.recipients.map((r) => r.domain), state, now],
+     SELECT m, a, d, s, t, t FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[])
+       WITH ORDINALITY AS x(m, a, d, s, t, n) ORDER BY n`,
+    [
+      rcpts.map((x) => x.i.id),
+      rcpts.map((x) => x.r.address),
+      rcpts.map((x) => x.r.domain),
+      rcpts.map((x) => x.i.state),
+      rcpts.map((x) => x.i.now),
+    ],
+    'petrel_insert_recipients',
   );
-  if (state === 'queued')
-    batch.events.push(receptionEvent(now, id, m.accountId, m.listener, m.recipients.length, m.body.length));
+  for (const i of inserts) {
+    if (i.state !== 'queued') continue;
+    batch.events.push(
+      receptionEvent(
+        i.now,
+        i.id,
+        i.message.accountId,
+        i.message.listener,
+        i.message.recipients.length,
+        i.message.body.length,
+      ),
+    );
+  }
+}
+
+type CompleteOp = Extract<PgHotOp, { op: 'complete' }>;
+
+/** Outcomes of a group's plain completions (no DSN, no bounce record) in one UPDATE. */
+async function completeMany(q: PgQuery, batch: Batch, ops: readonly CompleteOp[]): Promise<CompleteResult[]> {
+  const rows = ops.flatMap((op) => op.updates.map((u) => ({ op, u })));
+  if (rows.length === 0) return ops.map(() => ({ done: true, applied: [] }));
+  const changed = await q.rows<{ id: number; attempts: number }>(
+    `UPDATE recipients r SET state = u.state, attempts = r.attempts + u.inc, next_attempt_at = u.next,
+       last_attempt_at = u.tried, last_reply = coalesce(u.reply, r.last_reply), lease_holder = NULL,
+       lease_until = NULL, updated_at = u.now
+     FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[])
+       AS u(id, state, inc, next, tried, reply, holder, now)
+     WHERE r.id = u.id AND r.state = 'inflight' AND r.lease_holder = u.holder
+     RETURNING r.id, r.attempts`,
+    [
+      rows.map((x) => x.u.recipientId),
+      rows.map((x) => x.u.state),
+      rows.map((x) => (x.u.attempted ? 1 : 0)),
+      rows.map((x) => x.u.nextAttemptAt ?? x.op.now),
+      rows.map((x) => (x.u.attempted ? x.op.now : null)),
+      rows.map((x) => replyLine(x.u)),
+      rows.map((x) => x.op.holder),
+      rows.map((x) => x.op.now),
+    ] as PgValue[],
+    'petrel_complete',
+  );
+  const attempts = new Map(changed.map((r) => [r.id, r.attempts]));
+  return ops.map((op) => {
+    const applied = op.updates.filter((u) => attempts.has(u.recipientId));
+    for (const u of applied) batch.events.push(attemptEvent(op.now, u, attempts.get(u.recipientId)!));
+    return { done: true, applied };
+  });
+}
+
+function attemptEvent(now: number, u: RecipientUpdate, attempt: number): EventRow {
+  return {
+    at: now,
+    type: u.event,
+    messageId: u.messageId,
+    recipientId: u.recipientId,
+    accountId: u.accountId,
+    domain: u.domain,
+    attempt,
+    mx: u.mx,
+    replyCode: u.reply?.code ?? null,
+    replyEnhanced: u.reply?.enhanced ?? null,
+    replyText: u.reply?.text ?? null,
+    details: null,
+  };
 }
 
 function receptionEvent(
@@ -187,22 +270,13 @@ async function complete(
     );
     if (rows.length === 0) continue;
     applied.push(u);
-    batch.events.push({
-      at: now,
-      type: u.event,
-      messageId: u.messageId,
-      recipientId: u.recipientId,
-      accountId: u.accountId,
-      domain: u.domain,
-      attempt: rows[0]!.attempts,
-      mx: u.mx,
-      replyCode: u.reply?.code ?? null,
-      replyEnhanced: u.reply?.enhanced ?? null,
-      replyText: u.reply?.text ?? null,
-      details: null,
-    });
+    batch.events.push(attemptEvent(now, u, rows[0]!.attempts));
   }
-  for (const f of followUps) await insertMessage(q, batch, f.id, f.message, now);
+  await insertMessages(
+    q,
+    batch,
+    followUps.map((f) => ({ id: f.id, message: f.message, now, state: 'queued' as const })),
+  );
   const ended = new Set(applied.map((u) => u.recipientId));
   for (const b of bounces) {
     if (!ended.has(b.recipientId)) continue;
@@ -276,10 +350,14 @@ async function leaseDue(q: PgQuery, request: LeaseRequest, now: number): Promise
 async function execute(q: PgQuery, batch: Batch, op: PgHotOp): Promise<unknown> {
   switch (op.op) {
     case 'insert':
-      await insertMessage(q, batch, op.id, op.message, op.now);
+      await insertMessages(q, batch, [{ id: op.id, message: op.message, now: op.now, state: 'queued' }]);
       return undefined;
     case 'stage':
-      for (const c of op.copies) await insertMessage(q, batch, c.id, c.message, op.now, 'staged');
+      await insertMessages(
+        q,
+        batch,
+        op.copies.map((c) => ({ id: c.id, message: c.message, now: op.now, state: 'staged' as const })),
+      );
       return undefined;
     case 'publish': {
       let queued = 0;
@@ -378,8 +456,35 @@ export function pgWriter(db: PgDb, onFatal: FatalHandler): PgWriter {
       // Before any row lock: an erasure's last step waits for these messages, or they for it.
       if (group.some((p) => insertsMessages(p.op))) await shareErasureLock(q);
       const batch: Batch = { events: [] };
-      const values: unknown[] = [];
-      for (const p of group) values.push(await execute(q, batch, p.op));
+      const values: unknown[] = new Array(group.length);
+      // New mail and plain outcomes, the bulk of a busy group, in a few statements for all.
+      const inserts: Insert[] = [];
+      const plain: { i: number; op: CompleteOp }[] = [];
+      const rest: number[] = [];
+      group.forEach((p, i) => {
+        const op = p.op;
+        if (op.op === 'insert')
+          inserts.push({ id: op.id, message: op.message, now: op.now, state: 'queued' });
+        else if (op.op === 'stage')
+          for (const c of op.copies)
+            inserts.push({ id: c.id, message: c.message, now: op.now, state: 'staged' });
+        else if (op.op === 'complete' && op.followUps.length === 0 && op.bounces.length === 0) {
+          plain.push({ i, op });
+          return;
+        } else {
+          rest.push(i);
+          return;
+        }
+        values[i] = undefined;
+      });
+      await insertMessages(q, batch, inserts);
+      const done = await completeMany(
+        q,
+        batch,
+        plain.map((x) => x.op),
+      );
+      plain.forEach((x, k) => (values[x.i] = done[k]));
+      for (const i of rest) values[i] = await execute(q, batch, group[i]!.op);
       await insertEvents(q, batch.events);
       return values;
     });
