@@ -20,13 +20,21 @@ export function parseAddress(address: string): ParsedAddress | null {
   return { local, domain };
 }
 
+const LDH_NAME = /^[a-z0-9-]+(\.[a-z0-9-]+)+$/;
+const ENDS_IN_NUMBER = /\.(\d+|0x[0-9a-f]*)$/;
+
 /** Lower-cased ASCII form of a domain, or null when it is not a valid host name. */
 export function normalizeDomain(domain: string): string | null {
   const trimmed = domain.trim().replace(/\.$/, '');
   if (trimmed === '' || trimmed.startsWith('[')) return null;
-  const ascii = domainToASCII(trimmed.toLowerCase());
+  const lower = trimmed.toLowerCase();
+  // Letters, digits and hyphens are their own IDNA form, except A-labels (xn--), which need
+  // checking, and names ending in a number, which the URL rules read as IPv4 (0x7f.1).
+  if (lower.length <= 253 && LDH_NAME.test(lower) && !lower.includes('xn--') && !ENDS_IN_NUMBER.test(lower))
+    return lower;
+  const ascii = domainToASCII(lower);
   if (ascii === '' || ascii.length > 253) return null;
-  if (!/^[a-z0-9-]+(\.[a-z0-9-]+)+$/.test(ascii)) return null;
+  if (!LDH_NAME.test(ascii)) return null;
   return ascii;
 }
 

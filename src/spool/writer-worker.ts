@@ -3,7 +3,7 @@ import { errorMessage, isPetrelError } from '../shared/index.js';
 import { createCommitter } from './committer.js';
 import { openDatabase } from './db.js';
 import { checkpointTruncate, prepareHotOps, type HotOp } from './hot-ops.js';
-import type { WriterReply } from './writer.js';
+import type { WriterOpReply, WriterReply, WriterRequest } from './writer.js';
 
 // The spool's writer thread (see threadWriter): one write connection, group commit of the
 // operations the main thread posts, one reply per operation after its commit.
@@ -13,11 +13,40 @@ const db = openDatabase((workerData as { path: string }).path);
 db.exec('PRAGMA busy_timeout = 60000');
 const exec = prepareHotOps(db);
 const post = (m: WriterReply): void => port.postMessage(m);
+// The replies a group commit settles go back in one message (their promises settle in one
+// microtask run, so a microtask after the first sees them all).
+let outbox: WriterOpReply[] = [];
+const reply = (r: WriterOpReply): void => {
+  if (outbox.length === 0)
+    queueMicrotask(() => {
+      const replies = outbox;
+      outbox = [];
+      post({ type: 'replies', replies });
+    });
+  outbox.push(r);
+};
 const committer = createCommitter(db, (err) =>
   post({ type: 'fatal', code: isPetrelError(err) ? err.code : 'PETREL_SPOOL_WRITE', message: err.message }),
 );
 
-port.on('message', (m: { seq: number; op: HotOp } | { close: true }) => {
+const run = ({ seq, op }: { seq: number; op: HotOp }): void => {
+  const failed = (err: unknown, code = isPetrelError(err) ? err.code : 'PETREL_SPOOL_WRITE'): void =>
+    reply({ seq, ok: false, code, message: errorMessage(err) });
+  if (op.op === 'checkpoint') {
+    // Between group commits, never inside one; setImmediate lets a scheduled group go first.
+    setImmediate(() => {
+      try {
+        reply({ seq, ok: true, value: checkpointTruncate(db, false) });
+      } catch (err) {
+        failed(err, 'PETREL_SPOOL_WRITE');
+      }
+    });
+    return;
+  }
+  committer.run(() => exec(op)).then((value) => reply({ seq, ok: true, value }), failed);
+};
+
+port.on('message', (m: WriterRequest) => {
   if ('close' in m) {
     setImmediate(() => {
       db.close();
@@ -25,34 +54,5 @@ port.on('message', (m: { seq: number; op: HotOp } | { close: true }) => {
     });
     return;
   }
-  if (m.op.op === 'checkpoint') {
-    // Between group commits, never inside one; setImmediate lets a scheduled group go first.
-    setImmediate(() => {
-      try {
-        post({ type: 'reply', seq: m.seq, ok: true, value: checkpointTruncate(db, false) });
-      } catch (err) {
-        post({
-          type: 'reply',
-          seq: m.seq,
-          ok: false,
-          code: 'PETREL_SPOOL_WRITE',
-          message: errorMessage(err),
-        });
-      }
-    });
-    return;
-  }
-  committer
-    .run(() => exec(m.op))
-    .then(
-      (value) => post({ type: 'reply', seq: m.seq, ok: true, value }),
-      (err: unknown) =>
-        post({
-          type: 'reply',
-          seq: m.seq,
-          ok: false,
-          code: isPetrelError(err) ? err.code : 'PETREL_SPOOL_WRITE',
-          message: errorMessage(err),
-        }),
-    );
+  for (const o of m.ops) run(o);
 });

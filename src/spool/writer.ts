@@ -28,17 +28,22 @@ export function inProcessWriter(db: Db, onFatal: FatalHandler): Writer {
   };
 }
 
-/** What the writer thread posts back (see writer-worker.ts). */
+/** The settlement of one op the writer thread ran. */
+export type WriterOpReply =
+  | { readonly seq: number; readonly ok: true; readonly value: unknown }
+  | { readonly seq: number; readonly ok: false; readonly code: PetrelErrorCode; readonly message: string };
+
+/**
+ * What the writer thread posts back (see writer-worker.ts): the replies of the ops a group
+ * commit settled, in one message, or the end of the thread's usefulness.
+ */
 export type WriterReply =
-  | { readonly type: 'reply'; readonly seq: number; readonly ok: true; readonly value: unknown }
-  | {
-      readonly type: 'reply';
-      readonly seq: number;
-      readonly ok: false;
-      readonly code: PetrelErrorCode;
-      readonly message: string;
-    }
+  | { readonly type: 'replies'; readonly replies: readonly WriterOpReply[] }
   | { readonly type: 'fatal'; readonly code: PetrelErrorCode; readonly message: string };
+
+/** What the main thread posts: the ops of one turn of its event loop, or the request to close. */
+export type WriterRequest =
+  { readonly ops: readonly { seq: number; op: HotOp }[] } | { readonly close: true };
 
 /**
  * Commits on a worker thread that owns a second write connection, so that SQLite's commit and
@@ -79,11 +84,13 @@ export function threadWriter(path: string, onFatal: FatalHandler): Writer {
       fail(new SpoolError(m.code, m.message));
       return;
     }
-    const w = waiting.get(m.seq);
-    if (!w) return;
-    waiting.delete(m.seq);
-    if (m.ok) w.resolve(m.value);
-    else w.reject(new SpoolError(m.code, m.message));
+    for (const r of m.replies) {
+      const w = waiting.get(r.seq);
+      if (!w) continue;
+      waiting.delete(r.seq);
+      if (r.ok) w.resolve(r.value);
+      else w.reject(new SpoolError(r.code, r.message));
+    }
     if (waiting.size === 0) idle?.();
   });
   worker.on('error', (err) =>
@@ -100,32 +107,48 @@ export function threadWriter(path: string, onFatal: FatalHandler): Writer {
     else fail(err);
   });
 
+  // The ops of one turn of the event loop go in one message: the thread commits them in one
+  // group anyway, and each message costs a structured clone and a wake-up of the other side.
+  let outbox: { seq: number; op: HotOp }[] = [];
+  const post = (ops: { seq: number; op: HotOp }[]): boolean => {
+    try {
+      worker.postMessage({ ops } satisfies WriterRequest, [
+        ...new Set(ops.flatMap((o) => transferable(o.op))),
+      ]);
+      return true;
+    } catch (err) {
+      if (ops.length > 1) return false;
+      const { seq: id } = ops[0]!;
+      const why = `spool write not sent to the writer thread: ${errorMessage(err)}`;
+      waiting.get(id)?.reject(new SpoolError('PETREL_SPOOL_WRITE', why, { cause: err }));
+      waiting.delete(id);
+      if (waiting.size === 0) idle?.();
+      return true;
+    }
+  };
+  const send = (): void => {
+    const ops = outbox;
+    outbox = [];
+    // An op that cannot be sent (one that does not clone) fails alone, not its whole turn.
+    if (!post(ops)) for (const o of ops) post([o]);
+  };
+
   return {
     run<O extends HotOp>(op: O): Promise<HotResult<O['op']>> {
       if (broken) return Promise.reject(broken);
       if (closing) return Promise.reject(new SpoolError('PETREL_SPOOL_WRITE', 'spool is closing'));
       return new Promise((resolve, reject) => {
         const id = ++seq;
-        try {
-          worker.postMessage({ seq: id, op }, transferable(op));
-        } catch (err) {
-          reject(
-            new SpoolError(
-              'PETREL_SPOOL_WRITE',
-              `spool write not sent to the writer thread: ${errorMessage(err)}`,
-              { cause: err },
-            ),
-          );
-          return;
-        }
         waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+        if (outbox.length === 0) setImmediate(send);
+        outbox.push({ seq: id, op });
       });
     },
     close() {
       closing ??= (async () => {
         if (!exited && waiting.size > 0)
           await Promise.race([new Promise<void>((resolve) => (idle = resolve)), exit]);
-        if (!exited) worker.postMessage({ close: true });
+        if (!exited) worker.postMessage({ close: true } satisfies WriterRequest);
         await exit;
       })();
       return closing;
