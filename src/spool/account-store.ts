@@ -20,7 +20,10 @@ export interface AccountStore {
     allowedDomains: readonly string[],
     defaultStream?: 'transactional' | 'marketing',
   ): Promise<Account>;
-  /** Looks the account up afresh on every call, so CLI changes apply at once. */
+  /**
+   * Looks the account up afresh on every call, or (PostgreSQL) from a cache that every account
+   * change clears on every node as soon as its notification arrives: CLI changes apply at once.
+   */
   get(name: string): Promise<Account | null>;
   list(): Promise<Account[]>;
   /** False when there was no such account. */

@@ -328,10 +328,21 @@ describe.each(backends())('spool contract on $name', (backend) => {
     while ((await s.dataVersion()) === before && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 20));
     expect(await s.dataVersion()).not.toBe(before);
+    // Read (and, on PostgreSQL, cached) here, changed there: seen here within moments.
+    expect((await s.accounts.get('app'))?.passwordHash).toBe('h');
+    const eventually = async <T>(read: () => Promise<T>, want: T): Promise<T> => {
+      const until = Date.now() + 5000;
+      let v = await read();
+      while (v !== want && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 10));
+        v = await read();
+      }
+      return v;
+    };
     await cli.accounts.setPassword('app', 'h2');
-    expect((await s.accounts.get('app'))?.passwordHash).toBe('h2');
+    expect(await eventually(async () => (await s.accounts.get('app'))?.passwordHash, 'h2')).toBe('h2');
     expect(await cli.accounts.remove('app')).toBe(true);
-    expect(await s.accounts.get('app')).toBeNull();
+    expect(await eventually(() => s.accounts.get('app'), null)).toBeNull();
   });
 
   it('keeps DKIM keys with one active per domain and algorithm', async () => {

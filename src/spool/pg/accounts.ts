@@ -3,6 +3,18 @@ import type { Account, AccountStore } from '../account-store.js';
 import type { DkimKeyRecord, DkimKeyStore } from '../dkim-store.js';
 import type { PgDb } from './db.js';
 
+/**
+ * Accounts looked up by name (every message's MAIL FROM), kept only while a change notification
+ * would reach this node: the spool clears it on every notification (any node's or the CLI's
+ * account change sends one) and does not cache while it is not listening.
+ */
+export interface AccountCache {
+  get(name: string): Account | null | undefined;
+  /** Stored only if no notification arrived since `epoch` was read (the read may be stale). */
+  set(name: string, account: Account | null, epoch: number): void;
+  epoch(): number;
+}
+
 interface AccountRow {
   id: number;
   name: string;
@@ -25,7 +37,12 @@ const toAccount = (row: AccountRow): Account => ({
  * Accounts on PostgreSQL. Changes notify the other nodes (see PgSpool.dataVersion), which
  * re-read what they cache.
  */
-export function createPgAccountStore(db: PgDb, clock: Clock, notify: () => Promise<void>): AccountStore {
+export function createPgAccountStore(
+  db: PgDb,
+  clock: Clock,
+  notify: () => Promise<void>,
+  cache: AccountCache,
+): AccountStore {
   return {
     async add(name, passwordHash, allowedDomains, defaultStream = 'transactional') {
       const now = clock.now();
@@ -39,8 +56,17 @@ export function createPgAccountStore(db: PgDb, clock: Clock, notify: () => Promi
       return toAccount(row);
     },
     async get(name) {
-      const [row] = await db.rows<AccountRow>('SELECT * FROM accounts WHERE name = $1', [name]);
-      return row ? toAccount(row) : null;
+      const cached = cache.get(name);
+      if (cached !== undefined) return cached;
+      const epoch = cache.epoch();
+      const [row] = await db.rows<AccountRow>(
+        'SELECT * FROM accounts WHERE name = $1',
+        [name],
+        'petrel_account',
+      );
+      const account = row ? toAccount(row) : null;
+      cache.set(name, account, epoch);
+      return account;
     },
     async list() {
       return (await db.rows<AccountRow>('SELECT * FROM accounts ORDER BY name')).map(toAccount);

@@ -61,8 +61,13 @@ export function describeUrl(url: string): string {
   }
 }
 
-export async function transaction<T>(client: pg.ClientBase, work: (q: PgQuery) => Promise<T>): Promise<T> {
-  await client.query('BEGIN');
+/** `begin`: BEGIN, or BEGIN with more parameterless statements sent in the same round trip. */
+export async function transaction<T>(
+  client: pg.ClientBase,
+  work: (q: PgQuery) => Promise<T>,
+  begin = 'BEGIN',
+): Promise<T> {
+  await client.query(begin);
   try {
     const value = await work(queryOf(client));
     await client.query('COMMIT');

@@ -10,6 +10,9 @@ import type { PgQuery } from './db.js';
  */
 const ERASURE_LOCK = 0x65726173; // "eras"
 
+/** BEGIN and the shared lock in one round trip (the writer's groups). */
+export const BEGIN_SHARING_ERASURE_LOCK = `BEGIN; SELECT pg_advisory_xact_lock_shared(${ERASURE_LOCK})`;
+
 /** For a transaction that inserts messages: before its first statement. */
 export async function shareErasureLock(q: PgQuery): Promise<void> {
   await q.run('SELECT pg_advisory_xact_lock_shared($1)', [ERASURE_LOCK]);

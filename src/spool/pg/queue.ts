@@ -151,7 +151,11 @@ export function createPgQueueStore(
       return writer.run({ op: 'renew', holder, ids, until, now: clock.now() });
     },
     async body(messageId) {
-      const [row] = await db.rows<{ body: Buffer }>('SELECT body FROM messages WHERE id = $1', [messageId]);
+      const [row] = await db.rows<{ body: Buffer }>(
+        'SELECT body FROM messages WHERE id = $1',
+        [messageId],
+        'petrel_body',
+      );
       return row?.body ?? null;
     },
     async complete(holder, updates, followUps, bounces = []) {
@@ -179,6 +183,7 @@ export function createPgQueueStore(
         `SELECT id FROM recipients WHERE id = ANY($1::bigint[])
            AND state = 'inflight' AND lease_holder = $2 AND abort_requested = 0`,
         [ids, holder],
+        'petrel_fenced',
       );
       const held = new Set(rows.map((r) => r.id));
       return ids.filter((id) => !held.has(id));

@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { SpoolError, systemClock } from '../../shared/index.js';
 import type { Spool, SpoolOptions } from '../spool.js';
-import { createPgAccountStore, createPgDkimKeyStore } from './accounts.js';
+import type { Account } from '../account-store.js';
+import { createPgAccountStore, createPgDkimKeyStore, type AccountCache } from './accounts.js';
 import { describeUrl, openPgDatabase } from './db.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { createPgEventStore } from './events.js';
@@ -40,16 +41,28 @@ export async function openPgSpool(
   const secret = secretRow.value;
   const writer = pgWriter(db, options.onFatal ?? (() => undefined));
   let version = 0;
+  const accountsByName = new Map<string, Account | null>();
+  const accountCache: AccountCache = {
+    get: (name) => (listener ? accountsByName.get(name) : undefined),
+    set: (name, account, epoch) => {
+      if (listener && epoch === version && accountsByName.size < 10_000) accountsByName.set(name, account);
+    },
+    epoch: () => version,
+  };
+  const changed = (): void => {
+    version += 1;
+    accountsByName.clear();
+  };
   let listener: pg.Client | null = null;
   let closed = false;
   const listen = async (): Promise<void> => {
     try {
       const client = await db.client();
-      client.on('notification', () => (version += 1));
+      client.on('notification', changed);
       client.on('error', () => {
         // A lost connection may have missed notifications: count one, and listen again.
-        version += 1;
         listener = null;
+        changed();
       });
       await client.query(`LISTEN ${CHANGES}`);
       listener = client;
@@ -59,7 +72,7 @@ export async function openPgSpool(
   };
   await listen();
   const notify = async (): Promise<void> => {
-    version += 1;
+    changed();
     await db.run('SELECT pg_notify($1, $2)', [CHANGES, '']);
   };
   // Cluster-wide single jobs: session advisory locks on a connection of their own, which the
@@ -102,7 +115,7 @@ export async function openPgSpool(
   return {
     path: describeUrl(url),
     messages: createPgMessageStore(db, clock, writer),
-    accounts: createPgAccountStore(db, clock, notify),
+    accounts: createPgAccountStore(db, clock, notify, accountCache),
     queue: createPgQueueStore(db, clock, writer, notify),
     dkimKeys: createPgDkimKeyStore(db, clock, notify),
     suppressions,
@@ -114,7 +127,7 @@ export async function openPgSpool(
     secret,
     async dataVersion() {
       if (!listener && !closed) {
-        version += 1;
+        changed();
         await listen();
       }
       return version;

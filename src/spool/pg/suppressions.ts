@@ -38,6 +38,7 @@ export function createPgSuppressionStore(db: PgDb, secret: Buffer, clock: Clock)
         `SELECT * FROM suppressions WHERE address_hash = $1
            AND (account_id IS NULL OR account_id IS NOT DISTINCT FROM $2) ORDER BY created_at, id`,
         [addressKey(address), accountId],
+        'petrel_find_suppressions',
       );
       return rows.map(toSuppressionRecord);
     },

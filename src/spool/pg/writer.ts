@@ -3,7 +3,7 @@ import { SpoolError, errorMessage } from '../../shared/index.js';
 import type { FatalHandler } from '../committer.js';
 import type { CompleteResult, HotOp, HotResult, LeaseRequest, LeaseResult } from '../hot-ops.js';
 import type { DueRecipient, NewMessage, RecipientUpdate } from '../records.js';
-import { shareErasureLock } from './erasure-lock.js';
+import { BEGIN_SHARING_ERASURE_LOCK } from './erasure-lock.js';
 import { isConnectionFailure, isDiskFull, transaction, type PgDb, type PgQuery, type PgValue } from './db.js';
 
 /** The hot-path operations PostgreSQL runs (the SQLite-only ones carry SQLite's SQL). */
@@ -39,13 +39,14 @@ const EVENTS_LOCK = 0x65766e74; // "evnt"
 
 export async function insertEvents(q: PgQuery, events: readonly EventRow[]): Promise<number[]> {
   if (events.length === 0) return [];
-  await q.rows('SELECT pg_advisory_xact_lock($1)', [EVENTS_LOCK], 'petrel_events_lock');
   const col = <T>(f: (e: EventRow) => T): T[] => events.map(f);
-  // RETURNING keeps the order of the rows inserted, which unnest WITH ORDINALITY fixes.
+  // The lock is taken (the one-row CTE joined first) before any id is drawn. RETURNING keeps the
+  // order of the rows inserted, which unnest WITH ORDINALITY fixes.
   const rows = await q.rows<{ id: number }>(
-    `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text, details)
+    `WITH lock AS (SELECT pg_advisory_xact_lock(${EVENTS_LOCK}))
+     INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text, details)
      SELECT at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text, details
-     FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::text[],
+     FROM lock, unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $7::int[], $8::text[],
                  $9::int[], $10::text[], $11::text[], $12::text[])
        WITH ORDINALITY AS e(at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code,
                             reply_enhanced, reply_text, details, n)
@@ -316,9 +317,13 @@ async function leaseDue(q: PgQuery, request: LeaseRequest, now: number): Promise
        AND r.domain <> ALL($2::text[])
      ORDER BY r.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED`,
   ];
-  for (const sql of scans) {
+  for (const [k, sql] of scans.entries()) {
     if (budget <= 0) break;
-    const rows = await q.rows<{ id: number; domain: string }>(sql, [now, skip, budget + 1]);
+    const rows = await q.rows<{ id: number; domain: string }>(
+      sql,
+      [now, skip, budget + 1],
+      `petrel_due_${k}`,
+    );
     for (const row of rows) {
       if (ids.length >= limit || budget-- <= 0) {
         more = true;
@@ -452,42 +457,46 @@ export function pgWriter(db: PgDb, onFatal: FatalHandler): PgWriter {
 
   const runGroup = async (group: readonly Pending[]): Promise<unknown[]> => {
     const c = await connection();
-    return transaction(c, async (q) => {
-      // Before any row lock: an erasure's last step waits for these messages, or they for it.
-      if (group.some((p) => insertsMessages(p.op))) await shareErasureLock(q);
-      const batch: Batch = { events: [] };
-      const values: unknown[] = new Array(group.length);
-      // New mail and plain outcomes, the bulk of a busy group, in a few statements for all.
-      const inserts: Insert[] = [];
-      const plain: { i: number; op: CompleteOp }[] = [];
-      const rest: number[] = [];
-      group.forEach((p, i) => {
-        const op = p.op;
-        if (op.op === 'insert')
-          inserts.push({ id: op.id, message: op.message, now: op.now, state: 'queued' });
-        else if (op.op === 'stage')
-          for (const c of op.copies)
-            inserts.push({ id: c.id, message: c.message, now: op.now, state: 'staged' });
-        else if (op.op === 'complete' && op.followUps.length === 0 && op.bounces.length === 0) {
-          plain.push({ i, op });
-          return;
-        } else {
-          rest.push(i);
-          return;
-        }
-        values[i] = undefined;
-      });
-      await insertMessages(q, batch, inserts);
-      const done = await completeMany(
-        q,
-        batch,
-        plain.map((x) => x.op),
-      );
-      plain.forEach((x, k) => (values[x.i] = done[k]));
-      for (const i of rest) values[i] = await execute(q, batch, group[i]!.op);
-      await insertEvents(q, batch.events);
-      return values;
-    });
+    // Before any row lock: an erasure's last step waits for these messages, or they for it.
+    const begin = group.some((p) => insertsMessages(p.op)) ? BEGIN_SHARING_ERASURE_LOCK : 'BEGIN';
+    return transaction(
+      c,
+      async (q) => {
+        const batch: Batch = { events: [] };
+        const values: unknown[] = new Array(group.length);
+        // New mail and plain outcomes, the bulk of a busy group, in a few statements for all.
+        const inserts: Insert[] = [];
+        const plain: { i: number; op: CompleteOp }[] = [];
+        const rest: number[] = [];
+        group.forEach((p, i) => {
+          const op = p.op;
+          if (op.op === 'insert')
+            inserts.push({ id: op.id, message: op.message, now: op.now, state: 'queued' });
+          else if (op.op === 'stage')
+            for (const c of op.copies)
+              inserts.push({ id: c.id, message: c.message, now: op.now, state: 'staged' });
+          else if (op.op === 'complete' && op.followUps.length === 0 && op.bounces.length === 0) {
+            plain.push({ i, op });
+            return;
+          } else {
+            rest.push(i);
+            return;
+          }
+          values[i] = undefined;
+        });
+        await insertMessages(q, batch, inserts);
+        const done = await completeMany(
+          q,
+          batch,
+          plain.map((x) => x.op),
+        );
+        plain.forEach((x, k) => (values[x.i] = done[k]));
+        for (const i of rest) values[i] = await execute(q, batch, group[i]!.op);
+        await insertEvents(q, batch.events);
+        return values;
+      },
+      begin,
+    );
   };
 
   const flush = async (): Promise<void> => {
