@@ -3,6 +3,7 @@ import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs
 import { createServer, connect, type AddressInfo } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { interopTool } from './interop.js';
 
 /**
  * A throwaway PostgreSQL server from Debian's packages, on a free loopback port in a temporary
@@ -22,6 +23,12 @@ export interface TestPostgres {
   start(): Promise<void>;
   stop(): Promise<void>;
 }
+
+/** Whether PostgreSQL's tests can run here (see interopTool: CI requires it). */
+export const POSTGRES = interopTool(
+  `${postgresBinDir() ?? '/usr/lib/postgresql/15/bin'}/postgres`,
+  'postgresql',
+);
 
 export function postgresBinDir(): string | null {
   const root = '/usr/lib/postgresql';

@@ -3,6 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { interopTool } from './interop.js';
+
+/** Whether Redis's tests can run here (see interopTool: CI requires it). */
+export const REDIS = interopTool('/usr/bin/redis-server', 'redis-server');
 
 /** A redis-server of its own for a test file: loopback, no persistence, in a temporary directory. */
 export interface TestRedis {

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectRedisShaping, type RedisShaping, type RedisShapingOptions } from '../../src/cluster/index.js';
 import { createLogger, silentLogger } from '../../src/logging/index.js';
-import { startRedis, type TestRedis } from '../helpers/redis.js';
+import { REDIS, startRedis, type TestRedis } from '../helpers/redis.js';
 import { until } from '../helpers/until.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -12,13 +12,13 @@ let redis: TestRedis;
 const open: RedisShaping[] = [];
 
 beforeAll(async () => {
-  redis = await startRedis();
+  if (REDIS.available) redis = await startRedis();
 });
 afterEach(async () => {
   await Promise.all(open.splice(0).map((s) => s.close()));
 });
 afterAll(async () => {
-  await redis.stop();
+  await redis?.stop();
 });
 
 /** A node on `url`; every test has its own prefix, so nothing of another test is seen. */
@@ -40,7 +40,7 @@ async function node(
 
 const prefix = (): string => `t${randomUUID().slice(0, 8)}:`;
 
-describe('cluster-wide shaping on Redis', () => {
+describe.skipIf(!REDIS.available)('cluster-wide shaping on Redis', () => {
   it('lets two nodes together hold at most max connection slots of a destination', async () => {
     const p = prefix();
     const a = await node(p, 'a');
@@ -184,7 +184,7 @@ describe('cluster-wide shaping on Redis', () => {
   });
 });
 
-describe('shaping when Redis goes away', () => {
+describe.skipIf(!REDIS.available)('shaping when Redis goes away', () => {
   it('starts degraded when Redis cannot be reached, and still shapes on the node', async () => {
     const asked = Date.now();
     // Port 1 on loopback: connection refused.
