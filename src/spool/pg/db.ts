@@ -34,6 +34,12 @@ const types = {
 
 const MIGRATION_LOCK = 0x70657472; // "petr"
 
+/**
+ * Pooled connections per process, for reads and the CLI's writes; a worker also keeps one for
+ * its writer, one for LISTEN and one for cluster jobs (README: Running a cluster).
+ */
+const POOL_SIZE = 6;
+
 function queryOf(target: pg.Pool | pg.ClientBase): PgQuery {
   return {
     async rows<R>(sql: string, params: readonly PgValue[] = [], name?: string) {
@@ -85,7 +91,7 @@ export async function transaction<T>(
 export async function openPgDatabase(url: string, options: { poolSize?: number } = {}): Promise<PgDb> {
   const config: pg.PoolConfig = {
     connectionString: url,
-    max: options.poolSize ?? 10,
+    max: options.poolSize ?? POOL_SIZE,
     types,
     application_name: 'petrel',
     connectionTimeoutMillis: 10_000,
