@@ -34,12 +34,7 @@ export function silentLogger(): Logger {
   return pino({ level: 'silent' });
 }
 
-/**
- * Standard output as a log destination: asynchronous writes of whole lines, gathered into writes
- * of at least 4 KB or every 100 ms, whichever comes first. One write per line cost a system call
- * and a thread-pool round trip per line (and with workers, a wake-up of the primary reading the
- * pipe); pino writes out what is buffered when the process exits.
- */
+/** Standard output as a log destination (asynchronous writes of whole lines). */
 export function stdoutDestination(): DestinationStream & { flush(cb?: (err?: Error) => void): void } {
-  return pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100 });
+  return pino.destination({ dest: 1, sync: false });
 }
