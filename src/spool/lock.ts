@@ -4,6 +4,12 @@ import { SpoolError, errorMessage, makeDirectory } from '../shared/index.js';
 
 export const LOCK_FILE = 'petrel.lock';
 
+/**
+ * Statements of lock connections, kept for the process's life: on Node 24 better-sqlite3 12
+ * aborts the process when the garbage collector finalizes a Statement (see db.ts).
+ */
+const kept: unknown[] = [];
+
 /** Proof that this process owns the data dir's queue; released by `release()` or by its death. */
 export interface DataDirLock {
   readonly path: string;
@@ -39,7 +45,9 @@ export function lockDataDir(dataDir: string): DataDirLock {
       `CREATE TABLE IF NOT EXISTS ident (id TEXT NOT NULL);
        INSERT INTO ident (id) SELECT lower(hex(randomblob(6))) WHERE NOT EXISTS (SELECT 1 FROM ident)`,
     );
-    id = (db.prepare('SELECT id FROM ident LIMIT 1').get() as { id: string }).id;
+    const select = db.prepare('SELECT id FROM ident LIMIT 1');
+    kept.push(select);
+    id = (select.get() as { id: string }).id;
     db.exec('PRAGMA locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE');
   } catch (err) {

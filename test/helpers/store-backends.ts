@@ -57,6 +57,12 @@ let ids = 0;
 const newId = (clock: TestClock): string =>
   `${clock.now().toString(36).toUpperCase()}${(ids++).toString(16).padStart(4, '0')}${randomBytes(3).toString('hex')}`;
 
+/**
+ * Every Statement of the raw connections, never let go: better-sqlite3 12 on Node 24 aborts the
+ * process when the garbage collector finalizes one (src/spool/db.ts).
+ */
+const kept: unknown[] = [];
+
 export const sqliteBackend: StoreBackend = {
   name: 'sqlite',
   async open(options = {}) {
@@ -66,7 +72,9 @@ export const sqliteBackend: StoreBackend = {
       // The secret is the database's: set it before the spool reads it.
       await openSpool(dir).close();
       const raw = new Database(spoolPath(dir));
-      raw.prepare("UPDATE settings SET value = ? WHERE key = 'install_secret'").run(options.secret);
+      const update = raw.prepare("UPDATE settings SET value = ? WHERE key = 'install_secret'");
+      kept.push(update);
+      update.run(options.secret);
       raw.close();
     }
     const spool = openSpool(dir, { clock });
@@ -86,6 +94,7 @@ export const sqliteBackend: StoreBackend = {
       },
       async sql<R>(sql: string, ...params: unknown[]) {
         const st = raw.prepare(sql);
+        kept.push(st);
         return (st.reader ? st.all(...params) : [st.run(...params)]) as R[];
       },
       async close() {
