@@ -51,6 +51,21 @@ export default tseslint.config(
     },
   },
   {
+    // better-sqlite3 12 on Node 24 aborts when one of its native objects is collected: every
+    // connection is opened through openSqlite (src/spool/db.ts), which keeps them all.
+    files: ['**/*.ts', '**/*.mjs'],
+    ignores: ['src/spool/db.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "ImportDeclaration[source.value='better-sqlite3'][importKind!='type']",
+          message: 'Open SQLite with openSqlite (src/spool/db.ts): it keeps native objects from the collector.',
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs', '**/*.cjs'],
     languageOptions: { globals: { ...globals.node } },
   },

@@ -7,23 +7,39 @@ import { MIGRATIONS } from './migrations.js';
 export type Db = Database.Database;
 
 /**
- * Every statement of this process, by connection and SQL text, kept for the life of the
- * process. better-sqlite3 12 on Node 24 aborts the process when the garbage collector finalizes
- * a Statement during a microtask checkpoint (`RemoveEnvironmentCleanupHook … (env) != nullptr`,
- * seen under load), so no Statement may ever become garbage: each SQL text is prepared once per
- * connection and reused, and PRAGMAs go through the same cache (db.pragma prepares anew).
+ * Every connection and statement of this process, kept for the life of the process.
+ * better-sqlite3 12 wraps its objects in node::ObjectWrap, whose destructor on Node 24 aborts the
+ * process when the garbage collector finalizes one outside a JS context
+ * (`RemoveEnvironmentCleanupHook … (env) != nullptr`, seen under load); 13 fixes it but needs
+ * Node 22. So no Database, Statement or iterator may ever become garbage: connections are opened
+ * only through openSqlite, each SQL text is prepared once per connection and reused, PRAGMAs go
+ * through the same cache (db.pragma prepares anew), iterate() reads all rows at once (each call
+ * makes an iterator object), and backup() is refused (it makes a Backup object; use VACUUM INTO).
  */
 const kept = new Map<Db, Map<string, Statement<unknown[]>>>();
 
-function keepStatements(db: Db): void {
+/** Opens a SQLite connection whose native objects are never collected (see `kept`). */
+export function openSqlite(path: string, options?: Database.Options): Db {
+  const db = new Database(path, options);
   const cache = new Map<string, Statement<unknown[]>>();
   kept.set(db, cache);
   const prepare = db.prepare.bind(db);
   db.prepare = ((sql: string) => {
     let statement = cache.get(sql);
-    if (!statement) cache.set(sql, (statement = prepare(sql) as Statement<unknown[]>));
+    if (!statement) {
+      statement = prepare(sql) as Statement<unknown[]>;
+      const all = statement.all.bind(statement);
+      statement.iterate = ((...params: unknown[]) => all(...params)[Symbol.iterator]()) as Statement['iterate'];
+      cache.set(sql, statement);
+    }
     return statement;
   }) as Db['prepare'];
+  db.pragma = ((source: string, options?: Database.PragmaOptions) =>
+    options?.simple ? pragma(db, source) : pragma(db, source, true)) as Db['pragma'];
+  db.backup = (() => {
+    throw new Error('backup() would make a native object that must not be collected; use VACUUM INTO');
+  }) as Db['backup'];
+  return db;
 }
 
 /** A PRAGMA's first value (its rows with `all`), through the connection's kept statements. */
@@ -31,11 +47,11 @@ export function pragma(db: Db, source: string): unknown;
 export function pragma(db: Db, source: string, all: true): unknown[];
 export function pragma(db: Db, source: string, all = false): unknown {
   const statement = db.prepare(`PRAGMA ${source}`);
-  if (all) return statement.all();
   if (!statement.reader) {
     statement.run();
-    return undefined;
+    return all ? [] : undefined;
   }
+  if (all) return statement.all();
   const row = statement.get() as Record<string, unknown> | undefined;
   return row === undefined ? undefined : Object.values(row)[0];
 }
@@ -50,7 +66,7 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
   let db: Db;
   try {
     if (!options.readonly) makeDirectory(dirname(path), 0o750);
-    db = new Database(path, {
+    db = openSqlite(path, {
       readonly: options.readonly ?? false,
       fileMustExist: options.readonly ?? false,
     });
@@ -59,7 +75,6 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
       cause: err,
     });
   }
-  keepStatements(db);
   try {
     if (!options.readonly) pragma(db, 'journal_mode = WAL');
     pragma(db, 'synchronous = FULL');

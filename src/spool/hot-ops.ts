@@ -160,12 +160,12 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   // recipients_due covers every term, so rows of skipped or suspended destinations are passed
   // over in the index, never read from the table. Lapsed leases are few: their index is short.
   const dueIn = (state: 'inflight' | 'queued', dueColumn: 'lease_until' | 'next_attempt_at') =>
-    db.prepare<[number, string], { id: number; domain: string }>(
+    db.prepare<[number, string, number], { id: number; domain: string }>(
       `SELECT r.id, r.domain FROM recipients r
        WHERE r.state = '${state}' AND r.${dueColumn} <= ? AND r.abort_requested = 0
          AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
          AND r.domain NOT IN (SELECT value FROM json_each(?))
-       ORDER BY r.${dueColumn}`,
+       ORDER BY r.${dueColumn} LIMIT ?`,
     );
   const selectLapsed = dueIn('inflight', 'lease_until');
   const selectDue = dueIn('queued', 'next_attempt_at');
@@ -291,7 +291,8 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
     let budget = limit * 4;
     // Lapsed leases first: their holder gave up on them (or is gone) longest ago.
     for (const statement of [selectLapsed, selectDue]) {
-      for (const row of statement.iterate(now, skip)) {
+      // all() with a bound, not iterate(): an iterator per lease is a native object to collect.
+      for (const row of statement.all(now, skip, budget + 1)) {
         if (ids.length >= limit || budget-- <= 0) {
           more = true;
           break;

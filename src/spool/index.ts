@@ -7,6 +7,7 @@ export {
   type SpoolOptions,
 } from './spool.js';
 export { lockDataDir, LOCK_FILE, type DataDirLock } from './lock.js';
+export { openSqlite, type Db } from './db.js';
 export type {
   MessageStore,
   NewMessage,

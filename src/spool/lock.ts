@@ -1,14 +1,8 @@
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { type Db, openSqlite } from './db.js';
 import { SpoolError, errorMessage, makeDirectory } from '../shared/index.js';
 
 export const LOCK_FILE = 'petrel.lock';
-
-/**
- * Statements of lock connections, kept for the process's life: on Node 24 better-sqlite3 12
- * aborts the process when the garbage collector finalizes a Statement (see db.ts).
- */
-const kept: unknown[] = [];
 
 /** Proof that this process owns the data dir's queue; released by `release()` or by its death. */
 export interface DataDirLock {
@@ -29,10 +23,10 @@ export interface DataDirLock {
  */
 export function lockDataDir(dataDir: string): DataDirLock {
   const path = join(dataDir, LOCK_FILE);
-  let db: Database.Database;
+  let db: Db;
   try {
     makeDirectory(dataDir, 0o750);
-    db = new Database(path, { timeout: 0 });
+    db = openSqlite(path, { timeout: 0 });
   } catch (err) {
     throw new SpoolError('PETREL_SPOOL_UNAVAILABLE', `cannot open lock file ${path}: ${errorMessage(err)}`, {
       cause: err,
@@ -46,7 +40,6 @@ export function lockDataDir(dataDir: string): DataDirLock {
        INSERT INTO ident (id) SELECT lower(hex(randomblob(6))) WHERE NOT EXISTS (SELECT 1 FROM ident)`,
     );
     const select = db.prepare('SELECT id FROM ident LIMIT 1');
-    kept.push(select);
     id = (select.get() as { id: string }).id;
     db.exec('PRAGMA locking_mode = EXCLUSIVE');
     db.exec('BEGIN EXCLUSIVE');

@@ -1,4 +1,4 @@
-import { chmodSync, statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { systemClock, type Clock } from '../shared/index.js';
 import { createAccountStore, type AccountStore } from './account-store.js';
@@ -58,7 +58,7 @@ export interface Spool {
   roomFor(bytes: number): boolean;
   /** Checkpoints the WAL into the main file and truncates it. */
   checkpoint(): Promise<void>;
-  /** A consistent copy of the database at `file` while it stays in use (SQLite's online backup). */
+  /** A consistent copy of the database at `file` while it stays in use (VACUUM INTO: one snapshot). */
   backup(file: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -176,8 +176,11 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
       return total;
     },
     async backup(file) {
-      await db.backup(file);
-      chmodSync(file, 0o600);
+      // VACUUM INTO reads one snapshot, like the online backup, without its native Backup object
+      // (see db.ts), and leaves no free pages behind. It fills an empty file: made owner-only
+      // first, so the copy's personal data is never readable by others, not even for a moment.
+      writeFileSync(file, '', { mode: 0o600, flag: 'wx' });
+      db.prepare('VACUUM INTO ?').run(file);
     },
     async checkpoint() {
       pragma(db, 'wal_checkpoint(TRUNCATE)', true);

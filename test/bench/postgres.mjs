@@ -4,7 +4,7 @@
 // spawned directly so that the server's process tree is the postmaster's and can be measured.
 // Durable as in production: fsync and synchronous_commit stay on (initdb's own files skip fsync).
 import { spawn, spawnSync } from 'node:child_process';
-import { chownSync, existsSync, openSync, closeSync, readdirSync } from 'node:fs';
+import { chownSync, existsSync, openSync, closeSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort, run, waitExit, waitForPort } from './lib.mjs';
@@ -52,7 +52,20 @@ export async function startPostgres({ dir }) {
   if ('uid' in user) chownSync(logPath, user.uid, user.gid);
   const child = spawn(
     join(bin, 'postgres'),
-    ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1'],
+    [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      // PETREL_BENCH_PG_STATEMENTS=FILE: which statements the database spends its time on.
+      ...(process.env.PETREL_BENCH_PG_STATEMENTS
+        ? ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all']
+        : []),
+    ],
     { stdio: ['ignore', log, log], ...user },
   );
   closeSync(log);
@@ -84,6 +97,17 @@ export async function startPostgres({ dir }) {
       return `postgres://petrel@127.0.0.1:${port}/${name}`;
     },
     async stop() {
+      const file = process.env.PETREL_BENCH_PG_STATEMENTS;
+      if (file) {
+        await sql('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+        const r = await run(join(bin, 'psql'), [
+          ...psqlArgs,
+          '-c',
+          `SELECT calls, round(total_exec_time) AS ms, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) AS query
+             FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 40`,
+        ]);
+        writeFileSync(file, r.stdout);
+      }
       // SIGINT: fast shutdown (sessions ended, a clean checkpoint).
       child.kill('SIGINT');
       return waitExit(child, 30_000);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/spool/index.js';
 import {
   openSpool,
   spoolPath,
@@ -71,14 +71,14 @@ export const sqliteBackend: StoreBackend = {
     if (options.secret) {
       // The secret is the database's: set it before the spool reads it.
       await openSpool(dir).close();
-      const raw = new Database(spoolPath(dir));
+      const raw = openSqlite(spoolPath(dir));
       const update = raw.prepare("UPDATE settings SET value = ? WHERE key = 'install_secret'");
       kept.push(update);
       update.run(options.secret);
       raw.close();
     }
     const spool = openSpool(dir, { clock });
-    const raw = new Database(spoolPath(dir));
+    const raw = openSqlite(spoolPath(dir));
     raw.pragma('busy_timeout = 5000');
     return {
       backend: 'sqlite',

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite, type Db } from '../../src/spool/index.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addUser, cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
 import { startSink, type Sink } from '../helpers/sink.js';
@@ -57,7 +57,7 @@ describe('marketing fan-out: one copy per recipient, all or none', () => {
   let sink: Sink;
   let t: TestDir;
   let daemon: Daemon;
-  let db: Database.Database;
+  let db: Db;
 
   beforeAll(async () => {
     routed = await startRoutedDaemon({
@@ -66,7 +66,7 @@ describe('marketing fan-out: one copy per recipient, all or none', () => {
       user: { domains: ['example.com'], password: 'correct horse battery' },
     });
     ({ sink, t, daemon } = routed);
-    db = new Database(join(t.dataDir, 'petrel.db'));
+    db = openSqlite(join(t.dataDir, 'petrel.db'));
   });
 
   afterAll(async () => {
@@ -138,7 +138,7 @@ describe('marketing fan-out memory', () => {
     const r = await submit(daemon, to, marketing(to, 'big', 10 << 20));
     expect(r.code).toBe(250);
     const peak = peakRssMb(daemon.child.pid!);
-    const db = new Database(join(t.dataDir, 'petrel.db'), { readonly: true });
+    const db = openSqlite(join(t.dataDir, 'petrel.db'), { readonly: true });
     try {
       expect(
         db
@@ -191,7 +191,7 @@ port = ${sink.port}
   });
 
   it('purges copies still staged at start-up, and never delivers them', async () => {
-    const db = new Database(join(t.dataDir, 'petrel.db'));
+    const db = openSqlite(join(t.dataDir, 'petrel.db'));
     try {
       // What a crash in the middle of a fan-out leaves: copies written, never made queued.
       const message = db.prepare(

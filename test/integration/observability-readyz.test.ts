@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/spool/index.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSpool } from '../../src/spool/index.js';
 import { addUser, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
@@ -126,7 +126,7 @@ describe('/readyz follows whether the database can be written', () => {
 
       // A checkpoint that keeps the WAL file's size: later commits reuse it from its start, so a
       // small write still fits once the disk is full, and only a bigger one needs new space.
-      const db = new Database(join(t.dataDir, 'petrel.db'));
+      const db = openSqlite(join(t.dataDir, 'petrel.db'));
       expect(db.pragma('wal_checkpoint(RESTART)')).toMatchObject([{ busy: 0 }]);
       db.close();
       const filler = join(t.dataDir, 'filler');
@@ -149,7 +149,7 @@ describe('/readyz follows whether the database can be written', () => {
     cleanups.push(async () => void (await daemon.stop()));
     expect(await status(daemon, '/readyz')).toBe(200);
 
-    const db = new Database(join(t.dataDir, 'petrel.db'));
+    const db = openSqlite(join(t.dataDir, 'petrel.db'));
     db.pragma('journal_mode = WAL');
     db.prepare('BEGIN IMMEDIATE').run();
     try {

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/spool/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openSpool, type Spool } from '../../src/spool/index.js';
 import { BIN, type TestDir } from '../helpers/daemon.js';
@@ -91,7 +91,7 @@ describe('the queue core', () => {
     r = await startRoutedDaemon({ toml: '[delivery]\npoll_interval = "200ms"\nlease_time = "2s"' });
     const { t, sink, daemon } = r;
     // A real failure of the outcome's commit, as a full disk or an I/O error would give.
-    const db = new Database(join(t.dataDir, 'petrel.db'));
+    const db = openSqlite(join(t.dataDir, 'petrel.db'));
     db.exec(`CREATE TRIGGER fail_outcome BEFORE UPDATE OF state ON recipients WHEN NEW.state = 'delivered'
              BEGIN SELECT RAISE(ABORT, 'simulated outcome failure'); END`);
     const id = await submit(daemon.ports.submission, ['one@dest.test'], 'lapsed');
@@ -121,7 +121,7 @@ describe('the queue core', () => {
     });
     const { t, daemon } = r;
     // The bounce record cannot be written: the outcome must not commit without it.
-    const db = new Database(join(t.dataDir, 'petrel.db'));
+    const db = openSqlite(join(t.dataDir, 'petrel.db'));
     db.exec(
       `CREATE TRIGGER fail_bounce BEFORE INSERT ON bounces BEGIN SELECT RAISE(ABORT, 'simulated failure'); END`,
     );

@@ -1,4 +1,4 @@
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/spool/index.js';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -135,7 +135,7 @@ describe('a node of two workers', () => {
     const victim = started.find((l) => l['worker'] === 1)!;
     const holder = String(victim['holder']);
     // It holds leases: some of its deliveries are under way.
-    const db = new Database(join(r.t.dataDir, 'petrel.db'), { readonly: true });
+    const db = openSqlite(join(r.t.dataDir, 'petrel.db'), { readonly: true });
     try {
       const leased = (): number =>
         (
@@ -196,7 +196,7 @@ describe('a node of two workers', () => {
     expect(workerLines(r.daemon.logs, 'stopped')).toEqual(new Set([1, 2]));
     expect(r.daemon.logs.some((l) => l.msg === 'stopped' && l['worker'] === undefined)).toBe(true);
     // Nothing is left leased, and the data dir is free for the next serve.
-    const db = new Database(join(r.t.dataDir, 'petrel.db'), { readonly: true });
+    const db = openSqlite(join(r.t.dataDir, 'petrel.db'), { readonly: true });
     try {
       const inflight = db.prepare("SELECT count(*) AS n FROM recipients WHERE state = 'inflight'").get() as {
         n: number;

@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import Database from 'better-sqlite3';
+import { openSqlite } from '../../src/spool/index.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openSpool, SPOOL_FILE } from '../../src/spool/index.js';
 import { addUser, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
@@ -174,7 +174,7 @@ describe('durability and crash-safety', () => {
     expect(after.code).toBe(250);
     c.close();
     await daemon.stop();
-    const db = new Database(join(t.dataDir, SPOOL_FILE), { readonly: true });
+    const db = openSqlite(join(t.dataDir, SPOOL_FILE), { readonly: true });
     try {
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
       const subjects = (db.prepare('SELECT count(*) AS n FROM messages').get() as { n: number }).n;
@@ -269,7 +269,7 @@ describe('durability and crash-safety', () => {
     const restarted = await run(t);
     const delivered = await sink.waitForMessages(4, 20_000);
     await restarted.stop();
-    const db = new Database(join(t.dataDir, SPOOL_FILE), { readonly: true });
+    const db = openSqlite(join(t.dataDir, SPOOL_FILE), { readonly: true });
     try {
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     } finally {

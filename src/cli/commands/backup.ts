@@ -6,7 +6,7 @@ import { CliError, print, withSpool } from '../context.js';
 export function register(program: Command): void {
   program
     .command('backup <file>')
-    .description('write a consistent copy of the database while the daemon runs (SQLite online backup)')
+    .description('write a consistent copy of the database while the daemon runs (one consistent snapshot)')
     .action(async (file: string, _opts: unknown, cmd: Command) => {
       const target = resolve(file);
       if (existsSync(target)) throw new CliError(`${target} exists; choose a new file`);

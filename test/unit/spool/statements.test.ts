@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openSpool } from '../../../src/spool/index.js';
+import { openSpool, openSqlite } from '../../../src/spool/index.js';
 
 describe('prepared statements', () => {
   let dir = '';
@@ -26,5 +26,36 @@ describe('prepared statements', () => {
     expect(rows).toBe(0);
     expect(await spool.pragma('synchronous')).toBe(2);
     await spool.close();
+  });
+
+  it('keeps every native object of a raw connection: one statement per SQL text, PRAGMAs and iterate() through it', () => {
+    dir = mkdtempSync(join(tmpdir(), 'petrel-statements-'));
+    const db = openSqlite(join(dir, 'raw.db'));
+    db.exec('CREATE TABLE t (n INTEGER); INSERT INTO t VALUES (1), (2), (3)');
+    const select = db.prepare('SELECT n FROM t ORDER BY n');
+    expect(db.prepare('SELECT n FROM t ORDER BY n')).toBe(select);
+    expect([...select.iterate()].map((r) => (r as { n: number }).n)).toEqual([1, 2, 3]);
+    expect(db.pragma('journal_mode = WAL', { simple: true })).toBe('wal');
+    expect(db.pragma('table_info(t)')).toMatchObject([{ name: 'n' }]);
+    expect(db.pragma('busy_timeout = 100')).toEqual([{ timeout: 100 }]);
+    expect(() => db.backup(join(dir, 'copy.db'))).toThrow(/VACUUM INTO/);
+    db.close();
+  });
+
+  // Connections opened and closed in a loop are native objects too (Database::~Database aborts
+  // the same way): none may be collected.
+  it('survives raw connections opened, iterated and closed under a promise storm', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'petrel-statements-'));
+    let seen = 0;
+    for (let round = 0; round < 200; round++) {
+      const db = openSqlite(join(dir, 'raw.db'));
+      db.exec('CREATE TABLE IF NOT EXISTS t (n INTEGER)');
+      db.prepare('INSERT INTO t VALUES (?)').run(round);
+      for (const _row of db.prepare('SELECT n FROM t').iterate()) seen++;
+      db.pragma('integrity_check', { simple: true });
+      db.close();
+      await Promise.all(Array.from({ length: 200 }, async () => Buffer.alloc(4096)));
+    }
+    expect(seen).toBe((200 * 201) / 2);
   });
 });
