@@ -60,7 +60,8 @@ export default tseslint.config(
         'error',
         {
           selector: "ImportDeclaration[source.value='better-sqlite3'][importKind!='type']",
-          message: 'Open SQLite with openSqlite (src/spool/db.ts): it keeps native objects from the collector.',
+          message:
+            'Open SQLite with openSqlite (src/spool/db.ts): it keeps native objects from the collector.',
         },
       ],
     },

@@ -29,7 +29,8 @@ export function openSqlite(path: string, options?: Database.Options): Db {
     if (!statement) {
       statement = prepare(sql) as Statement<unknown[]>;
       const all = statement.all.bind(statement);
-      statement.iterate = ((...params: unknown[]) => all(...params)[Symbol.iterator]()) as Statement['iterate'];
+      statement.iterate = ((...params: unknown[]) =>
+        all(...params)[Symbol.iterator]()) as Statement['iterate'];
       cache.set(sql, statement);
     }
     return statement;
