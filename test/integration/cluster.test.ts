@@ -359,7 +359,7 @@ describe.skipIf(!POSTGRES.available || !REDIS.available)(
         `SELECT 'messages' AS t FROM messages WHERE position($1 in convert_from(body, 'UTF8')) > 0 OR lower(mail_from) = $1
        UNION ALL SELECT 'recipients' FROM recipients WHERE lower(rcpt_to) = $1
        UNION ALL SELECT 'events' FROM events WHERE position($1 in lower(coalesce(details, ''))) > 0
-       UNION ALL SELECT 'mentions' FROM message_mentions WHERE address = $1`,
+       UNION ALL SELECT 'mentions' FROM messages WHERE mentions @> ARRAY[$1::text]`,
         [victim],
       );
       expect(left.rows).toEqual([]);

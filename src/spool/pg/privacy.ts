@@ -19,22 +19,14 @@ const unfinished = (state: string): boolean =>
 /** Messages the last transaction deletes itself; more come back to the caller to delete in chunks. */
 const LATE_LIMIT = 200;
 /** Every table erasure deletes from or rewrites, vacuumed by scrub. */
-const TOUCHED = [
-  'messages',
-  'recipients',
-  'message_mentions',
-  'events',
-  'bounces',
-  'unsubscribe_tokens',
-  'suppressions',
-];
+const TOUCHED = ['messages', 'recipients', 'events', 'bounces', 'unsubscribe_tokens', 'suppressions'];
 /** `(account_id)` of the scope, the account's parameter being `$n` (null: every account). */
 const inScope = (n: number, column = 'm.account_id'): string =>
   `($${n}::bigint IS NULL OR ${column} = $${n})`;
 
 const CANDIDATES = `SELECT m.id FROM messages m WHERE lower(m.mail_from) = $1 AND ${inScope(2)}
   UNION SELECT m.id FROM recipients r JOIN messages m ON m.id = r.message_id WHERE lower(r.rcpt_to) = $1 AND ${inScope(2)}
-  UNION SELECT m.id FROM message_mentions x JOIN messages m ON m.id = x.message_id WHERE x.address = $1 AND ${inScope(2)}
+  UNION SELECT m.id FROM messages m WHERE m.mentions @> ARRAY[$1::text] AND ${inScope(2)}
   ORDER BY id`;
 const EVENTS_NAMING = `SELECT id FROM events WHERE id > $1 AND strpos(lower(coalesce(details, '')), $2) > 0
   AND ${inScope(3, 'account_id')} ORDER BY id`;
@@ -98,7 +90,7 @@ async function deleteMessages(
       });
     }
   }
-  // Recipients and mentions go with their message (ON DELETE CASCADE).
+  // Recipients go with their message (ON DELETE CASCADE), mentions are in its row.
   counts.messages = await q.run('DELETE FROM messages WHERE id = ANY($1::text[])', [found]);
   return { counts, cancelled };
 }

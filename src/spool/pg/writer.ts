@@ -91,16 +91,19 @@ interface Insert {
 }
 
 /**
- * Every message of a group in three statements (messages, mentions, recipients), however many
+ * Every message of a group in two statements (messages with their mentions, recipients), however many
  * there are: the writer's round trips, not the server, bound a group on PostgreSQL.
  */
 async function insertMessages(q: PgQuery, batch: Batch, inserts: readonly Insert[]): Promise<void> {
   if (inserts.length === 0) return;
   const col = <T>(f: (i: Insert) => T): T[] => inserts.map(f);
   await q.rows(
-    `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at, stream, mentions_indexed)
-     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bytea[], $7::text[],
-                          $8::bigint[], $9::text[], $10::smallint[])`,
+    `INSERT INTO messages (id, account_id, mail_from, header_message_id, size, body, listener, received_at, stream,
+                           mentions_indexed, mentions)
+     SELECT id, acc, mf, hm, sz, b, l, ra, st, mi, string_to_array(mn, E'\\n')
+     FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bytea[], $7::text[],
+                 $8::bigint[], $9::text[], $10::smallint[], $11::text[])
+       AS t(id, acc, mf, hm, sz, b, l, ra, st, mi, mn)`,
     [
       col((i) => i.id),
       col((i) => i.message.accountId),
@@ -112,18 +115,11 @@ async function insertMessages(q: PgQuery, batch: Batch, inserts: readonly Insert
       col((i) => i.now),
       col((i) => i.message.stream ?? 'transactional'),
       col((i) => (i.message.mentions ? 1 : 0)),
+      // One string per message (addresses hold no line break): unnest cannot pass an array of arrays.
+      col((i) => [...new Set(i.message.mentions ?? [])].join('\n')),
     ] as PgValue[],
     'petrel_insert_messages',
   );
-  const mentions = inserts.flatMap((i) => (i.message.mentions ?? []).map((a) => [a, i.id] as const));
-  if (mentions.length > 0) {
-    await q.rows(
-      `INSERT INTO message_mentions (address, message_id)
-       SELECT DISTINCT a, m FROM unnest($1::text[], $2::text[]) AS t(a, m) ON CONFLICT DO NOTHING`,
-      [mentions.map((m) => m[0]), mentions.map((m) => m[1])],
-      'petrel_insert_mentions',
-    );
-  }
   const rcpts = inserts.flatMap((i) => i.message.recipients.map((r) => ({ i, r })));
   await q.rows(
     `INSERT INTO recipients (message_id, rcpt_to, domain, state, next_attempt_at, updated_at)
