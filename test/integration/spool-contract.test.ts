@@ -166,6 +166,23 @@ describe.each(backends())('spool contract on $name', (backend) => {
     expect((await s.queue.body(id))!.equals(body)).toBe(true);
   });
 
+  it('gives each leased job its message body, also for many recipients of one message and after a lease', async () => {
+    const s = await backend.open({ clock });
+    const bodies = [Buffer.from('Subject: one\r\n\r\n1\r\n'), Buffer.from('Subject: two\r\n\r\n2\r\n')];
+    const ids: string[] = [];
+    for (const [i, body] of bodies.entries()) {
+      ids.push(s.messages.newId());
+      await s.messages.insert(ids[i]!, { ...message(to(3, `d${i}.test`)), body });
+    }
+    const { due } = await lease(s, 'n:a.1');
+    expect(due).toHaveLength(6);
+    expect(due.every((d) => !('body' in d))).toBe(true);
+    // Each recipient's job reads the body; every read gives the same bytes.
+    for (const d of due)
+      expect((await s.queue.body(d.messageId))!.equals(bodies[ids.indexOf(d.messageId)]!)).toBe(true);
+    expect(await s.queue.body('no-such-message')).toBeNull();
+  });
+
   it('keeps staged copies from delivery until they are published, and discards them on failure', async () => {
     const s = await backend.open({ clock });
     const [a, b, c] = [s.messages.newId(), s.messages.newId(), s.messages.newId()];

@@ -9,6 +9,12 @@ import { insertEvents, type PgWriter } from './writer.js';
 /** A submission publishes its staged copies within its DATA; older ones were cut short by a crash. */
 const STAGED_GRACE_MS = 60 * 60_000;
 
+/**
+ * How long a body read with its lease waits for its delivery to take it. It is taken at once,
+ * short of a job dropped unread; a second job of the same message reads the database again.
+ */
+const LEASED_BODY_MS = 30_000;
+
 /** Holders are "node:dataDirId.random" (a process) or that and "/worker" (a node's worker). */
 const nodeOf = (holder: string): string => holder.split(':')[0]!;
 const instanceOf = (holder: string): string => holder.split('/')[0]!;
@@ -113,6 +119,7 @@ export function createPgQueueStore(
 ): QueueStore {
   const requeue = `UPDATE recipients SET state = 'queued', lease_holder = NULL, lease_until = NULL,
        next_attempt_at = $1, updated_at = $1 WHERE state = 'inflight'`;
+  const leasedBodies = new Map<string, { body: Buffer; until: number }>();
   return {
     async recoverInflight(holder) {
       // Only this node's earlier instances: the other nodes' leases are theirs while they live.
@@ -144,13 +151,26 @@ export function createPgQueueStore(
     async releaseHolder(holder) {
       return db.run(`${requeue} AND lease_holder = $2`, [clock.now(), holder]);
     },
-    leaseDue(request) {
-      return writer.run({ op: 'lease', request, now: clock.now() });
+    async leaseDue(request) {
+      const now = clock.now();
+      const result = await writer.run({ op: 'lease', request, now });
+      for (const [id, kept] of leasedBodies) if (kept.until <= now) leasedBodies.delete(id);
+      const due = result.due.map((row) => {
+        const { body, ...recipient } = row as typeof row & { body?: Buffer | null };
+        if (body) leasedBodies.set(recipient.messageId, { body, until: now + LEASED_BODY_MS });
+        return recipient;
+      });
+      return { due, more: result.more };
     },
     renew(holder, ids, until) {
       return writer.run({ op: 'renew', holder, ids, until, now: clock.now() });
     },
     async body(messageId) {
+      const leased = leasedBodies.get(messageId);
+      if (leased) {
+        leasedBodies.delete(messageId);
+        return leased.body;
+      }
       const [row] = await db.rows<{ body: Buffer }>(
         'SELECT body FROM messages WHERE id = $1',
         [messageId],

@@ -336,12 +336,17 @@ async function leaseDue(q: PgQuery, request: LeaseRequest, now: number): Promise
     if (ids.length >= limit) break;
   }
   if (ids.length === 0) return { due: [], more };
-  const rows = await q.rows<DueRecipient>(
-    `UPDATE recipients r SET state = 'inflight', lease_holder = $1, lease_until = $2, updated_at = $3
-     FROM messages m WHERE m.id = r.message_id AND r.id = ANY($4::bigint[])
-     RETURNING r.id AS id, r.message_id AS "messageId", r.rcpt_to AS address, r.domain AS domain,
-       r.attempts AS attempts, m.account_id AS "accountId", m.mail_from AS "mailFrom",
-       m.received_at AS "receivedAt", m.stream AS stream`,
+  // The body comes with the lease, once per message (on its first recipient's row): delivery
+  // needs it next, and a round trip per job would cost more than the lease itself.
+  const rows = await q.rows<DueRecipient & { body: Buffer | null }>(
+    `WITH leased AS (
+       UPDATE recipients r SET state = 'inflight', lease_holder = $1, lease_until = $2, updated_at = $3
+       FROM messages m WHERE m.id = r.message_id AND r.id = ANY($4::bigint[])
+       RETURNING r.id AS id, r.message_id AS "messageId", r.rcpt_to AS address, r.domain AS domain,
+         r.attempts AS attempts, m.account_id AS "accountId", m.mail_from AS "mailFrom",
+         m.received_at AS "receivedAt", m.stream AS stream)
+     SELECT l.*, CASE WHEN l.id = min(l.id) OVER (PARTITION BY l."messageId") THEN m.body END AS body
+     FROM leased l JOIN messages m ON m.id = l."messageId"`,
     [holder, now + leaseMs, now, ids],
   );
   const byId = new Map(rows.map((r) => [r.id, r]));
