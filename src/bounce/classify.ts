@@ -155,11 +155,30 @@ export function preferStatus(
   return field;
 }
 
+/**
+ * "Delivery time expired" (X.4.7) is the outcome, not the cause: where the report also quotes the
+ * last reply a remote server gave (Exchange lists each attempt, SES and WorkMail nest it in angle
+ * brackets), that reply's status of the same class says what went wrong.
+ */
+function expiryCause(status: string | null, texts: readonly string[]): string | null {
+  if (!status || !/^[45]\.4\.7$/.test(status)) return status;
+  for (const text of texts) {
+    for (const m of text.matchAll(/(?:^|[^\d.])([45]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)/g)) {
+      const cause = normaliseStatus(m[1]);
+      if (cause && cause[0] === status[0] && !/^\d\.4\.7$/.test(cause)) return cause;
+    }
+  }
+  return status;
+}
+
 function result(e: Evidence): BounceResult {
   const replyCode = replyCodeIn(e.diagnostic) ?? replyCodeIn(replyLines(e.segment));
   const quoted =
     normaliseStatus(e.diagnostic) ?? normaliseStatus(replyLines(e.segment)) ?? normaliseStatus(e.segment);
-  const status = preferStatus(e.status, quoted, replyCode);
+  const status = expiryCause(preferStatus(e.status, quoted, replyCode), [
+    e.diagnostic ?? '',
+    replyLines(e.segment),
+  ]);
   const texts = [e.diagnostic ?? '', replyLines(e.segment), e.segment, e.context];
   const action =
     e.action ??

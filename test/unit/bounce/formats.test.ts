@@ -112,6 +112,36 @@ describe('bounce formats', () => {
     expect(formatsOf(parseMime(post))).toEqual([]);
     expect(classifyMessage(post).kind).toBe('none');
   });
+
+  it('reports the cause behind an expiry when the DSN quotes the last reply', () => {
+    const raw = Buffer.from(
+      [
+        'From: MAILER-DAEMON@mta.example.com',
+        'To: sender@example.com',
+        'Subject: Delivery Status Notification (Failure)',
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="b"',
+        '',
+        '--b',
+        'Content-Type: message/delivery-status',
+        '',
+        'Reporting-MTA: dns; mta.example.com',
+        '',
+        'Final-Recipient: rfc822; olga@example.org',
+        'Action: failed',
+        'Status: 4.4.7',
+        'Diagnostic-Code: smtp; 554 4.4.7 Message expired: unable to deliver in 840 minutes.<421 4.4.2 Connection timed out>',
+        '',
+        '--b--',
+        '',
+      ].join('\n'),
+    );
+    expect(classifyMessage(raw).results[0]).toMatchObject({
+      recipient: 'olga@example.org',
+      status: '4.4.2',
+      reason: 'expired',
+      category: 'soft',
+    });
+  });
 });
 
 describe('format code tables', () => {
