@@ -4,6 +4,7 @@ import { autoReplyAuthor, isAutoReply } from './autoreply.js';
 import { addressOfField, normaliseStatus, parseDsnFields, type DsnRecipientFields } from './dsn.js';
 import {
   DEFAULT_LIMITS,
+  decodeTransfer,
   decodeWords,
   flatten,
   header,
@@ -334,8 +335,27 @@ export function formatsOf(root: MimePart, text: string = reportText(root)): Boun
   });
 }
 
+/**
+ * A bounce pasted as text into another message: a provider's helpdesk notice with the MTA's bounce
+ * below it, after the mbox `From MAILER-DAEMON …` line it was saved under. Only the first text part
+ * holding one is read, and never a bounce inside the pasted bounce.
+ */
+function pastedBounce(root: MimePart): MimePart | null {
+  for (const p of flatten(root)) {
+    if (p.children.length > 0 || p.type !== 'text/plain') continue;
+    const bytes = decodeTransfer(p.rawBody, header(p, 'content-transfer-encoding'));
+    const m = /^From MAILER-DAEMON[^\n]*\r?\n(?=[!-9;-~]{1,76}:)/im.exec(bytes);
+    if (m) return parseMime(Buffer.from(bytes.slice(m.index + m[0].length), 'latin1'));
+  }
+  return null;
+}
+
 /** Reads an already parsed MIME tree; see {@link classifyMessage}. */
 export function classifyTree(root: MimePart): BounceReading {
+  return readTree(root, false);
+}
+
+function readTree(root: MimePart, pasted: boolean): BounceReading {
   const original = embeddedOriginal(root);
   const originalMap = original?.headers ?? inlineOriginalHeaders(root);
   const originalHeaders = selectHeaders(originalMap);
@@ -350,6 +370,11 @@ export function classifyTree(root: MimePart): BounceReading {
   const ses = readSesNotification(text);
   if (ses) return fromSes(ses, originalHeaders);
   const groups = readDsnParts(root, text);
+  if (groups.length === 0 && !pasted) {
+    // The pasted bounce's own delivery-status fields say more than the prose wrapped around it.
+    const inner = pastedBounce(root);
+    if (inner && readDsnParts(inner, reportText(inner)).length > 0) return readTree(inner, true);
+  }
   const formats = formatsOf(root, text);
   const reading: FormatReading = {
     formats,

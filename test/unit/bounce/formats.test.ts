@@ -113,6 +113,14 @@ describe('bounce formats', () => {
     expect(classifyMessage(post).kind).toBe('none');
   });
 
+  it('reads a bounce pasted under a helpdesk notice by its own delivery-status fields', () => {
+    const reading = classifyMessage(fixture('pasted-postfix-bounce.eml'));
+    expect(reading.results.map((r) => [r.recipient, r.status, r.category, r.reason])).toEqual([
+      ['paul@example.net', '4.4.1', 'soft', 'expired'],
+    ]);
+    expect(reading.originalHeaders['return-path']).toBe('<bounce-token@bounces.example.jp>');
+  });
+
   it('reports the cause behind an expiry when the DSN quotes the last reply', () => {
     const raw = Buffer.from(
       [
