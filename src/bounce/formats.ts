@@ -112,6 +112,25 @@ export const FORMATS: readonly BounceFormat[] = [
       { status: '5.7.700-750', reason: 'blocked' },
       { status: '4.7.500-699', reason: 'blocked' },
       { status: '4.7.650', reason: 'badreputation' },
+      // The transport's own component codes, which Exchange puts beside the enhanced status.
+      { text: /resolver\.adr\.(?:ex)?recip(?:ient)?notfound/, reason: 'userunknown' },
+      { text: /resolver\.rst\.(?:authrequired|notauthorized)/, reason: 'rejected' },
+      { text: /resolver\.rst\.recipsizelimit/, reason: 'exceedlimit' },
+      { text: /storedrv\.deliver\.exception:quotaexceededexception/, reason: 'mailboxfull' },
+    ],
+  },
+  {
+    name: 'outlook.com',
+    source:
+      'Outlook.com Postmaster, "Troubleshooting" (sendersupport.olc.protection.outlook.com/pm/troubleshooting.aspx): the SC-, DY-, OU- and RP- codes of the consumer service',
+    markers: [
+      ['body', /\b(?:SC|DY|OU|RP)-00\d\b/],
+      ['dsn', /\b(?:SC|DY|OU|RP)-00\d\b/],
+    ],
+    codes: [
+      { text: /\b(?:sc-00[1-4]|dy-00[12]|ou-00[12])\b/, reason: 'blocked' },
+      { text: /\brp-001\b/, reason: 'speeding' },
+      { text: /\brp-00[23]\b/, reason: 'toomanyconn' },
     ],
   },
   {
@@ -145,6 +164,51 @@ export const FORMATS: readonly BounceFormat[] = [
       },
       { text: /message exceeded google's message size limits/, reason: 'mesgtoobig' },
       { text: /daily user sending (?:quota|limit) exceeded/, reason: 'speeding' },
+    ],
+  },
+  {
+    name: 'yahoo',
+    source:
+      'Yahoo Sender Hub, "SMTP Error Codes" (senders.yahooinc.com/smtp-error-codes) and Yahoo Help SLN3444 "Email sent to Yahoo Mail addresses is rejected"',
+    markers: [
+      ['dsn', /\byahoodns\.net\b|^remote-mta:\s*dns;\s*\S+\.yahoo\.com/im],
+      ['body', /\byahoodns\.net\b/],
+      ['from', /mailer-daemon@yahoo(?:-inc)?\.com\b/i],
+    ],
+    codes: [
+      { text: /this user doesn'?t have a [\w.-]* ?account/, reason: 'userunknown' },
+      { text: /this account is over quota/, reason: 'mailboxfull' },
+      { text: /this mailbox is disabled|\(554\.30\)/, reason: 'suspend' },
+      { text: /user is receiving mail too quickly/, reason: 'speeding' },
+      { text: /excessive unknown recipients - possible open relay|vs99-ip1 deferred/, reason: 'blocked' },
+      { text: /connections will not be accepted from/, reason: 'blocked' },
+      { text: /\[ph01\]|not accepted for policy reasons/, reason: 'policyviolation' },
+    ],
+  },
+  {
+    name: 'messagelabs',
+    source:
+      'Broadcom (Symantec Email Security.cloud) knowledge base, "Email error and bounce codes for Email Security.cloud" (knowledge.broadcom.com/external/article/169652)',
+    markers: [
+      ['body', /Symantec Email Security\.cloud|\bmessagelabs\.com\b/i],
+      ['dsn', /\bmessagelabs\.com\b/i],
+    ],
+    codes: [
+      { text: /domain authentication fail/, reason: 'authfailure' },
+      { text: /connection rejected by policy/, reason: 'badreputation' },
+      { text: /your ip is in the pbl|your ip address has been (?:blocked|blacklisted)/, reason: 'blocked' },
+      { text: /stray linefeeds in message/, reason: 'contenterror' },
+      { text: /tls\/sslv3 connection required/, reason: 'failedstarttls' },
+      { text: / as a relay, but i have not been configured/, reason: 'norelaying' },
+      { text: /has detected that this message is not rfc 5322/, reason: 'notcompliantrfc' },
+      {
+        text: /sender envelope domain not allowed for sender ip address|your (?:domain|email address) has been (?:blocked|blacklisted)|your envelope sender is in my badmailfrom list/,
+        reason: 'rejected',
+      },
+      { text: /please turn on smtp authentication in your mail client/, reason: 'securityerror' },
+      { text: /message filtered|filtered by outbound scanning/, reason: 'spamdetected' },
+      { text: /too many recipients received this hour/, reason: 'toomanyconn' },
+      { text: /invalid recipient|recipient mailbox is not allowed/, reason: 'userunknown' },
     ],
   },
   {
@@ -206,6 +270,25 @@ export const FORMATS: readonly BounceFormat[] = [
     ],
   },
   // MTAs.
+  {
+    name: 'domino',
+    source:
+      'HCL (IBM Lotus) Domino Administrator help, "Customizing delivery failure reports" and the Router\'s delivery failure report (help.hcltechsw.com/domino)',
+    markers: [
+      ['subject', /^DELIVERY[ _]FAILURE:/i],
+      ['body', /^\s*was not delivered to:\s*$/m],
+    ],
+    entries: [
+      /was not delivered to:\s*\n\s*(?<rcpt>[^\s<>@]+@[^\s<>]+)\s*\n\s*because:\s*\n\s*(?<diag>[^\n]+)/gi,
+    ],
+    notices: [
+      {
+        text: /not listed in (?:the )?(?:domino directory|public name & address book)/,
+        reason: 'userunknown',
+      },
+      { text: /no route found to domain/, reason: 'hostunknown' },
+    ],
+  },
   {
     name: 'qmail',
     source:

@@ -31,7 +31,34 @@ const SAMPLES: Readonly<Record<string, readonly (readonly [file: string, rows: r
         ['carol@fabrikam.example', '5.7.708', 'soft', 'blocked'],
       ],
     ],
+    [
+      'office365-resolver.eml',
+      [
+        ['sam@contoso.example', '5.2.2', 'soft', 'mailboxfull'],
+        ['team@contoso.example', '5.7.1', 'soft', 'rejected'],
+      ],
+    ],
   ],
+  'outlook.com': [
+    [
+      'outlook-com-blocked.eml',
+      [
+        ['quinn@hotmail.example', '5.0.0', 'soft', 'blocked'],
+        ['rita@hotmail.example', '4.0.0', 'soft', 'speeding'],
+      ],
+    ],
+  ],
+  yahoo: [
+    [
+      'yahoo-rejections.eml',
+      [
+        ['tom@yahoo.example', '5.0.0', 'soft', 'mailboxfull'],
+        ['uma@yahoo.example', '5.0.0', 'soft', 'suspend'],
+      ],
+    ],
+  ],
+  messagelabs: [['messagelabs-badmailfrom.eml', [['vera@example.com', '5.7.1', 'soft', 'rejected']]]],
+  domino: [['domino-not-listed.eml', [['walt@notes.example.com', '5.0.0', 'hard', 'userunknown']]]],
   google: [
     ['google-security-issue.eml', [['dave@gmail.example', '5.7.0', 'soft', 'policyviolation']]],
     ['google-groups-spam.eml', [['team@groups.example.com', '5.0.0', 'soft', 'spamdetected']]],
