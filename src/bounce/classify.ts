@@ -212,8 +212,16 @@ function result(e: Evidence): BounceResult {
 interface FormatReading {
   readonly formats: readonly BounceFormat[];
   readonly entries: readonly FormatEntry[];
+  readonly replies: readonly FormatEntry[];
   /** The remote server's words the format states for every recipient. */
   readonly shared: string | null;
+}
+
+/** What the format's text says about one recipient: its entry, its reply, or what concerns all. */
+function formatDiagnosticFor(reading: FormatReading, recipient: string): string | null {
+  const own = (list: readonly FormatEntry[]): string | null =>
+    list.find((e) => e.recipient === recipient)?.diagnostic ?? null;
+  return fuller(fuller(own(reading.entries), own(reading.replies)), reading.shared);
 }
 
 const squash = (text: string): string => text.replace(/\s+/g, ' ').trim().toLowerCase();
@@ -240,9 +248,9 @@ function fromDsn(
     addressOfField(group.finalRecipient) ?? addressOfField(group.originalRecipient) ?? (named ? sole : null);
   const status = normaliseStatus(group.status) ?? normaliseStatus(group.diagnosticCode);
   const bareCode = /^\s*([245]\d\d)\s*$/.exec(group.status ?? '');
-  const entry = reading.entries.find((e) => e.recipient === recipient)?.diagnostic ?? null;
+  const entry = recipient === null ? null : formatDiagnosticFor(reading, recipient);
   const field = group.diagnosticCode === null ? null : unwrapReply(group.diagnosticCode);
-  const diagnostic = fuller(field ?? (bareCode ? bareCode[1]! : null), entry ?? reading.shared);
+  const diagnostic = fuller(field ?? (bareCode ? bareCode[1]! : null), entry);
   return result({
     recipient,
     status,
@@ -379,6 +387,7 @@ function readTree(root: MimePart, pasted: boolean): BounceReading {
   const reading: FormatReading = {
     formats,
     entries: formatEntries(formats, text),
+    replies: formatEntries(formats, text, 'replies'),
     shared: formatDiagnostic(formats, text),
   };
   if (groups.length > 0 || reading.entries.length > 0 || looksLikeBounce(root, text)) {
@@ -386,8 +395,14 @@ function readTree(root: MimePart, pasted: boolean): BounceReading {
     const segments = new Map(fromText.map((t) => [t.recipient, t.segment]));
     // A malformed Final-Recipient in a one-recipient DSN is replaced only by an unambiguous text reading.
     const sole = groups.length === 1 && fromText.length === 1 ? fromText[0]!.recipient : null;
-    const inText: readonly { recipient: string; diagnostic: string | null }[] =
-      reading.entries.length > 0 ? reading.entries : fromText.map((t) => ({ ...t, diagnostic: null }));
+    // A format's entries list the failed recipients; X-Failed-Recipients may still name more.
+    const declared = header(root, 'x-failed-recipients')
+      ? fromText.filter((t) => !reading.entries.some((e) => e.recipient === t.recipient))
+      : [];
+    const inText = (reading.entries.length > 0 ? [...reading.entries, ...declared] : fromText).map((t) => ({
+      recipient: t.recipient,
+      diagnostic: formatDiagnosticFor(reading, t.recipient),
+    }));
     const results =
       groups.length > 0
         ? groups.map((g) => fromDsn(g, segments, text, sole, reading))
@@ -396,7 +411,7 @@ function readTree(root: MimePart, pasted: boolean): BounceReading {
               recipient: t.recipient,
               status: null,
               action: null,
-              diagnostic: t.diagnostic ?? reading.shared,
+              diagnostic: t.diagnostic,
               segment: segments.get(t.recipient) ?? '',
               context: text,
               reason: groupsReason(root, text),

@@ -41,6 +41,11 @@ export interface BounceFormat {
    * and, optionally, the remote server's words about it in group `diag`.
    */
   readonly entries?: readonly RegExp[];
+  /**
+   * Per-recipient replies (groups `rcpt` and `diag`) that do not list every failed recipient, such
+   * as a transcript showing only the RCPT TO refusals: they give diagnostics, never the recipients.
+   */
+  readonly replies?: readonly RegExp[];
   /** The remote server's words that concern every recipient (group `diag`), e.g. a refusal after DATA. */
   readonly diagnostic?: readonly RegExp[];
   /** Removed from every diagnostic the format yields (transcript prefixes, wrapping). */
@@ -353,7 +358,9 @@ export const FORMATS: readonly BounceFormat[] = [
         /^\s*-{3,} ?(?:Transcript of session follows|The following addresses had permanent fatal errors) ?-{3,}/m,
       ],
     ],
-    entries: [/^>>> RCPT To:\s*<(?<rcpt>[^\s<>@]+@[^\s<>]+)>[^\n]*\n(?<diag>(?:<<< [^\n]*(?:\n|$))+)/gim],
+    // The list of failed addresses: each alone on its line, with sendmail's summary of the reply.
+    entries: [/^<(?<rcpt>[^\s<>@]+@[^\s<>]+)>[ \t]*(?:\n[ \t]+\(reason: (?<diag>[^\n]*)\))?$/gm],
+    replies: [/^>>> RCPT To:\s*<(?<rcpt>[^\s<>@]+@[^\s<>]+)>[^\n]*\n(?<diag>(?:<<< [^\n]*(?:\n|$))+)/gim],
     diagnostic: [/^>>> (?:MAIL From:[^\n]*|DATA|\.)\n(?<diag>(?:<<< [^\n]*(?:\n|$))+)/im],
     strip: /^<<< ?/gm,
   },
@@ -433,12 +440,20 @@ export interface FormatEntry {
   readonly diagnostic: string | null;
 }
 
-/** Recipients (and their diagnostics) as the first recognised format with entries reads them. */
-export function formatEntries(formats: readonly BounceFormat[], body: string): FormatEntry[] {
+/**
+ * Recipients and their diagnostics as the first recognised format with `entries` (or, with
+ * `which = 'replies'`, with `replies`) reads them.
+ */
+export function formatEntries(
+  formats: readonly BounceFormat[],
+  body: string,
+  which: 'entries' | 'replies' = 'entries',
+): FormatEntry[] {
   for (const f of formats) {
-    if (!f.entries) continue;
+    const patterns = f[which];
+    if (!patterns) continue;
     const out: FormatEntry[] = [];
-    for (const re of f.entries) {
+    for (const re of patterns) {
       for (const m of body.matchAll(global(re))) {
         const recipient = m.groups?.['rcpt']?.toLowerCase().replace(/\.$/, '');
         if (!recipient || !isAddress(recipient) || out.length >= 100) continue;

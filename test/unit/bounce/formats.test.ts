@@ -101,6 +101,13 @@ const SAMPLES: Readonly<Record<string, readonly (readonly [file: string, rows: r
         ['mia@example.net', '5.7.1', 'soft', 'spamdetected'],
       ],
     ],
+    [
+      'sendmail-rcpt-and-data.eml',
+      [
+        ['xena@example.net', '5.1.1', 'hard', 'userunknown'],
+        ['yuri@example.net', '5.7.1', 'soft', 'policyviolation'],
+      ],
+    ],
   ],
   x6: [['x6-trouble-delivering.eml', [['nina@example.org', '5.1.1', 'hard', 'userunknown']]]],
 };
