@@ -4,6 +4,8 @@ import { autoReplyAuthor, isAutoReply } from './autoreply.js';
 import { addressOfField, normaliseStatus, parseDsnFields, type DsnRecipientFields } from './dsn.js';
 import {
   DEFAULT_LIMITS,
+  decodeTransfer,
+  decodeWords,
   flatten,
   header,
   parseMime,
@@ -11,7 +13,17 @@ import {
   type MimeLimits,
   type MimePart,
 } from './mime.js';
-import { categoryOf, findReason, type BounceCategory, type BounceReason } from './reason.js';
+import {
+  formatDiagnostic,
+  formatEntries,
+  formatReason,
+  noticeReason,
+  recogniseFormats,
+  type BounceFormat,
+  type FormatEntry,
+  unwrapReply,
+} from './formats.js';
+import { anyRuleMatches, categoryOf, findReason, type BounceCategory, type BounceReason } from './reason.js';
 import { readSesNotification, type SesNotification } from './ses.js';
 import { inlineOriginalHeaders, looksLikeBounce, replyLines, reportText, textRecipients } from './text.js';
 
@@ -102,6 +114,10 @@ interface Evidence {
   readonly context: string;
   /** A reason the report's format settles on its own (e.g. a mailing list refusing a post). */
   readonly reason?: BounceReason | null;
+  /** The MTA and provider formats the message was recognised as; their code tables come first. */
+  readonly formats?: readonly BounceFormat[];
+  /** The DSN group's X- extension fields. */
+  readonly extensions?: Readonly<Record<string, string>>;
 }
 
 const FAILED_TEXT =
@@ -140,19 +156,45 @@ export function preferStatus(
   return field;
 }
 
+/**
+ * "Delivery time expired" (X.4.7) is the outcome, not the cause: where the report also quotes the
+ * last reply a remote server gave (Exchange lists each attempt, SES and WorkMail nest it in angle
+ * brackets), that reply's status of the same class says what went wrong.
+ */
+function expiryCause(status: string | null, texts: readonly string[]): string | null {
+  if (!status || !/^[45]\.4\.7$/.test(status)) return status;
+  for (const text of texts) {
+    for (const m of text.matchAll(/(?:^|[^\d.])([45]\.\d{1,3}\.\d{1,3})(?![\d.]*\d)/g)) {
+      const cause = normaliseStatus(m[1]);
+      if (cause && cause[0] === status[0] && !/^\d\.4\.7$/.test(cause)) return cause;
+    }
+  }
+  return status;
+}
+
 function result(e: Evidence): BounceResult {
   const replyCode = replyCodeIn(e.diagnostic) ?? replyCodeIn(replyLines(e.segment));
   const quoted =
     normaliseStatus(e.diagnostic) ?? normaliseStatus(replyLines(e.segment)) ?? normaliseStatus(e.segment);
-  const status = preferStatus(e.status, quoted, replyCode);
+  const status = expiryCause(preferStatus(e.status, quoted, replyCode), [
+    e.diagnostic ?? '',
+    replyLines(e.segment),
+  ]);
   const texts = [e.diagnostic ?? '', replyLines(e.segment), e.segment, e.context];
   const action =
     e.action ??
     textAction(e.context) ??
     actionFor(status, null) ??
     (replyCode !== null && replyCode < 500 ? 'delayed' : 'failed');
+  const formats = e.formats ?? [];
+  const own = [e.diagnostic ?? '', e.segment];
+  // The MTA's own notice counts where the remote's words about this recipient tell the rules nothing.
+  const notice = own.some((t) => anyRuleMatches(t)) ? null : noticeReason(formats, status, own);
   const reason =
-    e.reason ?? findReason({ status, texts, action, replyCode, diagnosticType: e.diagnosticType ?? null });
+    e.reason ??
+    formatReason(formats, status, own, e.extensions) ??
+    notice ??
+    findReason({ status, texts, action, replyCode, diagnosticType: e.diagnosticType ?? null });
   return {
     kind: 'dsn',
     recipient: e.recipient,
@@ -166,18 +208,49 @@ function result(e: Evidence): BounceResult {
   };
 }
 
+/** What the recognised formats read in the report text, beside the DSN fields. */
+interface FormatReading {
+  readonly formats: readonly BounceFormat[];
+  readonly entries: readonly FormatEntry[];
+  readonly replies: readonly FormatEntry[];
+  /** The remote server's words the format states for every recipient. */
+  readonly shared: string | null;
+}
+
+/** What the format's text says about one recipient: its entry, its reply, or what concerns all. */
+function formatDiagnosticFor(reading: FormatReading, recipient: string): string | null {
+  const own = (list: readonly FormatEntry[]): string | null =>
+    list.find((e) => e.recipient === recipient)?.diagnostic ?? null;
+  return fuller(fuller(own(reading.entries), own(reading.replies)), reading.shared);
+}
+
+const squash = (text: string): string => text.replace(/\s+/g, ' ').trim().toLowerCase();
+
+/**
+ * A DSN's Diagnostic-Code is often cut to the first line of a multi-line reply; the transcript the
+ * format keeps in the text has all of it. The text's version is used only when it extends the field.
+ */
+function fuller(field: string | null, fromText: string | null): string | null {
+  if (!fromText) return field;
+  if (!field) return fromText;
+  return squash(fromText).startsWith(squash(field)) ? fromText : field;
+}
+
 function fromDsn(
   group: DsnRecipientFields,
   segments: ReadonlyMap<string, string>,
   context: string,
   sole: string | null,
+  reading: FormatReading,
 ): BounceResult {
   const named = group.finalRecipient ?? group.originalRecipient;
   const recipient =
     addressOfField(group.finalRecipient) ?? addressOfField(group.originalRecipient) ?? (named ? sole : null);
   const status = normaliseStatus(group.status) ?? normaliseStatus(group.diagnosticCode);
   const bareCode = /^\s*([245]\d\d)\s*$/.exec(group.status ?? '');
-  const diagnostic = group.diagnosticCode ?? (bareCode ? bareCode[1]! : null);
+  const entry = recipient === null ? null : formatDiagnosticFor(reading, recipient);
+  const field = group.diagnosticCode === null ? null : unwrapReply(group.diagnosticCode);
+  const diagnostic = fuller(field ?? (bareCode ? bareCode[1]! : null), entry);
   return result({
     recipient,
     status,
@@ -186,7 +259,16 @@ function fromDsn(
     diagnosticType: group.diagnosticType,
     segment: (recipient && segments.get(recipient)) ?? '',
     context,
+    formats: reading.formats,
+    extensions: group.extensions,
   });
+}
+
+function dsnText(root: MimePart): string {
+  return flatten(root)
+    .filter((p) => REPORT_TYPES.has(p.type))
+    .map((p) => partText(p))
+    .join('\n');
 }
 
 function readDsnParts(root: MimePart, text: string): DsnRecipientFields[] {
@@ -235,7 +317,7 @@ function complaint(recipient: string | null, feedbackType: string): BounceResult
  * post (the "group may not exist, or you may not have permission to post" notice, in any language,
  * always with its four bulleted explanations) is a rejection of the sender.
  */
-function formatReason(root: MimePart, text: string): BounceReason | null {
+function groupsReason(root: MimePart, text: string): BounceReason | null {
   if (
     header(root, 'x-google-smtp-source') &&
     header(root, 'x-failed-recipients') &&
@@ -246,8 +328,42 @@ function formatReason(root: MimePart, text: string): BounceReason | null {
   return null;
 }
 
+/**
+ * The MTA and provider formats (formats.ts) a parsed message shows the markers of, in table order.
+ * `text` is the human-readable report when the caller has it already.
+ */
+export function formatsOf(root: MimePart, text: string = reportText(root)): BounceFormat[] {
+  return recogniseFormats({
+    header: (name) => {
+      const value = header(root, name);
+      return value === undefined ? undefined : decodeWords(value);
+    },
+    body: text,
+    dsn: dsnText(root),
+  });
+}
+
+/**
+ * A bounce pasted as text into another message: a provider's helpdesk notice with the MTA's bounce
+ * below it, after the mbox `From MAILER-DAEMON …` line it was saved under. Only the first text part
+ * holding one is read, and never a bounce inside the pasted bounce.
+ */
+function pastedBounce(root: MimePart): MimePart | null {
+  for (const p of flatten(root)) {
+    if (p.children.length > 0 || p.type !== 'text/plain') continue;
+    const bytes = decodeTransfer(p.rawBody, header(p, 'content-transfer-encoding'));
+    const m = /^From MAILER-DAEMON[^\n]*\r?\n(?=[!-9;-~]{1,76}:)/im.exec(bytes);
+    if (m) return parseMime(Buffer.from(bytes.slice(m.index + m[0].length), 'latin1'));
+  }
+  return null;
+}
+
 /** Reads an already parsed MIME tree; see {@link classifyMessage}. */
 export function classifyTree(root: MimePart): BounceReading {
+  return readTree(root, false);
+}
+
+function readTree(root: MimePart, pasted: boolean): BounceReading {
   const original = embeddedOriginal(root);
   const originalMap = original?.headers ?? inlineOriginalHeaders(root);
   const originalHeaders = selectHeaders(originalMap);
@@ -262,23 +378,44 @@ export function classifyTree(root: MimePart): BounceReading {
   const ses = readSesNotification(text);
   if (ses) return fromSes(ses, originalHeaders);
   const groups = readDsnParts(root, text);
-  if (groups.length > 0 || looksLikeBounce(root, text)) {
+  if (groups.length === 0 && !pasted) {
+    // The pasted bounce's own delivery-status fields say more than the prose wrapped around it.
+    const inner = pastedBounce(root);
+    if (inner && readDsnParts(inner, reportText(inner)).length > 0) return readTree(inner, true);
+  }
+  const formats = formatsOf(root, text);
+  const reading: FormatReading = {
+    formats,
+    entries: formatEntries(formats, text),
+    replies: formatEntries(formats, text, 'replies'),
+    shared: formatDiagnostic(formats, text),
+  };
+  if (groups.length > 0 || reading.entries.length > 0 || looksLikeBounce(root, text)) {
     const fromText = textRecipients(root, text, originalMap);
     const segments = new Map(fromText.map((t) => [t.recipient, t.segment]));
     // A malformed Final-Recipient in a one-recipient DSN is replaced only by an unambiguous text reading.
     const sole = groups.length === 1 && fromText.length === 1 ? fromText[0]!.recipient : null;
+    // A format's entries list the failed recipients; X-Failed-Recipients may still name more.
+    const declared = header(root, 'x-failed-recipients')
+      ? fromText.filter((t) => !reading.entries.some((e) => e.recipient === t.recipient))
+      : [];
+    const inText = (reading.entries.length > 0 ? [...reading.entries, ...declared] : fromText).map((t) => ({
+      recipient: t.recipient,
+      diagnostic: formatDiagnosticFor(reading, t.recipient),
+    }));
     const results =
       groups.length > 0
-        ? groups.map((g) => fromDsn(g, segments, text, sole))
-        : fromText.map((t) =>
+        ? groups.map((g) => fromDsn(g, segments, text, sole, reading))
+        : inText.map((t) =>
             result({
               recipient: t.recipient,
               status: null,
               action: null,
-              diagnostic: null,
-              segment: t.segment,
+              diagnostic: t.diagnostic,
+              segment: segments.get(t.recipient) ?? '',
               context: text,
-              reason: formatReason(root, text),
+              reason: groupsReason(root, text),
+              formats,
             }),
           );
     if (results.length > 0) return { kind: 'dsn', results, originalHeaders };

@@ -14,6 +14,11 @@ export interface DsnRecipientFields {
   readonly diagnosticCode: string | null;
   readonly diagnosticType: string | null;
   readonly remoteMta: string | null;
+  /**
+   * The group's `X-` extension fields (lowercased names), where MTAs put their own verdicts, such as
+   * PowerMTA's `X-PowerMTA-BounceCategory`.
+   */
+  readonly extensions: Readonly<Record<string, string>>;
 }
 
 export interface DsnFields {
@@ -95,6 +100,9 @@ function toRecipient(g: Record<string, string>): DsnRecipientFields {
     diagnosticCode: typed ? typed[2]!.trim() : diag,
     diagnosticType: typed ? typed[1]!.toUpperCase() : null,
     remoteMta: g['remote-mta'] ?? null,
+    extensions: Object.fromEntries(
+      Object.entries(g).filter(([name]) => name.startsWith('x-') && name !== 'x-actual-recipient'),
+    ),
   };
 }
 
@@ -137,7 +145,9 @@ export function parseDsnFields(text: string): DsnFields {
     const name = m[1]!.toLowerCase();
     const value = m[2]!.trim();
     if (name === 'reporting-mta') reportingMta ??= value;
-    if (!RECIPIENT_FIELDS.has(name)) {
+    // Per-message X- fields come before the first recipient; only a recipient group's own are kept.
+    const extension = name.startsWith('x-') && (current['final-recipient'] ?? current['original-recipient']);
+    if (!RECIPIENT_FIELDS.has(name) && !extension) {
       last = null;
       continue;
     }

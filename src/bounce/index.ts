@@ -1,6 +1,7 @@
 export {
   classifyMessage,
   classifyTree,
+  formatsOf,
   type BounceKind,
   type BounceReading,
   type BounceResult,
@@ -27,6 +28,14 @@ export {
   type DsnRecipientFields,
 } from './dsn.js';
 export { readArf, type ArfReport } from './arf.js';
+export {
+  FORMATS,
+  formatReason,
+  noticeReason,
+  unwrapReply,
+  type BounceFormat,
+  type FormatCode,
+} from './formats.js';
 export { isAutoReply } from './autoreply.js';
 export {
   DEFAULT_LIMITS,

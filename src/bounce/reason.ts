@@ -285,6 +285,11 @@ function analyse(text: string, rules: readonly BounceRule[]): Analysis {
   return analysis;
 }
 
+/** Whether any rule recognises the text: whether the rules can say anything about it at all. */
+export function anyRuleMatches(text: string, rules: readonly BounceRule[] = RULES): boolean {
+  return analyse(text, rules).first >= 0;
+}
+
 /** Picks the Sisimai reason for a failure from its status code, diagnostic text and DSN action. */
 export function findReason(input: ReasonInput, rules: readonly BounceRule[] = RULES): BounceReason {
   const { status, action } = input;

@@ -38,7 +38,8 @@ account (?:that you tried to reach )?(?:is |has been )?(?:disabled|suspended|dea
 
 # --- relaying denied ------------------------------------------------------------------------------------
 > 554 5.7.1 <kijitora@example.net>: Relay access denied
-relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited|not allowed)|not permitted to relay|unable to relay|we do not relay|relay not permitted|relaying mail to .* is not allowed|that domain isn'?t in my list of allowed rcpthosts|not (?:a )?(?:local|allowed) (?:domain|rcpthost),soft,norelaying
+> 550 Insecure Mail Relay
+relay(?:ing)? (?:access )?(?:denied|not permitted|prohibited|not allowed)|insecure mail relay|not permitted to relay|unable to relay|we do not relay|relay not permitted|relaying mail to .* is not allowed|that domain isn'?t in my list of allowed rcpthosts|not (?:a )?(?:local|allowed) (?:domain|rcpthost),soft,norelaying
 
 # --- SPF / DKIM / DMARC ---------------------------------------------------------------------------------
 > 550 5.7.509 Access denied, sending domain example.com does not pass DMARC verification

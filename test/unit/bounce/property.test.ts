@@ -28,7 +28,7 @@ const int = (r: Rand, n: number): number => Math.floor(r() * n);
 const pick = <T>(r: Rand, list: readonly T[]): T => list[int(r, list.length)]!;
 
 const FIXTURES_DIR = new URL('../../../fixtures/bounces/', import.meta.url);
-const SAMPLES: readonly Buffer[] = ['bsd/', 'dos/', '']
+const SAMPLES: readonly Buffer[] = ['bsd/', 'dos/', 'formats/', '']
   .flatMap((sub) => {
     try {
       return readdirSync(new URL(sub, FIXTURES_DIR))
