@@ -1,9 +1,16 @@
 import { readFileSync } from 'node:fs';
-import type { Config } from '../config/index.js';
+import { loadShapingRules, type Config } from '../config/index.js';
 import { createSigner, resignMessage } from '../dkim/index.js';
 import { createMxResolver, openSession, type DestinationResolver, type MxHost } from '../delivery/index.js';
 import type { Logger } from '../logging/index.js';
-import { createScheduler, type Scheduler, type Throttle, type Transport } from '../queue/index.js';
+import {
+  compileRules,
+  createAdaptive,
+  createScheduler,
+  type Scheduler,
+  type Throttle,
+  type Transport,
+} from '../queue/index.js';
 import { ConfigError, errorMessage, type Clock } from '../shared/index.js';
 import type { RecipientUpdate } from '../spool/index.js';
 import { blockingEntry, createSuppressionPolicy } from '../suppression/index.js';
@@ -115,6 +122,10 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
           port: config.delivery.mx_port,
         });
       const signer = createSigner({ clock });
+      const adaptive = createAdaptive(
+        compileRules(loadShapingRules(config.shaping), config.shaping.ramp),
+        clock,
+      );
       const s = createScheduler({
         spool,
         // A message downgraded to 7 bits is signed again with the keys that signed it.
@@ -138,6 +149,26 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
         onAttempt: (seconds) => metrics.deliveryAttemptSeconds.observe(seconds),
         onTransition,
         planBounce: (rcpt, outcome) => policy.planReply(rcpt, outcome.reply),
+        adaptive,
+        onShapingDecision: (d, job) => {
+          metrics.shapingDecisions.inc({ rule: d.rule, action: d.action });
+          void spool.events
+            .record({
+              type: 'shaping',
+              msgId: job.messageId,
+              recipientId: null,
+              accountId: job.accountId,
+              domain: job.domain,
+              details: {
+                destination: d.destination,
+                rule: d.rule,
+                action: d.action,
+                until: new Date(d.until).toISOString(),
+                reply: d.reply,
+              },
+            })
+            .catch((err: unknown) => logger.error({ err }, 'shaping event not recorded'));
+        },
       });
       scheduler = s;
       await s.start();

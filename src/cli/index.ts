@@ -11,6 +11,7 @@ import { register as registerSuppression } from './commands/suppression.js';
 import { register as registerUser } from './commands/user.js';
 import { register as registerBackup } from './commands/backup.js';
 import { register as registerBounce } from './commands/bounce.js';
+import { register as registerShaping } from './commands/shaping.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { CliError } from './context.js';
 
@@ -31,6 +32,7 @@ function buildProgram(): Command {
   registerPrivacy(program);
   registerDkim(program);
   registerBounce(program);
+  registerShaping(program);
   registerBackup(program);
   registerDoctor(program);
   for (const cmd of program.commands) cmd.exitOverride();

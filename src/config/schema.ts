@@ -98,6 +98,71 @@ const shaping = {
     ),
 };
 
+/**
+ * One shaping rule: a reply from a destination and what to do about it. Shared by the shipped
+ * rules file and `[[shaping.rule]]`, which the operator's rules come first in.
+ */
+export const shapingRuleSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9-]*$/, { message: 'lowercase letters, digits and dashes' })
+      .describe('Unique name, shown in events and `petrel shaping status`.'),
+    source: z.string().optional().describe('Where the rule comes from (the provider page it follows).'),
+    mx: z.array(z.string().min(1)).default([]).describe('MX host suffixes the rule applies to (any).'),
+    domains: z.array(z.string().min(1)).default([]).describe('Recipient domains the rule applies to (any).'),
+    code: z.array(z.number().int().min(200).max(599)).default([]).describe('Reply codes it matches (any).'),
+    enhanced: z
+      .array(
+        z
+          .string()
+          .regex(/^[245]\.\d{1,3}\.(\d{1,3})?$/, { message: 'like "4.7.28", or "4.7." for a prefix' }),
+      )
+      .default([])
+      .describe('Enhanced status codes it matches (any); "4.7." is a prefix.'),
+    text: z
+      .string()
+      .optional()
+      .superRefine((t, ctx) => {
+        if (t === undefined) return;
+        try {
+          new RegExp(t, 'i');
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: `not a regular expression: ${(err as Error).message}` });
+        }
+      })
+      .describe('A regular expression (case-insensitive) on the reply text.'),
+    action: z
+      .enum(['suspend', 'throttle', 'bounce'])
+      .describe(
+        'suspend: send nothing for `duration`; throttle: cut the limits; bounce: end the recipient now.',
+      ),
+    duration: positiveDuration.optional().describe('How long a suspension or throttle lasts.'),
+    connections_factor: z.number().gt(0).lte(1).optional().describe('Throttle: max_connections × this.'),
+    rate_factor: z.number().gt(0).lte(1).optional().describe('Throttle: rate × this.'),
+    rate: rate.optional().describe('Throttle: a rate cap meanwhile ("60/min").'),
+    ramp: positiveDuration
+      .optional()
+      .describe('After the action, limits double every this long back to normal ([shaping] ramp).'),
+  })
+  .superRefine((r, ctx) => {
+    const issue = (message: string): void =>
+      void ctx.addIssue({ code: 'custom', message: `rule ${r.name}: ${message}` });
+    if (r.mx.length === 0 && r.domains.length === 0) issue('needs mx or domains');
+    if (r.code.length === 0 && r.enhanced.length === 0 && r.text === undefined)
+      issue('needs code, enhanced or text');
+    if (r.action !== 'bounce' && r.duration === undefined) issue(`${r.action} needs a duration`);
+    if (
+      r.action === 'throttle' &&
+      r.connections_factor === undefined &&
+      r.rate_factor === undefined &&
+      r.rate === undefined
+    )
+      issue('throttle needs connections_factor, rate_factor or rate');
+  });
+
+export type ShapingRuleConfig = z.infer<typeof shapingRuleSchema>;
+
 const submission = z
   .strictObject({
     listen: z
@@ -427,6 +492,24 @@ export const configSchema = z.strictObject({
     })
     .default([])
     .describe('Receivers of delivery events: signed JSON batches, retried until acknowledged.'),
+  shaping: z
+    .strictObject({
+      rules_file: z
+        .string()
+        .optional()
+        .describe(
+          'Built-in rules for the big providers (default: config/shaping-rules.toml shipped with Petrel; "" for none).',
+        ),
+      ramp: positiveDuration
+        .prefault('10m')
+        .describe("After a rule's action, limits double every this long until they are back to normal."),
+      rule: z
+        .array(shapingRuleSchema)
+        .default([])
+        .describe('Rules of your own, tried before the built-in ones.'),
+    })
+    .prefault({})
+    .describe('Reactions to what receivers answer: suspend, throttle and ramp back, or bounce.'),
   delivery: z
     .strictObject({
       default: z.strictObject(shaping).prefault({}).describe('Shaping for every destination.'),

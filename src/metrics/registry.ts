@@ -24,6 +24,7 @@ export interface Metrics {
   readonly submissionSeconds: Histogram;
   readonly deliveryAttemptSeconds: Histogram;
   readonly bounces: Counter<'category' | 'reason'>;
+  readonly shapingDecisions: Counter<'rule' | 'action'>;
   readonly privacyErasures: Counter;
   readonly unsubscribes: Counter<'source'>;
   readonly retentionDeleted: Counter<'kind'>;
@@ -95,6 +96,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'petrel_bounces_total',
     help: 'Bounces and complaints acted on, by category and reason.',
     labelNames: ['category', 'reason'] as const,
+    registers: [registry],
+  });
+  const shapingDecisions = new Counter({
+    name: 'petrel_shaping_decisions_total',
+    help: 'Destinations suspended or throttled by a shaping rule, by rule and action.',
+    labelNames: ['rule', 'action'] as const,
     registers: [registry],
   });
   const privacyErasures = new Counter({
@@ -184,6 +191,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     submissionSeconds,
     deliveryAttemptSeconds,
     bounces,
+    shapingDecisions,
     privacyErasures,
     unsubscribes,
     retentionDeleted,

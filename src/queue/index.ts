@@ -3,3 +3,11 @@ export { resolveShaping, nextAttempt, parseRate, type Shaping } from './shaping.
 export { buildDsn, type DsnInput, type FailedRecipient } from './dsn.js';
 export type { Transport, Outcome, OutboundSession, OpenResult, RouteResult, RouteHost } from './ports.js';
 export { createThrottleTable, localThrottle, type Throttle, type ThrottleTable } from './throttle.js';
+export {
+  compileRules,
+  createAdaptive,
+  decisionState,
+  shapedBy,
+  type Adaptive,
+  type CompiledRule,
+} from './adaptive.js';

@@ -12,6 +12,9 @@ import type { Job } from './transitions.js';
  */
 export interface Pool {
   readonly key: string;
+  /** The configured shaping. */
+  base: Shaping;
+  /** What applies now: the base as the destination's shaping decision leaves it. */
   shaping: Shaping;
   /** Leased jobs waiting for a session, by destination domain. */
   readonly jobs: Map<string, Job[]>;
@@ -35,6 +38,8 @@ const MAX_REMEMBERED_DOMAINS = 10_000;
 
 /** How many leased-but-waiting recipients a destination with this shaping may hold. */
 export function leaseCap(shaping: Shaping): number {
+  // A suspended destination (see adaptive.ts) takes nothing.
+  if (shaping.maxConnections === 0) return 0;
   const byConnections = shaping.maxConnections * AHEAD_PER_CONNECTION;
   if (!Number.isFinite(shaping.ratePerSecond)) return byConnections;
   return Math.max(1, Math.min(byConnections, Math.ceil(shaping.ratePerSecond * PACED_HORIZON_S)));
@@ -63,9 +68,19 @@ export interface Pools {
   /** Drops pools that have had nothing to do for a while. */
   sweep(): void;
   setDelivery(delivery: Config['delivery']): void;
+  /** Applies the shaping decisions as they stand now to every pool's limits. */
+  reshape(): void;
 }
 
-export function createPools(initial: Config['delivery'], clock: Clock, throttle: Throttle): Pools {
+/** Shaping as a destination's decision leaves it (identity without adaptive shaping). */
+export type ShapeFn = (key: string, base: Shaping) => Shaping;
+
+export function createPools(
+  initial: Config['delivery'],
+  clock: Clock,
+  throttle: Throttle,
+  shape: ShapeFn = (_key, base) => base,
+): Pools {
   let delivery = initial;
   const pools = new Map<string, Pool>();
   const domainKeys = new Map<string, string>();
@@ -91,19 +106,28 @@ export function createPools(initial: Config['delivery'], clock: Clock, throttle:
     return resolveShaping(delivery, domain, suffix).shaping;
   };
 
+  const apply = (pool: Pool): void => {
+    const next = shape(pool.key, pool.base);
+    pool.shaping = next;
+    // p-queue needs one; a suspended pool runs no session (the runner checks).
+    pool.sessions.concurrency = Math.max(1, next.maxConnections);
+  };
+
   return {
     join(key, shaping, domain) {
       let pool = pools.get(key);
-      if (pool && pool.shaping !== shaping) {
-        pool.shaping = shaping;
-        pool.sessions.concurrency = shaping.maxConnections;
+      if (pool && pool.base !== shaping) {
+        pool.base = shaping;
+        apply(pool);
       }
       if (!pool) {
+        const now = shape(key, shaping);
         pool = {
           key,
-          shaping,
+          base: shaping,
+          shaping: now,
           jobs: new Map(),
-          sessions: new PQueue({ concurrency: shaping.maxConnections }),
+          sessions: new PQueue({ concurrency: Math.max(1, now.maxConnections) }),
           nextSendAt: 0,
           idle: new Set(),
           lastActiveAt: clock.now(),
@@ -148,7 +172,8 @@ export function createPools(initial: Config['delivery'], clock: Clock, throttle:
       return stopping() ? undefined : takeJob(pool, domain);
     },
     async pace(pool, signal) {
-      if (!Number.isFinite(pool.shaping.ratePerSecond) || signal.aborted) return;
+      if (!Number.isFinite(pool.shaping.ratePerSecond) || pool.shaping.ratePerSecond <= 0 || signal.aborted)
+        return;
       // The booking is the node's (every worker's sends count), the wait is this session's.
       const at = await throttle.reserve(pool.key, pool.shaping.ratePerSecond);
       pool.nextSendAt = Math.max(pool.nextSendAt, at);
@@ -179,9 +204,12 @@ export function createPools(initial: Config['delivery'], clock: Clock, throttle:
       preset = null;
       // Pools re-read their shaping when a job next arrives; limits change at once.
       for (const pool of pools.values()) {
-        pool.shaping = shapingOfKey(pool.key);
-        pool.sessions.concurrency = pool.shaping.maxConnections;
+        pool.base = shapingOfKey(pool.key);
+        apply(pool);
       }
+    },
+    reshape() {
+      for (const pool of pools.values()) apply(pool);
     },
   };
 }

@@ -1,7 +1,8 @@
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
 import type { Clock } from '../shared/index.js';
-import type { DueRecipient, RecipientUpdate, Spool } from '../spool/index.js';
+import type { DueRecipient, RecipientUpdate, ShapingDecision, Spool } from '../spool/index.js';
+import type { Adaptive } from './adaptive.js';
 import { createLeaseLoop } from './lease-loop.js';
 import { createPools, type Pool } from './pools.js';
 import type { Outcome, Transport } from './ports.js';
@@ -54,6 +55,10 @@ export interface SchedulerDeps {
   readonly onTransition?: (update: RecipientUpdate, outcome: Outcome | null) => void;
   /** What a remote 5xx writes with its outcome (suppression policy). */
   readonly planBounce?: SchedulerBouncePlanner;
+  /** Shaping rules and the decisions they made (shared through the spool). */
+  readonly adaptive?: Adaptive;
+  /** A rule made a decision, now stored (events, metrics). */
+  readonly onShapingDecision?: (decision: ShapingDecision, job: Job) => void;
 }
 
 export interface Scheduler {
@@ -88,7 +93,16 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const { spool, transport, logger, clock, holder } = deps;
   let delivery = deps.delivery;
   const throttle = deps.throttle ?? localThrottle(clock);
-  const pools = createPools(delivery, clock, throttle);
+  const adaptive = deps.adaptive;
+  const pools = createPools(
+    delivery,
+    clock,
+    throttle,
+    adaptive ? (key, base) => adaptive.shape(key, base) : undefined,
+  );
+  /** Decisions other workers and nodes made reach this one within this long. */
+  const DECISIONS_REFRESH_MS = 1000;
+  let decisionsReadAt = -Infinity;
   const routes = new Map<string, { at: number; result: ReturnType<Transport['resolve']> }>();
   const abort = new AbortController();
   const stopped = new AbortController();
@@ -97,7 +111,40 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
   const releaseJobs = (jobs: readonly Job[]): Promise<void> =>
     leases.release(jobs.flatMap((j) => j.recipients.map((r) => r.id)));
 
+  const refreshDecisions = async (): Promise<void> => {
+    if (!adaptive) return;
+    if (clock.now() - decisionsReadAt >= DECISIONS_REFRESH_MS) {
+      decisionsReadAt = clock.now();
+      adaptive.load(await spool.queue.shapingDecisions());
+    }
+    // At every lease, not only when decisions change: a ramp's limits grow with time.
+    pools.reshape();
+  };
+
+  const announce = (decision: ShapingDecision, job: Job): void => {
+    pools.reshape();
+    logger.warn(
+      {
+        event: 'shaping',
+        queue: decision.destination,
+        rule: decision.rule,
+        action: decision.action,
+        until: new Date(decision.until).toISOString(),
+        reply: decision.reply,
+      },
+      `shaping: ${decision.action} ${decision.destination} (rule ${decision.rule})`,
+    );
+    void spool.queue
+      .putShapingDecision(decision)
+      .then(() => deps.onShapingDecision?.(decision, job))
+      .catch((err: unknown) =>
+        logger.error({ err, queue: decision.destination }, 'shaping decision not stored'),
+      )
+      .finally(() => adaptive?.settled(decision));
+  };
+
   const dropSuspended = async (): Promise<void> => {
+    await refreshDecisions();
     const suspended = await spool.queue.suspended();
     for (const pool of pools.all()) {
       for (const domain of suspended) {
@@ -147,6 +194,8 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     onDsn: () => {
       if (!stopping) leases.wake();
     },
+    adaptive,
+    onShapingDecision: announce,
   });
 
   const route = (domain: string): ReturnType<Transport['resolve']> => {

@@ -1,6 +1,7 @@
 import type { Logger } from '../logging/index.js';
 import { maskAddresses, parseAddress, type Clock } from '../shared/index.js';
-import type { BounceWrite, RecipientUpdate, Spool } from '../spool/index.js';
+import type { BounceWrite, RecipientUpdate, ShapingDecision, Spool } from '../spool/index.js';
+import type { Adaptive } from './adaptive.js';
 import type { LeaseLoop } from './lease-loop.js';
 import type { Pool, Pools } from './pools.js';
 import type { Outcome, OutboundSession, Transport } from './ports.js';
@@ -37,6 +38,10 @@ export interface SessionRunnerDeps {
   readonly planBounce: SchedulerBouncePlanner | undefined;
   /** A DSN was queued: look for due work soon. */
   readonly onDsn: () => void;
+  /** Shaping rules matched against replies; none when undefined. */
+  readonly adaptive: Adaptive | undefined;
+  /** A rule cut a destination's limits (store it, tell the node). */
+  readonly onShapingDecision: ((decision: ShapingDecision, job: Job) => void) | undefined;
 }
 
 /**
@@ -127,12 +132,25 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
     deps.onTransition?.(u, outcome);
   };
 
+  /** Outcomes as the shaping rules read them; a rule's decision is announced once. */
+  const observed = (job: Job, outcomes: readonly Outcome[], destination: string | undefined): Outcome[] => {
+    const adaptive = deps.adaptive;
+    if (!adaptive || destination === undefined) return [...outcomes];
+    return outcomes.map((o) => {
+      const seen = adaptive.observe(destination, job.domain, o);
+      if (seen.decision) deps.onShapingDecision?.(seen.decision, job);
+      return seen.outcome;
+    });
+  };
+
   const record = async (
     job: Job,
-    outcomes: readonly Outcome[],
+    raw: readonly Outcome[],
     shaping: Shaping,
     body?: Buffer,
+    destination?: string,
   ): Promise<void> => {
+    const outcomes = observed(job, raw, destination);
     const now = clock.now();
     const updates = transitionsOf(job, outcomes, shaping, now);
     const original = body ?? (updates.some(isEnded) ? await spool.queue.body(job.messageId) : null);
@@ -245,7 +263,7 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
     const tried = { ...sendable, recipients: sendable.recipients.slice(0, outcomes.length) };
     const untried = sendable.recipients.slice(outcomes.length);
     if (untried.length > 0) await leases.release(untried.map((r) => r.id));
-    await record(tried, outcomes, pool.shaping, body);
+    await record(tried, outcomes, pool.shaping, body, pool.key);
   };
 
   const runSession = async (pool: Pool): Promise<void> => {
@@ -271,6 +289,8 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
           job,
           job.recipients.map(() => opened.outcome),
           pool.shaping,
+          undefined,
+          pool.key,
         );
       return;
     }
@@ -281,6 +301,8 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
       while (job) {
         await deliverJob(session, job, pool);
         sent++;
+        // A rule may have suspended the destination meanwhile: what waits goes back untried.
+        if (pool.shaping.maxConnections === 0) break;
         if (sent >= pool.shaping.messagesPerConnection || !session.usable || deps.stopping()) break;
         job = pools.takeJob(pool, domain) ?? (await pools.lingerForJob(pool, domain, deps.stopping));
       }
@@ -292,6 +314,13 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
   return {
     async run(pool) {
       if (pool.jobs.size === 0 || deps.stopping()) return;
+      if (pool.shaping.maxConnections === 0) {
+        // Suspended by a shaping rule: its jobs wait in the queue, where no lease takes them.
+        const jobs = [...pool.jobs.values()].flat();
+        pool.jobs.clear();
+        await leases.release(jobs.flatMap((j) => j.recipients.map((r) => r.id)));
+        return;
+      }
       // max_connections is the node's: this session waits for one of the pool's slots.
       const release = await deps.throttle.acquire(pool.key, pool.shaping.maxConnections, deps.stopped);
       if (!release) return;

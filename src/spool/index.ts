@@ -20,6 +20,7 @@ export type {
   QueueStore,
   BounceWrite,
   DueRecipient,
+  ShapingDecision,
   RecipientUpdate,
   RecipientState,
   EventType,

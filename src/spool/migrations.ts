@@ -195,4 +195,19 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE dkim_keys ADD COLUMN sealed_key BLOB;
   `,
+  // Shaping rules' decisions per destination, shared by every worker (see ShapingDecision).
+  `
+  CREATE TABLE shaping_decisions (
+    destination TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    connections_factor REAL NOT NULL,
+    rate_factor REAL NOT NULL,
+    rate_cap REAL,
+    started_at INTEGER NOT NULL,
+    until INTEGER NOT NULL,
+    ramp_ms INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

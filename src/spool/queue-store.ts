@@ -1,10 +1,24 @@
 import type { Clock } from '../shared/index.js';
 import type { Db } from './db.js';
 import { INSERT_RECIPIENT_EVENT, type BounceWrite, type LeaseRequest, type LeaseResult } from './hot-ops.js';
-import type { EventType, NewMessage, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
+import type {
+  EventType,
+  NewMessage,
+  RecipientState,
+  RecipientUpdate,
+  ReplyRecord,
+  ShapingDecision,
+} from './records.js';
 import type { Writer } from './writer.js';
 
-export type { DueRecipient, EventType, RecipientState, RecipientUpdate, ReplyRecord } from './records.js';
+export type {
+  DueRecipient,
+  EventType,
+  RecipientState,
+  RecipientUpdate,
+  ReplyRecord,
+  ShapingDecision,
+} from './records.js';
 export type { BounceWrite, LeaseRequest, LeaseResult } from './hot-ops.js';
 
 /**
@@ -128,8 +142,68 @@ export interface QueueStore {
   suspend(domain: string, reason: string): Promise<void>;
   resume(domain: string): Promise<boolean>;
   suspended(): Promise<string[]>;
+  /** Every destination's shaping decision (see ShapingDecision), oldest first. */
+  shapingDecisions(): Promise<ShapingDecision[]>;
+  /** Stores a destination's decision, replacing any earlier one. */
+  putShapingDecision(decision: ShapingDecision): Promise<void>;
+  /** Drops a destination's decision (its limits are the configured ones again); false if none. */
+  clearShapingDecision(destination: string): Promise<boolean>;
   stats(): Promise<DomainStats[]>;
   counts(): Promise<Record<RecipientState, number>>;
+}
+
+/** A shaping_decisions row, as both backends read it. */
+export interface ShapingDecisionRow {
+  destination: string;
+  rule: string;
+  action: string;
+  reply: string;
+  connections_factor: number;
+  rate_factor: number;
+  rate_cap: number | null;
+  started_at: number | string;
+  until: number | string;
+  ramp_ms: number | string;
+}
+
+export const SELECT_DECISIONS = `SELECT destination, rule, action, reply, connections_factor, rate_factor, rate_cap,
+  started_at, until, ramp_ms FROM shaping_decisions`;
+
+/** $1…$10 as decisionParams gives them (SQLite reads them as ?). */
+export const UPSERT_DECISION = `INSERT INTO shaping_decisions (destination, rule, action, reply, connections_factor,
+    rate_factor, rate_cap, started_at, until, ramp_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+  ON CONFLICT (destination) DO UPDATE SET rule = excluded.rule, action = excluded.action, reply = excluded.reply,
+    connections_factor = excluded.connections_factor, rate_factor = excluded.rate_factor, rate_cap = excluded.rate_cap,
+    started_at = excluded.started_at, until = excluded.until, ramp_ms = excluded.ramp_ms`;
+
+export function decisionParams(d: ShapingDecision): (string | number | null)[] {
+  return [
+    d.destination,
+    d.rule,
+    d.action,
+    d.reply,
+    d.connectionsFactor,
+    d.rateFactor,
+    d.rateCap,
+    d.startedAt,
+    d.until,
+    d.rampMs,
+  ];
+}
+
+export function decisionOf(r: ShapingDecisionRow): ShapingDecision {
+  return {
+    destination: r.destination,
+    rule: r.rule,
+    action: r.action === 'suspend' ? 'suspend' : 'throttle',
+    reply: r.reply,
+    connectionsFactor: r.connections_factor,
+    rateFactor: r.rate_factor,
+    rateCap: r.rate_cap,
+    startedAt: Number(r.started_at),
+    until: Number(r.until),
+    rampMs: Number(r.ramp_ms),
+  };
 }
 
 export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueStore {
@@ -165,6 +239,11 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
      ON CONFLICT(domain) DO UPDATE SET reason = excluded.reason`,
   );
   const deleteSuspension = db.prepare('DELETE FROM domain_suspensions WHERE domain = ?');
+  const selectDecisions = db.prepare<[], ShapingDecisionRow>(
+    `${SELECT_DECISIONS} ORDER BY started_at, destination`,
+  );
+  const upsertDecision = db.prepare(UPSERT_DECISION.replace(/\$\d+/g, '?'));
+  const deleteDecision = db.prepare('DELETE FROM shaping_decisions WHERE destination = ?');
   const selectSuspended = db.prepare<[], { domain: string }>(
     'SELECT domain FROM domain_suspensions ORDER BY domain',
   );
@@ -325,6 +404,15 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
     },
     async suspended() {
       return selectSuspended.all().map((r) => r.domain);
+    },
+    async shapingDecisions() {
+      return selectDecisions.all().map(decisionOf);
+    },
+    async putShapingDecision(d) {
+      upsertDecision.run(...decisionParams(d));
+    },
+    async clearShapingDecision(destination) {
+      return deleteDecision.run(destination).changes > 0;
     },
     async stats() {
       return selectStats.all().map((r) => ({

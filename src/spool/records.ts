@@ -71,3 +71,22 @@ export interface RecipientUpdate {
   readonly mx: string | null;
   readonly event: EventType;
 }
+
+/**
+ * A shaping rule's decision for one destination (a pool key): its limits are cut until `until`,
+ * then double every `rampMs` back to the configured ones. Shared by every worker and node.
+ */
+export interface ShapingDecision {
+  readonly destination: string;
+  readonly rule: string;
+  readonly action: 'suspend' | 'throttle';
+  /** The reply that matched, one line. */
+  readonly reply: string;
+  readonly connectionsFactor: number;
+  readonly rateFactor: number;
+  /** Messages per second while the action lasts; null for none. */
+  readonly rateCap: number | null;
+  readonly startedAt: number;
+  readonly until: number;
+  readonly rampMs: number;
+}

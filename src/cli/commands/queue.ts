@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { normalizeDomain } from '../../shared/index.js';
 import type { QueueEntry, RecipientState } from '../../spool/index.js';
-import { CliError, globals, print, withSpool } from '../context.js';
+import { CliError, configFor, globals, print, withSpool } from '../context.js';
+import { describeDecision } from './shaping.js';
 
 const STATES: readonly RecipientState[] = [
   'queued',
@@ -163,17 +164,23 @@ export function register(program: Command): void {
     .command('stats')
     .description('recipients by state, and the queue per destination domain')
     .action(async (_opts: unknown, cmd: Command) => {
-      const { counts, domains, suspended } = await withSpool(cmd, async (spool) => ({
+      const { counts, domains, suspended, decisions } = await withSpool(cmd, async (spool) => ({
         counts: await spool.queue.counts(),
         domains: await spool.queue.stats(),
         suspended: await spool.queue.suspended(),
+        decisions: await spool.queue.shapingDecisions(),
       }));
       const now = Date.now();
+      const delivery = configFor(cmd).delivery;
+      const shaping = decisions
+        .map((d) => describeDecision(delivery, d, now))
+        .filter((r) => r.phase !== 'done');
       if (globals(cmd).json) {
         print(
           JSON.stringify({
             counts,
             suspended,
+            shaping,
             domains: domains.map((d) => ({
               ...d,
               oldestSeconds: Math.round((now - d.oldestReceivedAt) / 1000),
@@ -188,5 +195,9 @@ export function register(program: Command): void {
           `  ${d.domain.padEnd(30)} queued ${d.queued}  in flight ${d.inflight}  oldest ${Math.round((now - d.oldestReceivedAt) / 1000)}s${suspended.includes(d.domain) ? '  (suspended)' : ''}`,
         );
       }
+      for (const r of shaping)
+        print(
+          `  shaping ${r.destination}: ${r.phase === 'action' ? `${r.action}, ${r.actionLeftSeconds}s left` : 'ramping up'}, connections ${r.maxConnections}/${r.configuredMaxConnections}, rate ${r.rate} (rule ${r.rule})`,
+        );
     });
 }

@@ -154,4 +154,19 @@ export const PG_MIGRATIONS: readonly string[] = [
     heartbeat_at BIGINT NOT NULL
   );
   `,
+  // Shaping rules' decisions per destination, shared by every node (see ShapingDecision).
+  `
+  CREATE TABLE shaping_decisions (
+    destination TEXT PRIMARY KEY,
+    rule TEXT NOT NULL,
+    action TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    connections_factor DOUBLE PRECISION NOT NULL,
+    rate_factor DOUBLE PRECISION NOT NULL,
+    rate_cap DOUBLE PRECISION,
+    started_at BIGINT NOT NULL,
+    until BIGINT NOT NULL,
+    ramp_ms BIGINT NOT NULL
+  );
+  `,
 ];

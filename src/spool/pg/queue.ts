@@ -1,7 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../shared/index.js';
 import type { MessageStore, StoredMessage, StoredRecipient } from '../message-store.js';
-import type { EventRecord, QueueEntry, QueueStore } from '../queue-store.js';
+import {
+  decisionOf,
+  decisionParams,
+  SELECT_DECISIONS,
+  UPSERT_DECISION,
+  type EventRecord,
+  type QueueEntry,
+  type QueueStore,
+  type ShapingDecisionRow,
+} from '../queue-store.js';
 import type { EventType, RecipientState } from '../records.js';
 import type { PgDb, PgValue } from './db.js';
 import { insertEvents, type PgWriter } from './writer.js';
@@ -329,6 +338,20 @@ export function createPgQueueStore(
       return (await db.rows<{ domain: string }>('SELECT domain FROM domain_suspensions ORDER BY domain')).map(
         (r) => r.domain,
       );
+    },
+    async shapingDecisions() {
+      const rows = await db.rows<ShapingDecisionRow>(
+        `${SELECT_DECISIONS} ORDER BY started_at, destination`,
+        [],
+        'petrel_shaping_decisions',
+      );
+      return rows.map(decisionOf);
+    },
+    async putShapingDecision(d) {
+      await db.run(UPSERT_DECISION, decisionParams(d));
+    },
+    async clearShapingDecision(destination) {
+      return (await db.run('DELETE FROM shaping_decisions WHERE destination = $1', [destination])) > 0;
     },
     async stats() {
       const rows = await db.rows<{ domain: string; queued: number; inflight: number; oldest: string }>(
