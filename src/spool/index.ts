@@ -47,3 +47,4 @@ export type {
 } from './privacy-store.js';
 export type { EventStore, EventEntry, ReportEventInput, ReportEventType } from './event-store.js';
 export { connectSpool, type SpoolTarget } from './connect.js';
+export type { AccountHealth, AccountPause, GuardStore } from './guard-store.js';

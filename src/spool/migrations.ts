@@ -210,4 +210,15 @@ export const MIGRATIONS: readonly string[] = [
     ramp_ms INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  // Accounts whose marketing mail the complaint/bounce guard paused; deliveries per account
+  // for the guard's window.
+  `
+  CREATE TABLE account_pauses (
+    account_id INTEGER PRIMARY KEY,
+    reason TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE INDEX events_account ON events(account_id, type, at);
+  CREATE INDEX bounces_account ON bounces(account_id, at);
+  `,
 ];

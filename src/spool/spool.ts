@@ -12,6 +12,7 @@ import { createQueueStore, type QueueStore } from './queue-store.js';
 import { createDkimKeyStore, type DkimKeyStore } from './dkim-store.js';
 import { createSuppressionStore, type SuppressionStore } from './suppression-store.js';
 import { createEventStore, type EventStore } from './event-store.js';
+import { createGuardStore, type GuardStore } from './guard-store.js';
 import { createPrivacyStore, type PrivacyStore } from './privacy-store.js';
 
 /**
@@ -29,6 +30,8 @@ export interface Spool {
   /** The delivery log as a stream (CLI tail, webhooks) and the webhook cursors. */
   readonly events: EventStore;
   readonly privacy: PrivacyStore;
+  /** Accounts' complaint and bounce rates, and the pauses they led to. */
+  readonly guard: GuardStore;
   /** The per-install secret; VERP tokens and keyed hashes derive their keys from it. */
   readonly secret: Buffer;
   /** Changes whenever another connection (the CLI) commits; cheap to poll. */
@@ -121,6 +124,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     dkimKeys: createDkimKeyStore(db, clock),
     suppressions,
     events: createEventStore(db, clock, writer),
+    guard: createGuardStore(db, clock),
     privacy: createPrivacyStore(db, suppressions, clock, writer),
     secret,
     async dataVersion() {

@@ -169,4 +169,15 @@ export const PG_MIGRATIONS: readonly string[] = [
     ramp_ms BIGINT NOT NULL
   );
   `,
+  // Accounts whose marketing mail the complaint/bounce guard paused; deliveries per account
+  // for the guard's window.
+  `
+  CREATE TABLE account_pauses (
+    account_id BIGINT PRIMARY KEY,
+    reason TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+  );
+  CREATE INDEX events_account ON events (account_id, type, at);
+  CREATE INDEX bounces_account ON bounces (account_id, at);
+  `,
 ];
