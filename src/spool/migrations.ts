@@ -195,4 +195,8 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE dkim_keys ADD COLUMN sealed_key BLOB;
   `,
+  // When the sender was told that the recipient is delayed (NULL: not yet); told once.
+  `
+  ALTER TABLE recipients ADD COLUMN delay_warned_at INTEGER;
+  `,
 ];

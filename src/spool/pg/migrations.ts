@@ -154,4 +154,8 @@ export const PG_MIGRATIONS: readonly string[] = [
     heartbeat_at BIGINT NOT NULL
   );
   `,
+  // When the sender was told that the recipient is delayed (NULL: not yet); told once.
+  `
+  ALTER TABLE recipients ADD COLUMN delay_warned_at BIGINT;
+  `,
 ];
