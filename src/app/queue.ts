@@ -110,6 +110,7 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
       'delivery.domain',
       'delivery.mx',
       'delivery.drain_timeout',
+      'delivery.delay_warning',
       'suppression',
     ],
     async start() {

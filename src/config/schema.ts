@@ -35,6 +35,17 @@ const size = z.union([z.number().int().nonnegative(), z.string()]).transform((va
 const positiveDuration = duration.refine((ms) => ms > 0, { message: 'must be more than 0' });
 const positiveSize = size.refine((bytes) => bytes > 0, { message: 'must be more than 0' });
 
+/** A duration, or "" for "never": null. */
+const durationOrOff = z.string().transform((text, ctx): number | null => {
+  if (text === '') return null;
+  const ms = parseDuration(text);
+  if (ms === null || ms <= 0) {
+    ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration (like "4h") or "" (off)` });
+    return z.NEVER;
+  }
+  return ms;
+});
+
 /** A directory Petrel creates and writes; /proc and /sys refuse files, and Node's mkdir spins on /proc. */
 const directory = z.string().refine((path) => pseudoFilesystem(path) === null, {
   message: 'must not lie under /proc or /sys',
@@ -531,6 +542,11 @@ export const configSchema = z.strictObject({
         .refine((ms) => ms >= 1000, { message: 'must be at least 1s' })
         .describe(
           'How long a recipient taken for delivery stays taken unless renewed; then it is due again (a stuck attempt or an unrecorded outcome).',
+        ),
+      delay_warning: durationOrOff
+        .prefault('4h')
+        .describe(
+          'A recipient still deferred this long after its message arrived gets its sender one delay DSN (action=delayed); empty: never.',
         ),
       domain: z
         .record(z.string(), z.strictObject(shaping))

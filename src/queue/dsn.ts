@@ -11,6 +11,8 @@ export interface FailedRecipient {
   readonly reply: ReplyRecord | null;
   readonly mx: string | null;
   readonly lastAttemptAt: number;
+  /** Only for `delayed`: when the recipient expires (RFC 3464 Will-Retry-Until). */
+  readonly willRetryUntil?: number;
 }
 
 export interface DsnInput {
@@ -65,22 +67,28 @@ function textPart(bytes: Buffer): { encoding: string; body: Buffer } {
   return { encoding: 'quoted-printable', body: Buffer.from(encodeQuotedPrintable(latin1), 'latin1') };
 }
 
+// A delayed recipient's status is transient whatever the last reply said (RFC 3464 §2.3.4).
 function statusOf(r: FailedRecipient): string {
-  if (/^[245]\.\d{1,3}\.\d{1,3}$/.test(r.status)) return r.status;
+  const valid = r.action === 'failed' ? /^[245]\.\d{1,3}\.\d{1,3}$/ : /^4\.\d{1,3}\.\d{1,3}$/;
+  if (valid.test(r.status)) return r.status;
   return r.action === 'failed' ? '5.0.0' : '4.0.0';
 }
+
+const dateField = (ms: number): string => new Date(ms).toUTCString().replace('GMT', '+0000');
 
 /**
  * A delivery status notification (RFC 3464 multipart/report) to the original sender, queued
  * with a null reverse-path so that it can never cause another DSN. Returns null for a message
- * that itself had a null sender.
+ * that itself had a null sender. When every recipient is `delayed` it is a warning (Postfix's
+ * "Delayed Mail"): nothing failed yet, and it says until when delivery is retried.
  */
 export function buildDsn(input: DsnInput): NewMessage | null {
   if (input.originalMailFrom === '') return null;
   const to = parseAddress(input.originalMailFrom);
   if (!to) return null;
   const boundary = `petrel-report-${randomBytes(12).toString('hex')}`;
-  const date = new Date(input.now).toUTCString().replace('GMT', '+0000');
+  const date = dateField(input.now);
+  const warning = input.recipients.every((r) => r.action === 'delayed');
   const headerEnd = input.original.indexOf('\r\n\r\n');
   const originalHeaders = input.original.subarray(
     0,
@@ -90,8 +98,15 @@ export function buildDsn(input: DsnInput): NewMessage | null {
   const human = input.recipients
     .map((r) => {
       const reply = r.reply ? `${r.reply.code} ${r.reply.enhanced} ${r.reply.text}` : 'no reply';
-      const why = r.status === '4.4.7' ? 'could not be delivered before the message expired' : 'was refused';
-      return `<${oneLine(r.address, 320)}>: ${why}${r.mx ? ` by ${oneLine(r.mx, 255)}` : ''}:\r\n    ${oneLine(reply)}`;
+      const why =
+        r.action === 'delayed'
+          ? 'is delayed: it was deferred'
+          : r.status === '4.4.7'
+            ? 'could not be delivered before the message expired'
+            : 'was refused';
+      const until =
+        r.willRetryUntil === undefined ? '' : `\r\n    Retried until ${dateField(r.willRetryUntil)}.`;
+      return `<${oneLine(r.address, 320)}>: ${why}${r.mx ? ` by ${oneLine(r.mx, 255)}` : ''}:\r\n    ${oneLine(reply)}${until}`;
     })
     .join('\r\n\r\n');
 
@@ -107,7 +122,9 @@ export function buildDsn(input: DsnInput): NewMessage | null {
         lines.push(
           `Diagnostic-Code: smtp; ${asciiField(`${r.reply.code} ${r.reply.enhanced} ${r.reply.text}`)}`,
         );
-      lines.push(`Last-Attempt-Date: ${new Date(r.lastAttemptAt).toUTCString().replace('GMT', '+0000')}`);
+      lines.push(`Last-Attempt-Date: ${dateField(r.lastAttemptAt)}`);
+      if (r.action === 'delayed' && r.willRetryUntil !== undefined)
+        lines.push(`Will-Retry-Until: ${dateField(r.willRetryUntil)}`);
       return lines.join('\r\n');
     })
     .join('\r\n\r\n');
@@ -118,7 +135,11 @@ export function buildDsn(input: DsnInput): NewMessage | null {
   const explanation = textPart(
     Buffer.from(
       `This is the mail system at ${input.reportingMta}.\r\n\r\n` +
-        `Your message could not be delivered to one or more recipients.\r\n\r\n` +
+        (warning
+          ? `This is a warning only: you do not need to send your message again.\r\n\r\n` +
+            `Your message has not been delivered yet to one or more recipients. Delivery is\r\n` +
+            `retried; you will be told if it fails for good.\r\n\r\n`
+          : `Your message could not be delivered to one or more recipients.\r\n\r\n`) +
         `${human}\r\n`,
       'utf8',
     ),
@@ -127,7 +148,7 @@ export function buildDsn(input: DsnInput): NewMessage | null {
   const text =
     `From: Mail Delivery System <MAILER-DAEMON@${input.reportingMta}>\r\n` +
     `To: <${input.originalMailFrom}>\r\n` +
-    `Subject: Undelivered Mail Returned to Sender\r\n` +
+    `Subject: ${warning ? 'Delayed Mail (still being retried)' : 'Undelivered Mail Returned to Sender'}\r\n` +
     `Date: ${date}\r\n` +
     `Message-ID: ${messageId}\r\n` +
     `Auto-Submitted: auto-replied\r\n` +
@@ -143,7 +164,7 @@ export function buildDsn(input: DsnInput): NewMessage | null {
     `Content-Type: message/delivery-status\r\n\r\n` +
     `Reporting-MTA: dns; ${input.reportingMta}\r\n` +
     `X-Petrel-Queue-ID: ${input.originalMessageId}\r\n` +
-    `Arrival-Date: ${new Date(input.arrivalDate).toUTCString().replace('GMT', '+0000')}\r\n\r\n` +
+    `Arrival-Date: ${dateField(input.arrivalDate)}\r\n\r\n` +
     `${perRecipient}\r\n` +
     `\r\n--${boundary}\r\n` +
     `Content-Type: text/rfc822-headers\r\n` +

@@ -191,6 +191,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     onAttempt: deps.onAttempt,
     onTransition: deps.onTransition,
     planBounce: deps.planBounce,
+    delayWarning: () => delivery.delay_warning,
     onDsn: () => {
       if (!stopping) leases.wake();
     },
@@ -228,7 +229,12 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
             accountId: first.accountId,
             receivedAt: first.receivedAt,
             stream: first.stream,
-            recipients: rs.map((r) => ({ id: r.id, address: r.address, attempts: r.attempts })),
+            recipients: rs.map((r) => ({
+              id: r.id,
+              address: r.address,
+              attempts: r.attempts,
+              delayWarnedAt: r.delayWarnedAt,
+            })),
             hosts: resolved.ok ? resolved.hosts : [],
           };
         });

@@ -7,7 +7,7 @@ import type { Pool, Pools } from './pools.js';
 import type { Outcome, OutboundSession, Transport } from './ports.js';
 import type { Shaping } from './shaping.js';
 import type { Throttle } from './throttle.js';
-import { dsnFor, isEnded, transitionsOf, type Job } from './transitions.js';
+import { dsnsFor, isEnded, transitionsOf, type Job } from './transitions.js';
 
 export interface SessionRunnerDeps {
   readonly spool: Spool;
@@ -36,6 +36,8 @@ export interface SessionRunnerDeps {
   readonly onAttempt: ((seconds: number) => void) | undefined;
   readonly onTransition: ((update: RecipientUpdate, outcome: Outcome | null) => void) | undefined;
   readonly planBounce: SchedulerBouncePlanner | undefined;
+  /** `[delivery] delay_warning` as it is now (reloadable): ms, or null for never. */
+  readonly delayWarning: () => number | null;
   /** A DSN was queued: look for due work soon. */
   readonly onDsn: () => void;
   /** Shaping rules matched against replies; none when undefined. */
@@ -126,6 +128,7 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
             }
           : null,
         ...(u.nextAttemptAt !== undefined ? { nextAttemptAt: new Date(u.nextAttemptAt).toISOString() } : {}),
+        ...(u.delayWarned ? { delayNotice: true } : {}),
       },
       u.event,
     );
@@ -152,8 +155,9 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
   ): Promise<void> => {
     const outcomes = observed(job, raw, destination);
     const now = clock.now();
-    const updates = transitionsOf(job, outcomes, shaping, now);
-    const original = body ?? (updates.some(isEnded) ? await spool.queue.body(job.messageId) : null);
+    const updates = transitionsOf(job, outcomes, shaping, now, deps.delayWarning());
+    const owesDsn = updates.some((u) => isEnded(u) || u.delayWarned === true);
+    const original = body ?? (owesDsn ? await spool.queue.body(job.messageId) : null);
     let dsnQueued = false;
     // A remote 5xx is a bounce as much as a DSN is: its record commits with the outcome.
     const bounces = updates.flatMap((u, i) => {
@@ -169,9 +173,9 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
     const applied = await completeOrAbandon(
       updates,
       (done) => {
-        const dsn = original ? dsnFor(deps.hostname, job, done, original, now) : null;
-        dsnQueued = dsn !== null;
-        return dsn ? [{ id: spool.messages.newId(), message: dsn }] : [];
+        const dsns = original ? dsnsFor(deps.hostname, job, done, original, shaping, now) : [];
+        dsnQueued = dsns.length > 0;
+        return dsns.map((message) => ({ id: spool.messages.newId(), message }));
       },
       bounces.map((b) => b.write),
     );

@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import { pragma, type Db } from './db.js';
-import type { DueRecipient, NewMessage, RecipientUpdate } from './records.js';
+import { attemptDetails, type DueRecipient, type NewMessage, type RecipientUpdate } from './records.js';
 
 /**
  * The writes on the hot path (new mail, leases, delivery outcomes) as plain data, so that they
@@ -146,8 +146,8 @@ export const INSERT_SUPPRESSION = `INSERT INTO suppressions (account_id, address
 export const COUNT_SOFT_BOUNCES = `SELECT count(*) AS n FROM bounces WHERE address_hash = ? AND account_id IS ? AND category = 'soft' AND at >= ?`;
 
 /** One delivery-log line about a recipient (attempts, cancellations). */
-export const INSERT_RECIPIENT_EVENT = `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+export const INSERT_RECIPIENT_EVENT = `INSERT INTO events (at, type, message_id, recipient_id, account_id, domain, attempt, mx, reply_code, reply_enhanced, reply_text, details)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 /** The reception event of a stored message (at, recipients now queued, message id). */
 const INSERT_RECEPTION_EVENT = `INSERT INTO events (at, type, message_id, account_id, details)
@@ -178,12 +178,13 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   const dueRow = db.prepare<[number], DueRecipient>(
     `SELECT r.id AS id, r.message_id AS messageId, r.rcpt_to AS address, r.domain AS domain,
             r.attempts AS attempts, m.account_id AS accountId, m.mail_from AS mailFrom, m.received_at AS receivedAt,
-            m.stream AS stream
+            m.stream AS stream, r.delay_warned_at AS delayWarnedAt
      FROM recipients r JOIN messages m ON m.id = r.message_id WHERE r.id = ?`,
   );
   const update = db.prepare(
     `UPDATE recipients SET state = ?, attempts = attempts + ?, next_attempt_at = ?, last_attempt_at = ?,
-       last_reply = coalesce(?, last_reply), lease_holder = NULL, lease_until = NULL, updated_at = ?
+       last_reply = coalesce(?, last_reply), lease_holder = NULL, lease_until = NULL, updated_at = ?,
+       delay_warned_at = coalesce(delay_warned_at, ?)
      WHERE id = ? AND state = 'inflight' AND lease_holder = ?`,
   );
   const attemptsOf = db.prepare<[number], { attempts: number }>(
@@ -243,6 +244,7 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
         u.attempted ? now : null,
         u.reply ? `${u.reply.code} ${u.reply.enhanced} ${u.reply.text}`.replace(/\s+/g, ' ').trim() : null,
         now,
+        u.delayWarned ? now : null,
         u.recipientId,
         holder,
       ).changes;
@@ -261,6 +263,7 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
         u.reply?.code ?? null,
         u.reply?.enhanced ?? null,
         u.reply?.text ?? null,
+        attemptDetails(u),
       );
     }
     for (const f of followUps) insertMessage(f.id, asBuffers(f.message), now);

@@ -221,4 +221,8 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX events_account ON events(account_id, type, at);
   CREATE INDEX bounces_account ON bounces(account_id, at);
   `,
+  // When the sender was told that the recipient is delayed (NULL: not yet); told once.
+  `
+  ALTER TABLE recipients ADD COLUMN delay_warned_at INTEGER;
+  `,
 ];

@@ -284,6 +284,7 @@ export function createQueueStore(db: Db, clock: Clock, writer: Writer): QueueSto
         null,
         null,
         null,
+        null,
       );
     }
     return rows.length;

@@ -48,6 +48,8 @@ export interface DueRecipient {
   readonly mailFrom: string;
   readonly receivedAt: number;
   readonly stream: 'transactional' | 'marketing';
+  /** When its sender was told that it is delayed (a delay DSN), or null: it is told once. */
+  readonly delayWarnedAt: number | null;
 }
 
 export interface ReplyRecord {
@@ -70,6 +72,16 @@ export interface RecipientUpdate {
   readonly reply: ReplyRecord | null;
   readonly mx: string | null;
   readonly event: EventType;
+  /**
+   * A delay DSN reports this deferral, queued with it as a follow-up: the recipient is marked
+   * warned in the same transaction, so its sender is told once, even across a crash.
+   */
+  readonly delayWarned?: boolean;
+}
+
+/** The details of an attempt's event: whether it told the sender of the delay (a delay DSN). */
+export function attemptDetails(u: RecipientUpdate): string | null {
+  return u.delayWarned ? JSON.stringify({ delayNotice: true }) : null;
 }
 
 /**

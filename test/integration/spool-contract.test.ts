@@ -257,6 +257,51 @@ describe.each(backends())('spool contract on $name', (backend) => {
     expect((await s.messages.get(id))?.recipients.map((r) => r.state)).toEqual(['bounced', 'queued']);
   });
 
+  it('remembers when a recipient’s sender was told of its delay, and keeps the first time', async () => {
+    const { s, id } = await setup([{ address: 'a@dest.test', domain: 'dest.test' }]);
+    const deferred = (rcpt: number, delayWarned: boolean) => ({
+      ...update(rcpt, id),
+      state: 'queued' as const,
+      event: 'transient_failure' as const,
+      nextAttemptAt: now,
+      reply: { code: 451, enhanced: '4.2.1', text: 'later' },
+      ...(delayWarned ? { delayWarned } : {}),
+    });
+    // The notice queued below is for another destination: it stays where it is.
+    const leaseOne = async () => {
+      const [r] = (await lease(s, 'n:h1', 10, { 'example.com': 0 })).due;
+      expect(r?.address).toBe('a@dest.test');
+      return r!;
+    };
+    let r = await leaseOne();
+    expect(r.delayWarnedAt).toBeNull();
+    await s.queue.complete('n:h1', [deferred(r.id, false)]);
+    r = await leaseOne();
+    expect(r.delayWarnedAt).toBeNull();
+    const warnedAt = now;
+    // With the delay DSN as its follow-up, as the queue writes it.
+    const notice = s.messages.newId();
+    await s.queue.complete('n:h1', [deferred(r.id, true)], () => [
+      {
+        id: notice,
+        message: { ...message([{ address: 's@example.com', domain: 'example.com' }]), mailFrom: '' },
+      },
+    ]);
+    expect(await s.messages.get(notice)).not.toBeNull();
+    now += 1000;
+    r = await leaseOne();
+    expect(r.delayWarnedAt).toBe(warnedAt);
+    await s.queue.complete('n:h1', [deferred(r.id, true)]);
+    now += 1000;
+    r = await leaseOne();
+    expect(r.delayWarnedAt).toBe(warnedAt);
+    const events = (await s.events.tail(10, id)).filter((e) => e.type === 'transient_failure');
+    expect(events.map((e) => e.details)).toEqual(
+      expect.arrayContaining([null, { delayNotice: true }, { delayNotice: true }]),
+    );
+    expect(events).toHaveLength(3);
+  });
+
   it('cancels what is unfinished of a message, with an event for each recipient', async () => {
     const { s, id } = await setup(to(3));
     const [first] = (await lease(s, 'n:h', 1)).due;

@@ -180,4 +180,8 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE INDEX events_account ON events (account_id, type, at);
   CREATE INDEX bounces_account ON bounces (account_id, at);
   `,
+  // When the sender was told that the recipient is delayed (NULL: not yet); told once.
+  `
+  ALTER TABLE recipients ADD COLUMN delay_warned_at BIGINT;
+  `,
 ];

@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { SpoolError, errorMessage } from '../../shared/index.js';
 import type { FatalHandler } from '../committer.js';
 import type { CompleteResult, HotOp, HotResult, LeaseRequest, LeaseResult } from '../hot-ops.js';
-import type { DueRecipient, NewMessage, RecipientUpdate } from '../records.js';
+import { attemptDetails, type DueRecipient, type NewMessage, type RecipientUpdate } from '../records.js';
 import { BEGIN_SHARING_ERASURE_LOCK } from './erasure-lock.js';
 import { isConnectionFailure, isDiskFull, transaction, type PgDb, type PgQuery, type PgValue } from './db.js';
 
@@ -158,9 +158,9 @@ async function completeMany(q: PgQuery, batch: Batch, ops: readonly CompleteOp[]
   const changed = await q.rows<{ id: number; attempts: number }>(
     `UPDATE recipients r SET state = u.state, attempts = r.attempts + u.inc, next_attempt_at = u.next,
        last_attempt_at = u.tried, last_reply = coalesce(u.reply, r.last_reply), lease_holder = NULL,
-       lease_until = NULL, updated_at = u.now
-     FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[])
-       AS u(id, state, inc, next, tried, reply, holder, now)
+       lease_until = NULL, updated_at = u.now, delay_warned_at = coalesce(r.delay_warned_at, u.warned)
+     FROM unnest($1::bigint[], $2::text[], $3::int[], $4::bigint[], $5::bigint[], $6::text[], $7::text[], $8::bigint[],
+       $9::bigint[]) AS u(id, state, inc, next, tried, reply, holder, now, warned)
      WHERE r.id = u.id AND r.state = 'inflight' AND r.lease_holder = u.holder
      RETURNING r.id, r.attempts`,
     [
@@ -172,6 +172,7 @@ async function completeMany(q: PgQuery, batch: Batch, ops: readonly CompleteOp[]
       rows.map((x) => replyLine(x.u)),
       rows.map((x) => x.op.holder),
       rows.map((x) => x.op.now),
+      rows.map((x) => (x.u.delayWarned ? x.op.now : null)),
     ] as PgValue[],
     'petrel_complete',
   );
@@ -196,7 +197,7 @@ function attemptEvent(now: number, u: RecipientUpdate, attempt: number): EventRo
     replyCode: u.reply?.code ?? null,
     replyEnhanced: u.reply?.enhanced ?? null,
     replyText: u.reply?.text ?? null,
-    details: null,
+    details: attemptDetails(u),
   };
 }
 
@@ -252,7 +253,8 @@ async function complete(
   for (const u of updates) {
     const rows = await q.rows<{ attempts: number }>(
       `UPDATE recipients SET state = $1, attempts = attempts + $2, next_attempt_at = $3, last_attempt_at = $4,
-         last_reply = coalesce($5, last_reply), lease_holder = NULL, lease_until = NULL, updated_at = $6
+         last_reply = coalesce($5, last_reply), lease_holder = NULL, lease_until = NULL, updated_at = $6,
+         delay_warned_at = coalesce(delay_warned_at, $9)
        WHERE id = $7 AND state = 'inflight' AND lease_holder = $8 RETURNING attempts`,
       [
         u.state,
@@ -263,6 +265,7 @@ async function complete(
         now,
         u.recipientId,
         holder,
+        u.delayWarned ? now : null,
       ],
     );
     if (rows.length === 0) continue;
@@ -344,7 +347,7 @@ async function leaseDue(q: PgQuery, request: LeaseRequest, now: number): Promise
        FROM messages m WHERE m.id = r.message_id AND r.id = ANY($4::bigint[])
        RETURNING r.id AS id, r.message_id AS "messageId", r.rcpt_to AS address, r.domain AS domain,
          r.attempts AS attempts, m.account_id AS "accountId", m.mail_from AS "mailFrom",
-         m.received_at AS "receivedAt", m.stream AS stream)
+         m.received_at AS "receivedAt", m.stream AS stream, r.delay_warned_at AS "delayWarnedAt")
      SELECT l.*, CASE WHEN l.id = min(l.id) OVER (PARTITION BY l."messageId") THEN m.body END AS body
      FROM leased l JOIN messages m ON m.id = l."messageId"`,
     [holder, now + leaseMs, now, ids],

@@ -169,6 +169,11 @@ describe('parseConfig refuses settings that would quietly break mail', () => {
       { webhooks: [{ url: 'http://127.0.0.1:1/h', secret_file: '/s', poll_interval: '0s' }] },
       /^f: webhooks\[0\]\.poll_interval: must be more than 0$/,
     ],
+    [
+      'a zero delay warning (off is "")',
+      { delivery: { delay_warning: '0s' } },
+      /^f: delivery\.delay_warning: "0s" is not a duration \(like "4h"\) or "" \(off\)$/,
+    ],
   ])('%s', (_what, raw, pattern) => {
     expect(() => parseConfig(raw, 'f')).toThrow(pattern);
   });
@@ -196,5 +201,11 @@ describe('parseConfig refuses settings that would quietly break mail', () => {
     expect(c.submission.max_recipients).toBe(100);
     expect(c.submission.close_timeout).toBe(0);
     expect(c.http.metrics_token_file).toBe('/etc/petrel/metrics-token');
+  });
+
+  it('warns of delays after 4h by default, after a set time, or never with ""', () => {
+    expect(parseConfig({}, 'f').delivery.delay_warning).toBe(4 * 3_600_000);
+    expect(parseConfig({ delivery: { delay_warning: '30m' } }, 'f').delivery.delay_warning).toBe(1_800_000);
+    expect(parseConfig({ delivery: { delay_warning: '' } }, 'f').delivery.delay_warning).toBeNull();
   });
 });

@@ -73,4 +73,45 @@ describe('DSN', () => {
       'Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: 7bit\r\n\r\nFrom: sender@example.com\r\n',
     );
   });
+
+  it('warns of a delay: action delayed, a transient status, and until when delivery is retried', async () => {
+    const base = input('bob@dest.test', 'From: sender@example.com\r\nSubject: hi\r\n\r\nhi\r\n');
+    const until = NOW + 3 * 86_400_000;
+    const dsn = buildDsn({
+      ...base,
+      recipients: [
+        {
+          address: 'bob@dest.test',
+          action: 'delayed',
+          status: '4.2.1',
+          reply: { code: 451, enhanced: '4.2.1', text: 'Mailbox busy' },
+          mx: 'mx.test',
+          lastAttemptAt: NOW,
+          willRetryUntil: until,
+        },
+        // A deferral whose reply carries a permanent code is still only delayed.
+        {
+          address: 'ann@dest.test',
+          action: 'delayed',
+          status: '5.7.1',
+          reply: { code: 421, enhanced: '5.7.1', text: 'odd' },
+          mx: 'mx.test',
+          lastAttemptAt: NOW,
+          willRetryUntil: until,
+        },
+      ],
+    })!;
+    const text = dsn.body.toString('latin1');
+    expect(text).toContain('Subject: Delayed Mail (still being retried)\r\n');
+    expect(text).toContain('Final-Recipient: rfc822; bob@dest.test\r\nAction: delayed\r\nStatus: 4.2.1\r\n');
+    expect(text).toContain('Final-Recipient: rfc822; ann@dest.test\r\nAction: delayed\r\nStatus: 4.0.0\r\n');
+    expect(text).toContain('Will-Retry-Until: Fri, 04 Dec 2026 12:00:00 +0000\r\n');
+    expect(text).not.toContain('Undelivered');
+    const parsed = await simpleParser(dsn.body);
+    expect(parsed.text).toContain('This is a warning only');
+    expect(classifyMessage(dsn.body).results).toMatchObject([
+      { recipient: 'bob@dest.test', status: '4.2.1', action: 'delayed' },
+      { recipient: 'ann@dest.test', action: 'delayed' },
+    ]);
+  });
 });
