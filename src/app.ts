@@ -14,6 +14,7 @@ import {
   createInbound,
   createQueue,
   createRetention,
+  createGuard,
   createStorage,
   createSubmission,
   createWebhooks,
@@ -74,7 +75,15 @@ export interface App {
 }
 
 type PartName =
-  'storage' | 'queue' | 'retention' | 'http' | 'webhooks' | 'certificates' | 'inbound' | 'submission';
+  | 'storage'
+  | 'queue'
+  | 'retention'
+  | 'guard'
+  | 'http'
+  | 'webhooks'
+  | 'certificates'
+  | 'inbound'
+  | 'submission';
 
 /** The root logger's level is the app's own reloadable setting; the parts log through its children. */
 const APP_RELOADABLE = ['log_level'];
@@ -193,6 +202,7 @@ export function createApp(config: Config, deps: AppDeps): App {
           }),
         );
         if (lead) await begin('retention', createRetention(config, { logger, storage: s }));
+        if (lead) await begin('guard', createGuard(config, { logger, clock, storage: s }));
         await begin(
           'http',
           createHttp(config, {

@@ -2,6 +2,7 @@ export { coveredBy, type Part } from './part.js';
 export { createStorage, type Storage } from './storage.js';
 export { createQueue, type Queue } from './queue.js';
 export { createRetention } from './retention.js';
+export { createGuard } from './guard.js';
 export { createHttp } from './http.js';
 export { createWebhooks } from './webhooks.js';
 export { createCertificates } from './certificates.js';

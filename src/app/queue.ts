@@ -151,6 +151,7 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
         onTransition,
         planBounce: (rcpt, outcome) => policy.planReply(rcpt, outcome.reply),
         adaptive,
+        pausedAccounts: () => storage.pausedAccounts(),
         onShapingDecision: (d, job) => {
           metrics.shapingDecisions.inc({ rule: d.rule, action: d.action });
           void spool.events

@@ -23,6 +23,10 @@ export interface Storage {
   readonly keys: KeyRing;
   /** Another connection (the CLI) committed: re-reads what is cached from the database. */
   refresh(): Promise<void>;
+  /** Whether the guard paused this account's marketing mail (as of the last refresh). */
+  paused(accountId: number | null): boolean;
+  /** Accounts whose marketing mail is paused. */
+  pausedAccounts(): readonly number[];
   /**
    * Whether the spool takes mail: writable, and no write refused for want of space stands here
    * or, in a node, at another worker (until there is room for the largest message again).
@@ -117,6 +121,8 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
       keys = ring;
       for (const f of await ring.refresh())
         logger.error({ path: f.path, err: f.error }, 'cannot load DKIM key');
+      let paused = new Set((await store.guard.pauses()).map((p) => p.accountId));
+      let pausedList = [...paused];
       let erasures = await store.privacy.erasures();
       metrics.privacyErasures.inc(erasures);
       return {
@@ -135,7 +141,11 @@ export function createStorage(config: Config, deps: StorageDeps): Part<Storage> 
           await counters.reset(SPACE_KEY);
           return true;
         },
+        paused: (id) => id !== null && paused.has(id),
+        pausedAccounts: () => pausedList,
         async refresh() {
+          paused = new Set((await store.guard.pauses()).map((p) => p.accountId));
+          pausedList = [...paused];
           for (const f of await ring.refresh())
             logger.error({ path: f.path, err: f.error }, 'cannot load DKIM key');
           logger.debug({ keys: ring.loaded() }, 'DKIM keys refreshed');

@@ -71,6 +71,7 @@ export function createSubmission(config: Config, deps: SubmissionPartDeps): Part
         sign,
         requireSignature: () => live.dkim.require,
         unsubscribeHeaders,
+        marketingPaused: (id) => storage.paused(id),
       });
       service = s;
       certificates.onChange((material) => s.updateTls(material));

@@ -503,6 +503,41 @@ export const configSchema = z.strictObject({
     })
     .default([])
     .describe('Receivers of delivery events: signed JSON batches, retried until acknowledged.'),
+  guard: z
+    .strictObject({
+      complaint_rate: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0.003)
+        .describe(
+          "Complaints per delivery that pause an account's marketing mail (0.003 = 0.3%, Gmail's line; 0: never).",
+        ),
+      hard_bounce_rate: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0.05)
+        .describe('Hard bounces per delivery that pause it likewise (0: never).'),
+      window: z
+        .number()
+        .int()
+        .positive()
+        .default(1000)
+        .describe('The rates count over the last this many deliveries of the account …'),
+      window_time: positiveDuration.prefault('24h').describe('… within this long.'),
+      min_deliveries: z
+        .number()
+        .int()
+        .positive()
+        .default(100)
+        .describe('Fewer deliveries than this in the window never pause (too few to judge).'),
+      interval: positiveDuration.prefault('1m').describe('How often the rates are checked.'),
+    })
+    .prefault({})
+    .describe(
+      "The complaint- and bounce-rate guard: pauses an account's marketing mail, transactional mail flows.",
+    ),
   shaping: z
     .strictObject({
       rules_file: z

@@ -25,6 +25,7 @@ export interface Metrics {
   readonly deliveryAttemptSeconds: Histogram;
   readonly bounces: Counter<'category' | 'reason'>;
   readonly shapingDecisions: Counter<'rule' | 'action'>;
+  readonly accountPauses: Counter<'account' | 'reason'>;
   readonly privacyErasures: Counter;
   readonly unsubscribes: Counter<'source'>;
   readonly retentionDeleted: Counter<'kind'>;
@@ -102,6 +103,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'petrel_shaping_decisions_total',
     help: 'Destinations suspended or throttled by a shaping rule, by rule and action.',
     labelNames: ['rule', 'action'] as const,
+    registers: [registry],
+  });
+  const accountPauses = new Counter({
+    name: 'petrel_account_pauses_total',
+    help: 'Accounts whose marketing mail the guard paused, by account and reason (complaint_rate, hard_bounce_rate).',
+    labelNames: ['account', 'reason'] as const,
     registers: [registry],
   });
   const privacyErasures = new Counter({
@@ -192,6 +199,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     deliveryAttemptSeconds,
     bounces,
     shapingDecisions,
+    accountPauses,
     privacyErasures,
     unsubscribes,
     retentionDeleted,

@@ -50,6 +50,8 @@ export interface LeaseLoopDeps {
   readonly capOf: (domain: string) => { key: string; cap: number };
   /** Caps known before any work is held: domains with shaping of their own, and the default. */
   readonly presetCaps: () => { readonly domains: ReadonlyMap<string, number>; readonly other: number };
+  /** Accounts whose marketing mail stays queued (the guard paused it). */
+  readonly pausedAccounts?: () => readonly number[];
   /** Runs before each lease (drop work of suspended destinations, forget idle pools). */
   readonly beforeLease: () => Promise<void>;
   /** New leases to route and hand to their pools. */
@@ -119,7 +121,13 @@ export function createLeaseLoop(deps: LeaseLoopDeps): LeaseLoop {
         await deps.beforeLease();
         const limit = Math.min(deps.maxInflight - domainOf.size, LEASE_BATCH);
         if (limit > 0 && !stopped) {
-          const { due, more } = await spool.queue.leaseDue({ holder, limit, leaseMs, ...rooms() });
+          const { due, more } = await spool.queue.leaseDue({
+            holder,
+            limit,
+            leaseMs,
+            ...rooms(),
+            pausedAccounts: deps.pausedAccounts?.() ?? [],
+          });
           // A lease of ours that lapsed while we still work on it (renewals failed) comes back
           // as due: it is renewed by this lease, and must not be sent a second time.
           const fresh = due.filter((r) => !domainOf.has(r.id));

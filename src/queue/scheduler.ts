@@ -57,6 +57,8 @@ export interface SchedulerDeps {
   readonly planBounce?: SchedulerBouncePlanner;
   /** Shaping rules and the decisions they made (shared through the spool). */
   readonly adaptive?: Adaptive;
+  /** Accounts whose marketing mail stays queued (the guard paused it). */
+  readonly pausedAccounts?: () => readonly number[];
   /** A rule made a decision, now stored (events, metrics). */
   readonly onShapingDecision?: (decision: ShapingDecision, job: Job) => void;
 }
@@ -170,6 +172,7 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
     capOf: (domain) => pools.capOf(domain),
     presetCaps: () => pools.presetCaps(),
     beforeLease: dropSuspended,
+    ...(deps.pausedAccounts ? { pausedAccounts: deps.pausedAccounts } : {}),
     onLeased: (due) => void dispatch(due).catch((err: unknown) => logger.error({ err }, 'dispatch failed')),
   });
 

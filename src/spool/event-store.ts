@@ -4,7 +4,7 @@ import type { Writer } from './writer.js';
 import type { EventType, ReplyRecord } from './queue-store.js';
 
 /** Event types recorded outside a queue transition: reports, unsubscribes, reports not acted on. */
-export type ReportEventType = 'bounce' | 'feedback' | 'unsubscribe' | 'unparsed' | 'shaping';
+export type ReportEventType = 'bounce' | 'feedback' | 'unsubscribe' | 'unparsed' | 'shaping' | 'paused';
 
 /**
  * One row of the delivery log with what readers outside the queue need: the recipient's
@@ -14,7 +14,7 @@ export type ReportEventType = 'bounce' | 'feedback' | 'unsubscribe' | 'unparsed'
 export interface EventEntry {
   readonly id: number;
   readonly at: number;
-  readonly type: EventType | 'unsubscribe' | 'unparsed' | 'shaping';
+  readonly type: EventType | 'unsubscribe' | 'unparsed' | 'shaping' | 'paused';
   /** Spool id of the message; '' for an event about an address only (an unsubscribe). */
   readonly msgId: string;
   /** The message's Message-ID header, if it had one. */

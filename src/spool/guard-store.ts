@@ -22,7 +22,10 @@ export interface AccountHealth {
 export interface GuardStore {
   /** Accounts with a delivery since `since`. */
   activeAccounts(since: number): Promise<number[]>;
-  /** Over the account's last `lastDeliveries` deliveries since `since`: what they drew since. */
+  /**
+   * Over the account's last `lastDeliveries` deliveries since `since` (or since its last resume,
+   * if later): what they drew since.
+   */
   health(accountId: number, since: number, lastDeliveries: number): Promise<AccountHealth>;
   pauses(): Promise<AccountPause[]>;
   /** True when the account was not paused before. */
@@ -39,9 +42,13 @@ export const GUARD_SQL = {
   drawn: `SELECT coalesce(sum(CASE WHEN category = 'complaint' THEN 1 ELSE 0 END), 0) AS complaints,
             coalesce(sum(CASE WHEN category = 'hard' THEN 1 ELSE 0 END), 0) AS hard
           FROM bounces WHERE account_id = $1 AND at >= $2`,
-  pauses: `SELECT account_id, reason, created_at FROM account_pauses ORDER BY account_id`,
-  pause: `INSERT INTO account_pauses (account_id, reason, created_at) VALUES ($1, $2, $3) ON CONFLICT (account_id) DO NOTHING`,
-  resume: `DELETE FROM account_pauses WHERE account_id = $1`,
+  resumedAt: `SELECT resumed_at FROM account_pauses WHERE account_id = $1`,
+  pauses: `SELECT account_id, reason, created_at FROM account_pauses WHERE resumed_at IS NULL ORDER BY account_id`,
+  // A resumed account keeps its row: the guard then counts only what came after the resume.
+  pause: `INSERT INTO account_pauses (account_id, reason, created_at) VALUES ($1, $2, $3)
+    ON CONFLICT (account_id) DO UPDATE SET reason = excluded.reason, created_at = excluded.created_at, resumed_at = NULL
+    WHERE account_pauses.resumed_at IS NOT NULL`,
+  resume: `UPDATE account_pauses SET resumed_at = $1 WHERE account_id = $2 AND resumed_at IS NULL`,
 } as const;
 
 const sqlite = (sql: string): string => sql.replace(/\$\d+/g, '?');
@@ -53,12 +60,14 @@ export function createGuardStore(db: Db, clock: Clock): GuardStore {
   const drawn = db.prepare<[number, number], { complaints: number; hard: number }>(sqlite(GUARD_SQL.drawn));
   const pauses = db.prepare<[], { account_id: number; reason: string; created_at: number }>(GUARD_SQL.pauses);
   const pause = db.prepare(sqlite(GUARD_SQL.pause));
+  const resumedAt = db.prepare<[number], { resumed_at: number | null }>(sqlite(GUARD_SQL.resumedAt));
   const resume = db.prepare(sqlite(GUARD_SQL.resume));
   return {
     async activeAccounts(since) {
       return active.all(since).map((r) => r.id);
     },
-    async health(accountId, since, lastDeliveries) {
+    async health(accountId, windowStart, lastDeliveries) {
+      const since = Math.max(windowStart, resumedAt.get(accountId)?.resumed_at ?? -Infinity);
       const from = nth.get(accountId, since, lastDeliveries - 1)?.at ?? since;
       const d = drawn.get(accountId, from)!;
       return {
@@ -77,7 +86,7 @@ export function createGuardStore(db: Db, clock: Clock): GuardStore {
       return pause.run(accountId, reason, clock.now()).changes > 0;
     },
     async resume(accountId) {
-      return resume.run(accountId).changes > 0;
+      return resume.run(clock.now(), accountId).changes > 0;
     },
   };
 }

@@ -64,6 +64,8 @@ export interface LeaseRequest {
    */
   readonly room: Readonly<Record<string, number>>;
   readonly newDomainRoom: number;
+  /** Accounts whose marketing mail is paused (the guard): it stays queued. */
+  readonly pausedAccounts?: readonly number[];
 }
 
 export interface LeaseResult {
@@ -159,16 +161,29 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
   const insertMessage = prepareMessageInsert(db);
   // recipients_due covers every term, so rows of skipped or suspended destinations are passed
   // over in the index, never read from the table. Lapsed leases are few: their index is short.
-  const dueIn = (state: 'inflight' | 'queued', dueColumn: 'lease_until' | 'next_attempt_at') =>
-    db.prepare<[number, string, number], { id: number; domain: string }>(
+  const dueIn = (
+    state: 'inflight' | 'queued',
+    dueColumn: 'lease_until' | 'next_attempt_at',
+    paused: boolean,
+  ) =>
+    db.prepare<[number, string, ...(string | number)[]], { id: number; domain: string }>(
       `SELECT r.id, r.domain FROM recipients r
        WHERE r.state = '${state}' AND r.${dueColumn} <= ? AND r.abort_requested = 0
          AND r.domain NOT IN (SELECT domain FROM domain_suspensions)
          AND r.domain NOT IN (SELECT value FROM json_each(?))
+         ${
+           // Only while some account is paused: a look at the message for every row scanned.
+           paused
+             ? `AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = r.message_id AND m.stream = 'marketing'
+                  AND m.account_id IN (SELECT value FROM json_each(?)))`
+             : ''
+         }
        ORDER BY r.${dueColumn} LIMIT ?`,
     );
-  const selectLapsed = dueIn('inflight', 'lease_until');
-  const selectDue = dueIn('queued', 'next_attempt_at');
+  const scans = {
+    open: [dueIn('inflight', 'lease_until', false), dueIn('queued', 'next_attempt_at', false)],
+    paused: [dueIn('inflight', 'lease_until', true), dueIn('queued', 'next_attempt_at', true)],
+  };
   const lease = db.prepare(
     `UPDATE recipients SET state = 'inflight', lease_holder = ?, lease_until = ?, updated_at = ? WHERE id = ?`,
   );
@@ -293,9 +308,11 @@ export function prepareHotOps(db: Db): (op: HotOp) => unknown {
     // scan is bounded so that its rows are not read at length meanwhile.
     let budget = limit * 4;
     // Lapsed leases first: their holder gave up on them (or is gone) longest ago.
-    for (const statement of [selectLapsed, selectDue]) {
+    const paused = request.pausedAccounts ?? [];
+    for (const statement of paused.length > 0 ? scans.paused : scans.open) {
       // all() with a bound, not iterate(): an iterator per lease is a native object to collect.
-      for (const row of statement.all(now, skip, budget + 1)) {
+      const params = paused.length > 0 ? [JSON.stringify(paused), budget + 1] : [budget + 1];
+      for (const row of statement.all(now, skip, ...params)) {
         if (ids.length >= limit || budget-- <= 0) {
           more = true;
           break;

@@ -216,7 +216,8 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TABLE account_pauses (
     account_id INTEGER PRIMARY KEY,
     reason TEXT NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    resumed_at INTEGER
   );
   CREATE INDEX events_account ON events(account_id, type, at);
   CREATE INDEX bounces_account ON bounces(account_id, at);

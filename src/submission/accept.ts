@@ -23,6 +23,10 @@ import {
   type HeaderField,
 } from './message.js';
 
+/** What a paused account's marketing mail is told: try later, once the operator lifted it. */
+export const PAUSED_TEXT =
+  'Marketing mail of this account is paused (complaint or bounce rate); try again later';
+
 export interface AcceptInput {
   readonly stream: SMTPServerDataStream;
   readonly session: SMTPServerSession;
@@ -40,6 +44,7 @@ export interface AcceptInput {
   readonly requireSignature: boolean;
   /** List-Unsubscribe and List-Unsubscribe-Post fields for one marketing recipient. */
   readonly unsubscribeHeaders: ((accountId: number, address: string) => Promise<string[]>) | undefined;
+  readonly marketingPaused: ((accountId: number) => boolean) | undefined;
 }
 
 /**
@@ -81,6 +86,9 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
     throw smtpError(554, '5.6.0', 'X-Petrel-Stream must be transactional or marketing');
   }
   const messageStream: 'transactional' | 'marketing' = streamValue;
+  if (messageStream === 'marketing' && input.marketingPaused?.(account.id)) {
+    throw smtpError(451, '4.7.1', PAUSED_TEXT);
+  }
 
   const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
   const recipients: { address: string; domain: string }[] = [];

@@ -27,7 +27,7 @@ import {
 } from '../shared/index.js';
 import { AuthGuard } from './auth-guard.js';
 import { GreetingServer, PerIpLimit, armDataDeadline } from '../listener/index.js';
-import { acceptMessage } from './accept.js';
+import { acceptMessage, PAUSED_TEXT } from './accept.js';
 import { blockingEntry } from '../suppression/index.js';
 
 export type ListenerName = 'submission' | 'submissions';
@@ -51,6 +51,8 @@ export interface SubmissionDeps {
   readonly requireSignature?: () => boolean;
   /** List-Unsubscribe fields for a marketing recipient (RFC 2369, RFC 8058). */
   readonly unsubscribeHeaders?: (accountId: number, address: string) => Promise<string[]>;
+  /** Whether the complaint/bounce guard paused this account's marketing mail. */
+  readonly marketingPaused?: (accountId: number) => boolean;
   /**
    * Where per-IP sessions and AUTH failures are counted: the node's counters when it has workers.
    * Default: this service's own.
@@ -195,6 +197,10 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
     // The message's own X-Petrel-Stream is not known yet: a marketing account's unsubscribes
     // count here, others' only at the end of DATA.
     const stream = sender?.account.defaultStream === 'marketing' ? 'marketing' : null;
+    if (stream === 'marketing' && sender && deps.marketingPaused?.(sender.account.id)) {
+      callback(smtpError(451, '4.7.1', PAUSED_TEXT));
+      return;
+    }
     blockingEntry(spool.suppressions, sender?.account.id ?? null, address.address, stream)
       .then((entry) => {
         if (entry) return callback(smtpError(550, '5.7.1', `Recipient is suppressed (${entry.reason})`));
@@ -227,6 +233,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
         sign: deps.sign,
         requireSignature: deps.requireSignature?.() ?? false,
         unsubscribeHeaders: deps.unsubscribeHeaders,
+        marketingPaused: deps.marketingPaused,
       })
         .then((queueId) => {
           callback(null, `2.0.0 OK queued as ${queueId}`);

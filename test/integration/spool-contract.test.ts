@@ -183,6 +183,38 @@ describe.each(backends())('spool contract on $name', (backend) => {
     expect(await s.queue.body('no-such-message')).toBeNull();
   });
 
+  it("leaves a paused account's marketing mail queued, and leases its transactional mail and everyone else's", async () => {
+    const s = await backend.open({ clock });
+    const paused = await s.accounts.add('paused', 'h', ['example.com']);
+    const other = await s.accounts.add('other', 'h', ['example.com']);
+    const ids: Record<string, string> = {};
+    for (const [name, accountId, stream] of [
+      ['promo', paused.id, 'marketing'],
+      ['receipt', paused.id, 'transactional'],
+      ['theirs', other.id, 'marketing'],
+    ] as const) {
+      ids[name] = s.messages.newId();
+      await s.messages.insert(ids[name]!, { ...message(to(1, `${name}.test`)), accountId, stream });
+    }
+    expect(await s.guard.pause(paused.id, 'complaint rate 1%')).toBe(true);
+    expect(await s.guard.pause(paused.id, 'again')).toBe(false);
+    expect(await s.guard.pauses()).toMatchObject([{ accountId: paused.id, reason: 'complaint rate 1%' }]);
+    const first = await s.queue.leaseDue({
+      holder: 'n:a.1',
+      limit: 10,
+      leaseMs: 1000,
+      room: {},
+      newDomainRoom: 10,
+      pausedAccounts: [paused.id],
+    });
+    expect(first.due.map((d) => d.messageId).sort()).toEqual([ids['receipt'], ids['theirs']].sort());
+    expect(await s.guard.resume(paused.id)).toBe(true);
+    expect(await s.guard.resume(paused.id)).toBe(false);
+    expect(await s.guard.pauses()).toEqual([]);
+    const then = await lease(s, 'n:a.1');
+    expect(then.due.map((d) => d.messageId)).toEqual([ids['promo']]);
+  });
+
   it('keeps staged copies from delivery until they are published, and discards them on failure', async () => {
     const s = await backend.open({ clock });
     const [a, b, c] = [s.messages.newId(), s.messages.newId(), s.messages.newId()];

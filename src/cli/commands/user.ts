@@ -100,4 +100,17 @@ export function register(program: Command): void {
       print(`password of ${name} changed`);
       if (generated) print(`password: ${password}`);
     });
+
+  user
+    .command('resume <name>')
+    .description("lift the guard's pause of an account's marketing mail; its rates count afresh from now")
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const done = await withSpool(cmd, async (spool) => {
+        const account = (await spool.accounts.list()).find((a) => a.name === name);
+        if (!account) throw new CliError(`no account named ${name}`);
+        return spool.guard.resume(account.id);
+      });
+      if (!done) throw new CliError(`marketing mail of ${name} is not paused`);
+      print(`marketing mail of ${name} resumed`);
+    });
 }

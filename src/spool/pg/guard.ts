@@ -7,7 +7,14 @@ export function createPgGuardStore(db: PgDb, clock: Clock, notify: () => Promise
     async activeAccounts(since) {
       return (await db.rows<{ id: string | number }>(GUARD_SQL.active, [since])).map((r) => Number(r.id));
     },
-    async health(accountId, since, lastDeliveries) {
+    async health(accountId, windowStart, lastDeliveries) {
+      const [resumed] = await db.rows<{ resumed_at: string | number | null }>(GUARD_SQL.resumedAt, [
+        accountId,
+      ]);
+      const since = Math.max(
+        windowStart,
+        resumed?.resumed_at == null ? -Infinity : Number(resumed.resumed_at),
+      );
       const [row] = await db.rows<{ at: string | number }>(GUARD_SQL.nth, [
         accountId,
         since,
@@ -44,7 +51,7 @@ export function createPgGuardStore(db: PgDb, clock: Clock, notify: () => Promise
       return n > 0;
     },
     async resume(accountId) {
-      const n = await db.run(GUARD_SQL.resume, [accountId]);
+      const n = await db.run(GUARD_SQL.resume, [clock.now(), accountId]);
       if (n > 0) await notify();
       return n > 0;
     },

@@ -175,7 +175,8 @@ export const PG_MIGRATIONS: readonly string[] = [
   CREATE TABLE account_pauses (
     account_id BIGINT PRIMARY KEY,
     reason TEXT NOT NULL,
-    created_at BIGINT NOT NULL
+    created_at BIGINT NOT NULL,
+    resumed_at BIGINT
   );
   CREATE INDEX events_account ON events (account_id, type, at);
   CREATE INDEX bounces_account ON bounces (account_id, at);

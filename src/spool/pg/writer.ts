@@ -304,24 +304,31 @@ async function leaseDue(q: PgQuery, request: LeaseRequest, now: number): Promise
   let more = false;
   let budget = limit * 4;
   // SKIP LOCKED: rows another node is leasing right now are passed over, never waited for.
+  const paused = request.pausedAccounts ?? [];
+  // Only while some account is paused: a look at the message for every row scanned.
+  const notPaused =
+    paused.length > 0
+      ? `AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = r.message_id AND m.stream = 'marketing'
+           AND m.account_id = ANY($4::bigint[]))`
+      : '';
   const scans = [
     `SELECT r.id, r.domain FROM recipients r
      WHERE r.state = 'inflight' AND r.lease_until <= $1 AND r.abort_requested = 0
        AND NOT EXISTS (SELECT 1 FROM domain_suspensions s WHERE s.domain = r.domain)
-       AND r.domain <> ALL($2::text[])
-     ORDER BY r.lease_until LIMIT $3 FOR UPDATE SKIP LOCKED`,
+       AND r.domain <> ALL($2::text[]) ${notPaused}
+     ORDER BY r.lease_until LIMIT $3 FOR UPDATE OF r SKIP LOCKED`,
     `SELECT r.id, r.domain FROM recipients r
      WHERE r.state = 'queued' AND r.next_attempt_at <= $1 AND r.abort_requested = 0
        AND NOT EXISTS (SELECT 1 FROM domain_suspensions s WHERE s.domain = r.domain)
-       AND r.domain <> ALL($2::text[])
-     ORDER BY r.next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED`,
+       AND r.domain <> ALL($2::text[]) ${notPaused}
+     ORDER BY r.next_attempt_at LIMIT $3 FOR UPDATE OF r SKIP LOCKED`,
   ];
   for (const [k, sql] of scans.entries()) {
     if (budget <= 0) break;
     const rows = await q.rows<{ id: number; domain: string }>(
       sql,
-      [now, skip, budget + 1],
-      `petrel_due_${k}`,
+      paused.length > 0 ? [now, skip, budget + 1, paused] : [now, skip, budget + 1],
+      `petrel_due_${k}${paused.length > 0 ? '_paused' : ''}`,
     );
     for (const row of rows) {
       if (ids.length >= limit || budget-- <= 0) {
