@@ -90,6 +90,29 @@ describe('configuration errors stop start-up with one clear line', () => {
     expect(cli(null, ['config', 'check']).stdout).toContain('config ok: embedded defaults');
   });
 
+  it('checks the shaping rules too: a bad rules file or rule is one line naming it, and serve refuses to start', () => {
+    const t = withConfig('');
+    const file = join(t.dataDir, '..', 'rules.toml');
+    writeFileSync(
+      file,
+      '[[rule]]\nname = "slow"\nmx = ["x.test"]\ncode = [421]\naction = "throttle"\nduration = "1m"\n',
+    );
+    const withFile = withConfig(`[shaping]\nrules_file = ${JSON.stringify(file)}\n`);
+    const bad = cli(withFile, ['config', 'check']);
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(
+      /^petrel: shaping rules .*rules\.toml: .*rule slow: throttle needs connections_factor, rate_factor or rate\n$/,
+    );
+    const serve = cli(withFile, ['serve']);
+    expect(serve.status).not.toBe(0);
+    expect(serve.stderr).toContain('rule slow: throttle needs');
+    const inline = withConfig(
+      '[[shaping.rule]]\nname = "Bad Name"\ndomains = ["x.test"]\ncode = [421]\naction = "bounce"\n',
+    );
+    expect(cli(inline, ['config', 'check']).stderr).toMatch(/shaping\.rule\[0\]\.name: lowercase/);
+    expect(cli(t, ['config', 'check']).stdout).toMatch(/config ok: .* \(\d+ shaping rules\)/);
+  });
+
   it('exits 2 on a usage error', () => {
     expect(cli(null, ['no-such-command']).status).toBe(2);
   });

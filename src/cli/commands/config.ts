@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { configReference, loadConfig, readMetricsToken } from '../../config/index.js';
+import { configReference, loadConfig, loadShapingRules, readMetricsToken } from '../../config/index.js';
 import { loadTlsMaterial } from '../../tls/index.js';
 import { globals, print } from '../context.js';
 
@@ -12,7 +12,10 @@ export function register(program: Command): void {
       const { config: cfg, source } = loadConfig(globals(cmd).config, process.env);
       if (cfg.tls.cert || cfg.tls.key) await loadTlsMaterial(cfg.tls, cfg.data_dir, cfg.hostname);
       readMetricsToken(cfg.http);
-      print(`config ok: ${source.kind === 'file' ? source.path : 'embedded defaults'}`);
+      const rules = loadShapingRules(cfg.shaping);
+      print(
+        `config ok: ${source.kind === 'file' ? source.path : 'embedded defaults'} (${rules.length} shaping rules)`,
+      );
     });
 
   config
