@@ -19,6 +19,22 @@ export type WorkerMessage =
   | { readonly t: 'give'; readonly key: string }
   /** Counts one event of `key` in a window of `windowMs`; answered by `counted`. */
   | { readonly t: 'hit'; readonly id: number; readonly key: string; readonly windowMs: number }
+  /** Counts one event of `key` if its window holds fewer than `max`; answered by `consumed`. */
+  | {
+      readonly t: 'consume';
+      readonly id: number;
+      readonly key: string;
+      readonly max: number;
+      readonly windowMs: number;
+    }
+  /** Lifts the count of `key` to at least `floor`; answered by `counted`. */
+  | {
+      readonly t: 'raise';
+      readonly id: number;
+      readonly key: string;
+      readonly floor: number;
+      readonly windowMs: number;
+    }
   /** Wants the count of `key` in its open window; answered by `counted`. */
   | { readonly t: 'count'; readonly id: number; readonly key: string }
   /** Clears the count of `key`. */
@@ -33,6 +49,8 @@ export type PrimaryMessage =
   | { readonly t: 'reserved'; readonly id: number; readonly at: number }
   | { readonly t: 'took'; readonly id: number; readonly ok: boolean }
   | { readonly t: 'counted'; readonly id: number; readonly count: number }
+  /** `count` null: the window was full and nothing was counted. */
+  | { readonly t: 'consumed'; readonly id: number; readonly count: number | null }
   | {
       readonly t: 'scraped';
       readonly id: number;

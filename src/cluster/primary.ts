@@ -154,6 +154,12 @@ export function createSupervisor(deps: SupervisorDeps): Supervisor {
       case 'hit':
         tell(w, { t: 'counted', id: m.id, count: counters.hit(m.key, m.windowMs) });
         return;
+      case 'consume':
+        tell(w, { t: 'consumed', id: m.id, count: counters.consume(m.key, m.max, m.windowMs) });
+        return;
+      case 'raise':
+        tell(w, { t: 'counted', id: m.id, count: counters.raise(m.key, m.floor, m.windowMs) });
+        return;
       case 'count':
         tell(w, { t: 'counted', id: m.id, count: counters.count(m.key) });
         return;

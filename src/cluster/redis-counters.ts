@@ -1,6 +1,6 @@
 import { localCounters, type Clock, type SharedCounters } from '../shared/index.js';
 import type { RedisLink } from './redis-link.js';
-import { HIT } from './redis-scripts.js';
+import { CONSUME, HIT, RAISE } from './redis-scripts.js';
 
 /**
  * The listeners' counters kept for the whole cluster: a client's sessions are slots with an
@@ -39,6 +39,27 @@ export function redisCounters(link: RedisLink, clock: Clock): SharedCounters {
         }
       }
       return local.hit(key, windowMs);
+    },
+    async consume(key, max, windowMs) {
+      if (!link.degraded()) {
+        try {
+          const n = Number(await link.run(CONSUME, [hitsKey(key)], [max, windowMs]));
+          return n < 0 ? null : n;
+        } catch {
+          // Counted on this node below.
+        }
+      }
+      return local.consume(key, max, windowMs);
+    },
+    async raise(key, floor, windowMs) {
+      if (!link.degraded()) {
+        try {
+          return Number(await link.run(RAISE, [hitsKey(key)], [floor, windowMs]));
+        } catch {
+          // Raised on this node below.
+        }
+      }
+      return local.raise(key, floor, windowMs);
     },
     async count(key) {
       if (!link.degraded()) {

@@ -64,6 +64,27 @@ if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1],
 return n`);
 
 /**
+ * Counts one event of KEYS[1] (a window of ARGV[2] ms, as HIT) only while it holds fewer than
+ * ARGV[1]; returns the count, or -1 when full (nothing counted).
+ */
+export const CONSUME = script(`local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n >= tonumber(ARGV[1]) then return -1 end
+n = redis.call('INCR', KEYS[1])
+if n == 1 or redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) end
+return n`);
+
+/** Lifts KEYS[1] to at least ARGV[1] (a window of ARGV[2] ms if none is open); returns the count. */
+export const RAISE = script(`local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+local floor = tonumber(ARGV[1])
+if n < floor then
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('SET', KEYS[1], floor)
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) else redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2])) end
+  n = floor
+end
+return n`);
+
+/**
  * Registers node ARGV[1] in the sorted set KEYS[1] until now + ARGV[2] ms, drops the nodes that
  * lapsed, and returns how many are left (this one included).
  */
@@ -75,4 +96,4 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 return redis.call('ZCARD', KEYS[1])`);
 
 /** Every script, loaded on each connection so that a command timed out before its reply still runs. */
-export const SCRIPTS: readonly Script[] = [TAKE, RENEW, GIVE, BOOK, HIT, HEARTBEAT];
+export const SCRIPTS: readonly Script[] = [TAKE, RENEW, GIVE, BOOK, HIT, CONSUME, RAISE, HEARTBEAT];

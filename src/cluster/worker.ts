@@ -44,6 +44,7 @@ export function linkToPrimary(): PrimaryLink {
   const reserved = new Map<number, (at: number) => void>();
   const took = new Map<number, (ok: boolean) => void>();
   const counted = new Map<number, (count: number) => void>();
+  const consumed = new Map<number, (count: number | null) => void>();
   const scrapes = new Map<number, (r: { contentType: string; body: string }) => void>();
   let snapshot: (() => Promise<unknown>) | null = null;
   let reload: (() => void) | null = null;
@@ -81,6 +82,10 @@ export function linkToPrimary(): PrimaryLink {
       case 'counted':
         counted.get(m.id)?.(m.count);
         counted.delete(m.id);
+        return;
+      case 'consumed':
+        consumed.get(m.id)?.(m.count);
+        consumed.delete(m.id);
         return;
       case 'scraped':
         scrapes.get(m.id)?.({ contentType: m.contentType, body: m.body });
@@ -140,6 +145,20 @@ export function linkToPrimary(): PrimaryLink {
         return new Promise((resolve) => {
           counted.set(id, resolve);
           send({ t: 'hit', id, key, windowMs });
+        });
+      },
+      consume(key, max, windowMs) {
+        const id = ++seq;
+        return new Promise((resolve) => {
+          consumed.set(id, resolve);
+          send({ t: 'consume', id, key, max, windowMs });
+        });
+      },
+      raise(key, floor, windowMs) {
+        const id = ++seq;
+        return new Promise((resolve) => {
+          counted.set(id, resolve);
+          send({ t: 'raise', id, key, floor, windowMs });
         });
       },
       count(key) {

@@ -18,6 +18,18 @@ export interface SharedCounters {
    * first event and lasts `windowMs`; the count is 0 again once it has passed.
    */
   hit(key: string, windowMs: number): Promise<number>;
+  /**
+   * Counts one event of `key` only while its window holds fewer than `max`, in one step, so that
+   * processes racing for the last unit never both get it. Resolves with the count including this
+   * event, or null when the window is full (nothing counted). The window is hit's.
+   */
+  consume(key: string, max: number, windowMs: number): Promise<number | null>;
+  /**
+   * Lifts the count of `key` to at least `floor` (opening a window of `windowMs` if none is
+   * open) and resolves with the count. Idempotent, so every process may seed a count from what
+   * it finds stored without adding to what the others counted.
+   */
+  raise(key: string, floor: number, windowMs: number): Promise<number>;
   /** The count of `key` in its open window (0 when none is open). */
   count(key: string): Promise<number>;
   /** Clears the count of `key`. */
@@ -33,6 +45,8 @@ export interface CounterTable {
   /** Gives back every slot of `owner` (it died). Counts stay: they are the client's, not the owner's. */
   forget(owner: string): void;
   hit(key: string, windowMs: number): number;
+  consume(key: string, max: number, windowMs: number): number | null;
+  raise(key: string, floor: number, windowMs: number): number;
   count(key: string): number;
   reset(key: string): void;
 }
@@ -43,7 +57,7 @@ interface Window {
   readonly windowMs: number;
 }
 
-/** Beyond this many open windows, the expired ones are swept out on the next hit. */
+/** Beyond this many open windows, the expired ones are swept out when the next one opens. */
 const MAX_WINDOWS = 100_000;
 
 export function createCounterTable(clock: Clock): CounterTable {
@@ -74,6 +88,18 @@ export function createCounterTable(clock: Clock): CounterTable {
     return w;
   };
 
+  const open = (key: string, windowMs: number): Window => {
+    let w = current(key);
+    if (!w) {
+      windows.set(key, (w = { count: 0, firstAt: clock.now(), windowMs }));
+      if (windows.size > MAX_WINDOWS) {
+        const now = clock.now();
+        for (const [k, x] of windows) if (now - x.firstAt > x.windowMs) windows.delete(k);
+      }
+    }
+    return w;
+  };
+
   return {
     take(owner, key, max) {
       const open = totals.get(key) ?? 0;
@@ -89,13 +115,19 @@ export function createCounterTable(clock: Clock): CounterTable {
       for (const [key, held] of [...slots]) giveBack(owner, key, held.get(owner) ?? 0);
     },
     hit(key, windowMs) {
-      let w = current(key);
-      if (!w) windows.set(key, (w = { count: 0, firstAt: clock.now(), windowMs }));
+      const w = open(key, windowMs);
       w.count += 1;
-      if (windows.size > MAX_WINDOWS) {
-        const now = clock.now();
-        for (const [k, x] of windows) if (now - x.firstAt > x.windowMs) windows.delete(k);
-      }
+      return w.count;
+    },
+    consume(key, max, windowMs) {
+      if ((current(key)?.count ?? 0) >= max) return null;
+      const w = open(key, windowMs);
+      w.count += 1;
+      return w.count;
+    },
+    raise(key, floor, windowMs) {
+      const w = open(key, windowMs);
+      w.count = Math.max(w.count, floor);
       return w.count;
     },
     count: (key) => current(key)?.count ?? 0,
@@ -119,6 +151,8 @@ export function localCounters(clock: Clock): SharedCounters {
       });
     },
     hit: (key, windowMs) => Promise.resolve(table.hit(key, windowMs)),
+    consume: (key, max, windowMs) => Promise.resolve(table.consume(key, max, windowMs)),
+    raise: (key, floor, windowMs) => Promise.resolve(table.raise(key, floor, windowMs)),
     count: (key) => Promise.resolve(table.count(key)),
     reset(key) {
       table.reset(key);

@@ -174,6 +174,29 @@ describe.skipIf(!REDIS.available)('cluster-wide shaping on Redis', () => {
     await until('the window to close', async () => (await b.counters.count('auth:192.0.2.2')) === 0, 2000);
   });
 
+  it('consumes a window’s units and raises counts once for all nodes', async () => {
+    const p = prefix();
+    const a = await node(p, 'a');
+    const b = await node(p, 'b');
+    const taken = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).counters.consume('rate:1', 6, 60_000)),
+    );
+    // Racing nodes never both get the last unit: exactly six counted, the rest refused.
+    expect(taken.filter((n) => n !== null).sort((x, y) => x! - y!)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(await a.counters.count('rate:1')).toBe(6);
+
+    expect(await a.counters.raise('daily:1', 4, 60_000)).toBe(4);
+    expect(await b.counters.raise('daily:1', 4, 60_000)).toBe(4);
+    expect(await b.counters.consume('daily:1', 5, 60_000)).toBe(5);
+    expect(await a.counters.raise('daily:1', 2, 60_000)).toBe(5);
+    expect(await a.counters.consume('daily:1', 5, 60_000)).toBeNull();
+
+    await a.counters.consume('short', 5, 200);
+    await b.counters.raise('short', 3, 60_000);
+    // A raise keeps the window already open.
+    await until('the window to close', async () => (await a.counters.count('short')) === 0, 2000);
+  });
+
   it('counts the nodes that heartbeat and drops one that leaves', async () => {
     const p = prefix();
     const a = await node(p, 'a', { heartbeatMs: 100 });

@@ -44,6 +44,31 @@ describe('the shared counters', () => {
     expect(table.count('k')).toBe(1);
   });
 
+  it('consumes up to max units of a window, counting nothing once it is full', () => {
+    let now = 0;
+    const table = createCounterTable({ now: () => now });
+    expect(table.consume('k', 2, 1000)).toBe(1);
+    expect(table.consume('k', 2, 1000)).toBe(2);
+    expect(table.consume('k', 2, 1000)).toBeNull();
+    expect(table.count('k')).toBe(2);
+    now += 1001;
+    expect(table.consume('k', 2, 1000)).toBe(1);
+  });
+
+  it('raises a count to a floor without lowering it or adding to it', () => {
+    let now = 0;
+    const table = createCounterTable({ now: () => now });
+    expect(table.raise('k', 3, 1000)).toBe(3);
+    // A second process seeding from the same stored figure adds nothing.
+    expect(table.raise('k', 3, 1000)).toBe(3);
+    expect(table.consume('k', 4, 1000)).toBe(4);
+    expect(table.raise('k', 2, 1000)).toBe(4);
+    expect(table.consume('k', 4, 1000)).toBeNull();
+    // The window is the one raise opened: it closes on time.
+    now += 1001;
+    expect(table.count('k')).toBe(0);
+  });
+
   it('gives a local slot back once however often its release is called', async () => {
     const counters = localCounters({ now: () => 0 });
     const release = await counters.tryTake('k', 1);
