@@ -1,4 +1,5 @@
 import type { Config } from '../config/index.js';
+import { parseRateLimit } from '../shared/index.js';
 
 /** How one destination may be sent to. */
 export interface Shaping {
@@ -23,13 +24,10 @@ const BUILT_IN = {
   tls: 'may',
 } as const;
 
-const UNIT_SECONDS: Record<string, number> = { s: 1, sec: 1, m: 60, min: 60, h: 3600, hour: 3600 };
-
 /** "600/min" → 10 (per second); "unlimited" → Infinity. */
 export function parseRate(rate: string): number {
-  const m = /^(\d+)\/(s|sec|m|min|h|hour)$/.exec(rate);
-  if (!m) return Infinity;
-  return Number(m[1]) / UNIT_SECONDS[m[2]!]!;
+  const r = parseRateLimit(rate);
+  return r ? (r.count * 1000) / r.windowMs : Infinity;
 }
 
 /**

@@ -4,3 +4,10 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => Date.now() };
+
+export const DAY_MS = 86_400_000;
+
+/** The start (epoch ms) of the UTC day that holds `at`: daily quotas count from there. */
+export function utcDayStart(at: number): number {
+  return at - (at % DAY_MS);
+}

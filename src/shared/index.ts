@@ -7,3 +7,4 @@ export * from './transfer-encoding.js';
 export * from './directory.js';
 export * from './secret.js';
 export * from './counters.js';
+export * from './rate.js';
