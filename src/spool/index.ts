@@ -15,7 +15,7 @@ export type {
   StoredMessage,
   StoredRecipient,
 } from './message-store.js';
-export type { Account, AccountStore } from './account-store.js';
+export type { Account, AccountLimits, AccountLimitsChange, AccountStore } from './account-store.js';
 export type {
   QueueStore,
   BounceWrite,

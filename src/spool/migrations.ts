@@ -226,4 +226,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE recipients ADD COLUMN delay_warned_at INTEGER;
   `,
+  // Per-account limits; NULL: none. A rate is a count per window, as written ("600/min"). The
+  // day's count after a restart is read through events_account.
+  `
+  ALTER TABLE accounts ADD COLUMN rate_count INTEGER;
+  ALTER TABLE accounts ADD COLUMN rate_window_ms INTEGER;
+  ALTER TABLE accounts ADD COLUMN daily_quota INTEGER;
+  `,
 ];

@@ -439,6 +439,66 @@ describe.each(backends())('spool contract on $name', (backend) => {
     expect(await eventually(() => s.accounts.get('app'), null)).toBeNull();
   });
 
+  it('keeps account limits, changes one without the other, clears them, and shows the change to another connection', async () => {
+    const s = await backend.open({ clock });
+    const cli = await backend.reopen({ clock });
+    const plain = await cli.accounts.add('plain', 'h', ['example.com']);
+    expect(plain.limits).toEqual({ rate: null, dailyQuota: null });
+    const added = await cli.accounts.add('app', 'h', ['example.com'], 'transactional', {
+      rate: { count: 600, windowMs: 60_000 },
+      dailyQuota: 50_000,
+    });
+    expect(added.limits).toEqual({ rate: { count: 600, windowMs: 60_000 }, dailyQuota: 50_000 });
+    // Read (and, on PostgreSQL, cached) here before the change.
+    expect((await s.accounts.get('app'))?.limits.dailyQuota).toBe(50_000);
+    const changed = await cli.accounts.setLimits('app', { dailyQuota: 5 });
+    expect(changed.limits).toEqual({ rate: { count: 600, windowMs: 60_000 }, dailyQuota: 5 });
+    const until = Date.now() + 5000;
+    while ((await s.accounts.get('app'))?.limits.dailyQuota !== 5 && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 10));
+    expect((await s.accounts.get('app'))?.limits).toEqual(changed.limits);
+    expect((await cli.accounts.setLimits('app', { rate: null })).limits).toEqual({
+      rate: null,
+      dailyQuota: 5,
+    });
+    expect(
+      (await cli.accounts.setLimits('app', { rate: { count: 5, windowMs: 1000 }, dailyQuota: null })).limits,
+    ).toEqual({ rate: { count: 5, windowMs: 1000 }, dailyQuota: null });
+    expect((await s.accounts.list()).map((a) => [a.name, a.limits.rate?.count ?? null])).toEqual([
+      ['app', 5],
+      ['plain', null],
+    ]);
+    await expect(cli.accounts.setLimits('ghost', { dailyQuota: 1 })).rejects.toMatchObject({
+      code: 'PETREL_ACCOUNT_NOT_FOUND',
+    });
+  });
+
+  it('counts the recipients an account queued since a time, from the reception events', async () => {
+    const s = await backend.open({ clock });
+    const app = await s.accounts.add('app', 'h', ['example.com']);
+    const other = await s.accounts.add('other', 'h', ['example.com']);
+    const start = now;
+    await s.messages.insert(s.messages.newId(), { ...message(to(2)), accountId: app.id });
+    now += 1000;
+    const since = now;
+    await s.messages.insert(s.messages.newId(), { ...message(to(3)), accountId: app.id });
+    await s.messages.insert(s.messages.newId(), { ...message(to(1)), accountId: other.id });
+    // Copies of a fan-out count once they are published, each with its own recipients.
+    const copies = [s.messages.newId(), s.messages.newId()];
+    await s.messages.stage(
+      copies.map((id, i) => ({
+        id,
+        message: { ...message([{ address: `c${i}@dest.test`, domain: 'dest.test' }]), accountId: app.id },
+      })),
+    );
+    expect(await s.accounts.recipientsQueuedSince(app.id, since)).toBe(3);
+    await s.messages.publish(copies);
+    expect(await s.accounts.recipientsQueuedSince(app.id, since)).toBe(5);
+    expect(await s.accounts.recipientsQueuedSince(app.id, start)).toBe(7);
+    expect(await s.accounts.recipientsQueuedSince(other.id, start)).toBe(1);
+    expect(await s.accounts.recipientsQueuedSince(app.id, now + 1)).toBe(0);
+  });
+
   it('keeps DKIM keys with one active per domain and algorithm', async () => {
     const s = await backend.open({ clock });
     const key = (selector: string) => ({

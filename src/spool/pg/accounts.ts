@@ -1,5 +1,12 @@
 import { AccountError, type Clock } from '../../shared/index.js';
-import type { Account, AccountStore } from '../account-store.js';
+import {
+  NO_LIMITS,
+  limitColumns,
+  limitsOf,
+  type Account,
+  type AccountStore,
+  type LimitColumns,
+} from '../account-store.js';
 import type { DkimKeyRecord, DkimKeyStore } from '../dkim-store.js';
 import type { PgDb } from './db.js';
 
@@ -15,7 +22,7 @@ export interface AccountCache {
   epoch(): number;
 }
 
-interface AccountRow {
+interface AccountRow extends LimitColumns {
   id: number;
   name: string;
   password_hash: string;
@@ -30,6 +37,7 @@ const toAccount = (row: AccountRow): Account => ({
   passwordHash: row.password_hash,
   allowedDomains: JSON.parse(row.allowed_domains) as string[],
   defaultStream: row.default_stream,
+  limits: limitsOf(row),
   createdAt: row.created_at,
 });
 
@@ -44,12 +52,13 @@ export function createPgAccountStore(
   cache: AccountCache,
 ): AccountStore {
   return {
-    async add(name, passwordHash, allowedDomains, defaultStream = 'transactional') {
+    async add(name, passwordHash, allowedDomains, defaultStream = 'transactional', limits = NO_LIMITS) {
       const now = clock.now();
       const [row] = await db.rows<AccountRow>(
-        `INSERT INTO accounts (name, password_hash, allowed_domains, default_stream, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO NOTHING RETURNING *`,
-        [name, passwordHash, JSON.stringify(allowedDomains), defaultStream, now],
+        `INSERT INTO accounts (name, password_hash, allowed_domains, default_stream, rate_count, rate_window_ms,
+           daily_quota, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (name) DO NOTHING RETURNING *`,
+        [name, passwordHash, JSON.stringify(allowedDomains), defaultStream, ...limitColumns(limits), now],
       );
       if (!row) throw new AccountError('PETREL_ACCOUNT_EXISTS', `account ${name} already exists`);
       await notify();
@@ -84,6 +93,33 @@ export function createPgAccountStore(
       ]);
       if (n === 0) throw new AccountError('PETREL_ACCOUNT_NOT_FOUND', `no account named ${name}`);
       await notify();
+    },
+    async setLimits(name, change) {
+      // Row-locked, so a concurrent change of the other limit is never undone.
+      const row = await db.tx(async (q) => {
+        const [current] = await q.rows<AccountRow>('SELECT * FROM accounts WHERE name = $1 FOR UPDATE', [
+          name,
+        ]);
+        if (!current) return undefined;
+        const next = { ...limitsOf(current), ...change };
+        const [updated] = await q.rows<AccountRow>(
+          `UPDATE accounts SET rate_count = $1, rate_window_ms = $2, daily_quota = $3, updated_at = $4
+           WHERE name = $5 RETURNING *`,
+          [...limitColumns(next), clock.now(), name],
+        );
+        return updated;
+      });
+      if (!row) throw new AccountError('PETREL_ACCOUNT_NOT_FOUND', `no account named ${name}`);
+      await notify();
+      return toAccount(row);
+    },
+    async recipientsQueuedSince(accountId, since) {
+      const [row] = await db.rows<{ n: string | number }>(
+        `SELECT coalesce(sum((details::json ->> 'recipients')::bigint), 0) AS n FROM events
+         WHERE type = 'reception' AND account_id = $1 AND at >= $2`,
+        [accountId, since],
+      );
+      return Number(row?.n ?? 0);
     },
   };
 }

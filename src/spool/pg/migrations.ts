@@ -185,4 +185,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE recipients ADD COLUMN delay_warned_at BIGINT;
   `,
+  // Per-account limits; NULL: none. A rate is a count per window, as written ("600/min"). The
+  // day's count after a restart is read through events_account.
+  `
+  ALTER TABLE accounts ADD COLUMN rate_count INTEGER;
+  ALTER TABLE accounts ADD COLUMN rate_window_ms INTEGER;
+  ALTER TABLE accounts ADD COLUMN daily_quota INTEGER;
+  `,
 ];
