@@ -45,7 +45,7 @@ export interface WorkerRole {
   readonly holder: string;
   /**
    * Limits shared by the node's workers: delivery connection slots and send bookings, and the
-   * listeners' sessions per client address and AUTH failures.
+   * listeners' sessions per client address, AUTH failures and the accounts' limits.
    */
   readonly throttle: Throttle & SharedCounters;
   /**

@@ -14,7 +14,7 @@ export interface SubmissionPartDeps {
   readonly storage: Storage;
   readonly queue: Queue;
   readonly certificates: Certificates;
-  /** Sessions per client address and AUTH failures, counted for the whole node. */
+  /** Sessions per client address, AUTH failures and account limits, counted for the whole node. */
   readonly counters: SharedCounters;
 }
 
@@ -63,6 +63,7 @@ export function createSubmission(config: Config, deps: SubmissionPartDeps): Part
         logger: deps.logger.child({ component: 'submission' }),
         clock,
         counters: deps.counters,
+        onLimited: (account, reason) => metrics.accountLimitRefusals.inc({ account: account.name, reason }),
         onQueued: (listener, seconds) => {
           metrics.messagesReceived.inc({ listener });
           metrics.submissionSeconds.observe(seconds);
@@ -74,6 +75,7 @@ export function createSubmission(config: Config, deps: SubmissionPartDeps): Part
         marketingPaused: (id) => storage.paused(id),
       });
       service = s;
+      metrics.readAccountUsage(() => s.accountUsage());
       certificates.onChange((material) => s.updateTls(material));
       const bound = await s.start();
       for (const b of bound)

@@ -7,7 +7,8 @@ import type { PrimaryMessage, WorkerMessage } from './messages.js';
 export interface PrimaryLink {
   /**
    * Limits shared with every worker of the node, kept by the primary: delivery connection slots
-   * and send bookings, and the listeners' per-IP sessions and AUTH failures.
+   * and send bookings, the listeners' per-IP sessions and AUTH failures, and the accounts' rates
+   * and daily quotas.
    */
   readonly throttle: Throttle & SharedCounters;
   /** The node's metrics: every live worker's, summed by the primary. */

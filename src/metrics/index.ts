@@ -1,5 +1,6 @@
 export {
   aggregateMetrics,
+  type AccountQuotaUsage,
   createMetrics,
   type Metrics,
   type MetricsOptions,

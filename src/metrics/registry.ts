@@ -16,6 +16,13 @@ export interface QueueDepth {
   readonly oldestSeconds: number;
 }
 
+/** An account's count against its daily quota, read at scrape time. */
+export interface AccountQuotaUsage {
+  readonly account: string;
+  readonly used: number;
+  readonly quota: number;
+}
+
 /** Petrel's metrics on a registry of its own (never prom-client's global one). */
 export interface Metrics {
   readonly registry: Registry;
@@ -29,6 +36,10 @@ export interface Metrics {
   readonly privacyErasures: Counter;
   readonly unsubscribes: Counter<'source'>;
   readonly retentionDeleted: Counter<'kind'>;
+  /** Recipients (or transactions, at MAIL FROM) an account's limit refused, by account and reason (rate, daily). */
+  readonly accountLimitRefusals: Counter<'account' | 'reason'>;
+  /** Where the daily quota gauges read from at scrape time (the submission listeners, once they run). */
+  readAccountUsage(read: () => Promise<readonly AccountQuotaUsage[]>): void;
   /** Prometheus text exposition. */
   render(): Promise<{ contentType: string; body: string }>;
   /** The metrics as data, for a node's primary to sum over its workers (aggregateMetrics). */
@@ -130,6 +141,38 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['kind'] as const,
     registers: [registry],
   });
+  const accountLimitRefusals = new Counter({
+    name: 'petrel_account_limit_refusals_total',
+    help: 'MAIL FROM and RCPT TO refused with 451 4.7.1 by an account limit, by account and reason (rate, daily).',
+    labelNames: ['account', 'reason'] as const,
+    registers: [registry],
+  });
+  let accountUsage: (() => Promise<readonly AccountQuotaUsage[]>) | null = null;
+  // Every worker reads the one count its node (or cluster) shares: taken once, not summed.
+  const dailyUsed = new Gauge({
+    name: 'petrel_account_daily_recipients',
+    help: 'Recipients accepted today (UTC) by each account with a daily quota.',
+    labelNames: ['account'] as const,
+    aggregator: 'first',
+    registers: [registry],
+  });
+  const dailyQuota = new Gauge({
+    name: 'petrel_account_daily_quota',
+    help: 'Daily quota (recipients per UTC day) of each account that has one.',
+    labelNames: ['account'] as const,
+    aggregator: 'first',
+    registers: [registry],
+  });
+  const refreshAccounts = async (): Promise<void> => {
+    if (!accountUsage) return;
+    const usage = await accountUsage();
+    dailyUsed.reset();
+    dailyQuota.reset();
+    for (const u of usage) {
+      dailyUsed.set({ account: u.account }, u.used);
+      dailyQuota.set({ account: u.account }, u.quota);
+    }
+  };
   new Gauge({
     name: 'petrel_spool_bytes',
     help: 'Size of the spool database files.',
@@ -203,12 +246,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
     privacyErasures,
     unsubscribes,
     retentionDeleted,
+    accountLimitRefusals,
+    readAccountUsage(read) {
+      accountUsage = read;
+    },
     async render() {
-      await refreshQueue();
+      await Promise.all([refreshQueue(), refreshAccounts()]);
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
     async snapshot() {
-      await refreshQueue();
+      await Promise.all([refreshQueue(), refreshAccounts()]);
       return registry.getMetricsAsJSON();
     },
   };

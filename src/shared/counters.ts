@@ -2,7 +2,7 @@ import type { Clock } from './clock.js';
 
 /**
  * Per-key counters a listener shares with every other process of its node (workers): the
- * sessions a client address holds, and the AUTH failures it made. With one process they are its
+ * sessions a client address holds, the AUTH failures it made, the recipients an account sent. With one process they are its
  * own; with a node of workers the primary keeps them, so a client gets the limit once per node
  * and not once per worker. Keys are the caller's (prefix them with what they count).
  */

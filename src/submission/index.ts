@@ -5,3 +5,4 @@ export {
   type BoundListener,
   type ListenerName,
 } from './server.js';
+export { AccountLimiter, type AccountUsage, type LimitReason } from './account-limits.js';

@@ -28,6 +28,7 @@ import {
 import { AuthGuard } from './auth-guard.js';
 import { GreetingServer, PerIpLimit, armDataDeadline } from '../listener/index.js';
 import { acceptMessage, PAUSED_TEXT } from './accept.js';
+import { AccountLimiter, type AccountUsage, type LimitReason } from './account-limits.js';
 import { blockingEntry } from '../suppression/index.js';
 
 export type ListenerName = 'submission' | 'submissions';
@@ -54,10 +55,12 @@ export interface SubmissionDeps {
   /** Whether the complaint/bounce guard paused this account's marketing mail. */
   readonly marketingPaused?: (accountId: number) => boolean;
   /**
-   * Where per-IP sessions and AUTH failures are counted: the node's counters when it has workers.
-   * Default: this service's own.
+   * Where per-IP sessions, AUTH failures and the accounts' rates and daily quotas are counted:
+   * the node's counters when it has workers (the cluster's with Redis). Default: this service's own.
    */
   readonly counters?: SharedCounters;
+  /** Called for each MAIL FROM or RCPT TO an account's limit refused (451 4.7.1). */
+  readonly onLimited?: (account: Account, reason: LimitReason) => void;
   /** Called after a message is durably queued (delivery can start at once), with the time DATA took to commit. */
   readonly onQueued?: (listener: ListenerName, seconds: number) => void;
 }
@@ -79,6 +82,8 @@ export interface SubmissionService {
   close(): Promise<void>;
   /** New certificate for new TLS sessions; open sessions keep theirs. */
   updateTls(material: TlsMaterial): void;
+  /** Today's count of every account with a daily quota, as every worker and node share it. */
+  accountUsage(): Promise<AccountUsage[]>;
 }
 
 /** Who a session sends as, fixed at AUTH or, for trusted networks, at MAIL FROM. */
@@ -97,6 +102,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
   const counters = deps.counters ?? localCounters(clock);
   const guard = new AuthGuard(counters, config.auth_max_failures, config.auth_failure_window);
   const perIp = new PerIpLimit(counters, 'submission', config.max_connections_per_ip);
+  const limiter = new AccountLimiter(counters, spool.accounts, clock);
   const senders = new Map<string, SenderState>();
   const servers: { server: SMTPServer; name: ListenerName }[] = [];
 
@@ -147,6 +153,15 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
     })().catch((err: unknown) => failEdge(logger, session, err, callback));
   };
 
+  /** The reply to a MAIL or RCPT an account's limit refuses: temporary, the client retries later. */
+  const limited = (session: SMTPServerSession, account: Account, reason: LimitReason): Error => {
+    logger.info({ sessionId: session.id, accountId: account.id, limit: reason }, 'refused: account limit');
+    deps.onLimited?.(account, reason);
+    return reason === 'rate'
+      ? smtpError(451, '4.7.1', 'Account rate limit exceeded, try again later')
+      : smtpError(451, '4.7.1', 'Account daily quota exceeded, try again later');
+  };
+
   const onMailFrom = (
     address: SMTPServerAddress,
     session: SMTPServerSession,
@@ -178,6 +193,8 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       if (!account.allowedDomains.some((d) => domainMatches(parsed.domain, d))) {
         return callback(smtpError(553, '5.7.1', 'Sender domain not allowed for this account'));
       }
+      const reached = await limiter.reached(account);
+      if (reached) return callback(limited(session, account, reached));
       senders.set(session.id, { account });
       if (!user) session.user = { account: account.name } satisfies SessionUser;
       callback();
@@ -201,12 +218,19 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       callback(smtpError(451, '4.7.1', PAUSED_TEXT));
       return;
     }
-    blockingEntry(spool.suppressions, sender?.account.id ?? null, address.address, stream)
-      .then((entry) => {
-        if (entry) return callback(smtpError(550, '5.7.1', `Recipient is suppressed (${entry.reason})`));
-        callback();
-      })
-      .catch((err: unknown) => failEdge(logger, session, err, callback));
+    void (async () => {
+      const entry = await blockingEntry(
+        spool.suppressions,
+        sender?.account.id ?? null,
+        address.address,
+        stream,
+      );
+      if (entry) return callback(smtpError(550, '5.7.1', `Recipient is suppressed (${entry.reason})`));
+      // Counted only once nothing else refuses the recipient: a quota counts accepted recipients.
+      const refused = sender ? await limiter.admit(sender.account) : null;
+      if (refused && sender) return callback(limited(session, sender.account, refused));
+      callback();
+    })().catch((err: unknown) => failEdge(logger, session, err, callback));
   };
 
   const makeOnData =
@@ -321,6 +345,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       for (const { server } of servers)
         server.updateSecureContext({ key: material.key, cert: material.cert });
     },
+    accountUsage: () => limiter.usage(),
   };
 }
 
