@@ -1,5 +1,14 @@
 import type { Command } from 'commander';
-import { generatePassword, hashPassword, normalizeDomain } from '../../shared/index.js';
+import {
+  formatRateLimit,
+  generatePassword,
+  hashPassword,
+  normalizeDomain,
+  parseRateLimit,
+  utcDayStart,
+  type RateLimit,
+} from '../../shared/index.js';
+import type { Account, AccountLimits, AccountLimitsChange } from '../../spool/index.js';
 import { CliError, globals, print, readStdin, withSpool } from '../context.js';
 
 // No @: a name shaped like an address would be personal data wherever the name is shown.
@@ -17,6 +26,61 @@ function checkDomains(domains: readonly string[]): string[] {
     if (!norm) throw new CliError(`invalid domain "${d}"`, 2);
     return wildcard ? `*.${norm}` : norm;
   });
+}
+
+const RATE_HELP =
+  'most recipients accepted per second, minute or hour ("100/s", "600/min", "5000/h"), for the whole node ' +
+  '(every node, with [cluster] redis); "unlimited" to remove';
+const DAILY_HELP =
+  'most recipients accepted per UTC day (each RCPT TO accepted counts, whether or not the message is then ' +
+  'queued); "none" to remove';
+
+function checkRate(text: string): RateLimit | null {
+  if (text === 'unlimited') return null;
+  const rate = parseRateLimit(text);
+  if (!rate || rate.count === 0)
+    throw new CliError(
+      `invalid --rate "${text}": use a positive count per s, min or h ("100/s", "600/min", "5000/h") or "unlimited"`,
+      2,
+    );
+  return rate;
+}
+
+function checkDaily(text: string): number | null {
+  if (text === 'none') return null;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > 2_147_483_647)
+    throw new CliError(
+      `invalid --daily "${text}": use a whole number of recipients per day from 1, or "none" to remove the quota`,
+      2,
+    );
+  return n;
+}
+
+/** The limits named on the command line; absent options are absent from the change. */
+function limitsChange(opts: { rate?: string; daily?: string }): AccountLimitsChange {
+  return {
+    ...(opts.rate !== undefined ? { rate: checkRate(opts.rate) } : {}),
+    ...(opts.daily !== undefined ? { dailyQuota: checkDaily(opts.daily) } : {}),
+  };
+}
+
+const rateText = (l: AccountLimits): string => (l.rate ? formatRateLimit(l.rate) : 'unlimited');
+const dailyText = (l: AccountLimits): string => (l.dailyQuota === null ? 'none' : String(l.dailyQuota));
+
+const limitsJson = (l: AccountLimits): { rate: string | null; dailyQuota: number | null } => ({
+  rate: l.rate ? formatRateLimit(l.rate) : null,
+  dailyQuota: l.dailyQuota,
+});
+
+function accountJson(a: Account): Record<string, unknown> {
+  return {
+    name: a.name,
+    allowedDomains: a.allowedDomains,
+    stream: a.defaultStream,
+    ...limitsJson(a.limits),
+    createdAt: new Date(a.createdAt).toISOString(),
+  };
 }
 
 /** The password piped on stdin, or a generated one that is printed once. */
@@ -41,23 +105,83 @@ export function register(program: Command): void {
       'transactional or marketing: the stream of its mail unless X-Petrel-Stream says',
       'transactional',
     )
-    .action(async (name: string, opts: { allowFrom: string[]; stream: string }, cmd: Command) => {
-      checkName(name);
-      if (opts.stream !== 'transactional' && opts.stream !== 'marketing')
-        throw new CliError('--stream is transactional or marketing', 2);
-      const stream: 'transactional' | 'marketing' = opts.stream;
-      const domains = checkDomains(opts.allowFrom);
-      const { password, generated } = await passwordFromInput();
-      const hash = await hashPassword(password);
-      await withSpool(cmd, async (spool) => {
-        await spool.accounts.add(name, hash, domains, stream);
+    .option('--rate <rate>', `${RATE_HELP} (default: unlimited)`)
+    .option('--daily <count>', `${DAILY_HELP} (default: none)`)
+    .action(
+      async (
+        name: string,
+        opts: { allowFrom: string[]; stream: string; rate?: string; daily?: string },
+        cmd: Command,
+      ) => {
+        checkName(name);
+        if (opts.stream !== 'transactional' && opts.stream !== 'marketing')
+          throw new CliError('--stream is transactional or marketing', 2);
+        const stream: 'transactional' | 'marketing' = opts.stream;
+        const domains = checkDomains(opts.allowFrom);
+        const limits: AccountLimits = { rate: null, dailyQuota: null, ...limitsChange(opts) };
+        const { password, generated } = await passwordFromInput();
+        const hash = await hashPassword(password);
+        await withSpool(cmd, async (spool) => {
+          await spool.accounts.add(name, hash, domains, stream, limits);
+        });
+        if (globals(cmd).json)
+          print(
+            JSON.stringify({
+              name,
+              allowedDomains: domains,
+              ...limitsJson(limits),
+              ...(generated ? { password } : {}),
+            }),
+          );
+        else {
+          print(`account ${name} created, may send from: ${domains.join(', ')}`);
+          if (limits.rate || limits.dailyQuota !== null)
+            print(`rate: ${rateText(limits)}, daily quota: ${dailyText(limits)}`);
+          if (generated) print(`password: ${password}`);
+        }
+      },
+    );
+
+  user
+    .command('set <name>')
+    .description(
+      'change the limits of an account; options left out keep their value. A running daemon applies them within a second',
+    )
+    .option('--rate <rate>', RATE_HELP)
+    .option('--daily <count>', DAILY_HELP)
+    .action(async (name: string, opts: { rate?: string; daily?: string }, cmd: Command) => {
+      const change = limitsChange(opts);
+      if (Object.keys(change).length === 0)
+        throw new CliError('nothing to change: give --rate or --daily', 2);
+      const account = await withSpool(cmd, (spool) => spool.accounts.setLimits(name, change));
+      if (globals(cmd).json) print(JSON.stringify(accountJson(account)));
+      else
+        print(`account ${name}: rate ${rateText(account.limits)}, daily quota ${dailyText(account.limits)}`);
+    });
+
+  user
+    .command('show <name>')
+    .description('an account: its sender domains, stream, limits, and the recipients it queued today (UTC)')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      const found = await withSpool(cmd, async (spool) => {
+        const account = await spool.accounts.get(name);
+        if (!account) return null;
+        const today = await spool.accounts.recipientsQueuedSince(account.id, utcDayStart(Date.now()));
+        return { account, today };
       });
-      if (globals(cmd).json)
-        print(JSON.stringify({ name, allowedDomains: domains, ...(generated ? { password } : {}) }));
-      else {
-        print(`account ${name} created, may send from: ${domains.join(', ')}`);
-        if (generated) print(`password: ${password}`);
+      if (!found) throw new CliError(`no account named ${name}`);
+      const { account: a, today } = found;
+      if (globals(cmd).json) {
+        print(JSON.stringify({ ...accountJson(a), queuedToday: today }));
+        return;
       }
+      print(`name:         ${a.name}`);
+      print(`allowed from: ${a.allowedDomains.join(', ')}`);
+      print(`stream:       ${a.defaultStream}`);
+      print(`rate:         ${rateText(a.limits)}`);
+      print(`daily quota:  ${dailyText(a.limits)}`);
+      print(`queued today: ${today} recipients`);
+      print(`created:      ${new Date(a.createdAt).toISOString()}`);
     });
 
   user
@@ -66,19 +190,14 @@ export function register(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const accounts = await withSpool(cmd, (spool) => spool.accounts.list());
       if (globals(cmd).json) {
-        for (const a of accounts) {
-          print(
-            JSON.stringify({
-              name: a.name,
-              allowedDomains: a.allowedDomains,
-              createdAt: new Date(a.createdAt).toISOString(),
-            }),
-          );
-        }
+        for (const a of accounts) print(JSON.stringify(accountJson(a)));
         return;
       }
       if (accounts.length === 0) print('no accounts');
-      for (const a of accounts) print(`${a.name}\t${a.allowedDomains.join(',')}`);
+      for (const a of accounts)
+        print(
+          `${a.name}\t${a.allowedDomains.join(',')}\trate ${rateText(a.limits)}\tdaily ${dailyText(a.limits)}`,
+        );
     });
 
   user
