@@ -1,9 +1,14 @@
+import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, makeTestDir, startDaemon, type Daemon, type TestDir } from '../helpers/daemon.js';
+import { interopTool } from '../helpers/interop.js';
+import { POSTGRES, startPostgres, type TestPostgres } from '../helpers/postgres.js';
+import { REDIS, startRedis, type TestRedis } from '../helpers/redis.js';
 import { RawSmtp, type Reply } from '../helpers/smtp-client.js';
 import { until } from '../helpers/until.js';
 
 const PASSWORD = 'correct horse battery';
+const PROMTOOL = interopTool('/usr/bin/promtool', 'prometheus');
 
 function addAccount(t: TestDir, name: string, ...limits: string[]): void {
   const r = cli(t, ['user', 'add', name, '--allow-from', 'shop.example', ...limits], `${PASSWORD}\n`);
@@ -158,6 +163,14 @@ describe('per-account limits on one node', () => {
     );
     expect(sample(later, 'petrel_account_daily_recipients', { account: 'daily' })).toBe(11);
   });
+
+  it.skipIf(!PROMTOOL.available)('passes promtool check metrics with the account samples', async () => {
+    const text = await scrape(daemon);
+    expect(text).toContain('petrel_account_limit_refusals_total{');
+    const r = spawnSync('/usr/bin/promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
 });
 
 describe('per-account limits on a node of two workers', () => {
@@ -220,6 +233,52 @@ describe('per-account limits on a node of two workers', () => {
     expect(sample(text, 'petrel_account_daily_recipients', { account: 'daily' })).toBe(6);
   });
 });
+
+describe.skipIf(!POSTGRES.available || !REDIS.available)(
+  'per-account limits on two nodes sharing Redis',
+  () => {
+    let server: TestPostgres;
+    let redis: TestRedis;
+    const nodes: { t: TestDir; daemon: Daemon }[] = [];
+    beforeAll(async () => {
+      server = await startPostgres();
+      redis = await startRedis();
+      const url = await server.database('quotas');
+      for (const name of ['node-a', 'node-b']) {
+        const t = makeTestDir(
+          `[spool]\nurl = "${url}"\n\n[cluster]\nnode_timeout = "2s"\nredis = "${redis.url}"\nnode = "${name}"\n`,
+        );
+        if (name === 'node-a') {
+          addAccount(t, 'daily', '--daily', '6');
+          addAccount(t, 'fast', '--rate', '4/s');
+        }
+        nodes.push({ t, daemon: await startDaemon(t) });
+      }
+    });
+    afterAll(async () => {
+      for (const n of nodes) {
+        await n.daemon.stop();
+        n.t.cleanup();
+      }
+      await server?.stop();
+      await redis?.stop();
+    });
+
+    it('keeps one daily quota and one rate for the cluster', async () => {
+      const daily = await Promise.all(nodes.map((n) => session(n.daemon, 'daily')));
+      const dailyReplies = (await Promise.all(daily.map((c, i) => recipients(c, i * 10, 6)))).flat();
+      expect(dailyReplies.filter((r) => r.code === 250)).toHaveLength(6);
+      for (const c of daily) c.close();
+
+      const fast = await Promise.all(nodes.map((n) => session(n.daemon, 'fast')));
+      const started = Date.now();
+      const fastReplies = (await Promise.all(fast.map((c, i) => recipients(c, i * 10, 6)))).flat();
+      expect(Date.now() - started).toBeLessThan(1000);
+      expect(fastReplies.filter((r) => r.code === 250)).toHaveLength(4);
+      for (const c of fast) c.close();
+    });
+  },
+);
 
 describe('petrel user limits', () => {
   const t = makeTestDir();
