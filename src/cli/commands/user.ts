@@ -29,11 +29,12 @@ function checkDomains(domains: readonly string[]): string[] {
 }
 
 const RATE_HELP =
-  'most recipients accepted per second, minute or hour ("100/s", "600/min", "5000/h"), for the whole node ' +
-  '(every node, with [cluster] redis); "unlimited" to remove';
+  'most recipients accepted per second, minute or hour ("100/s", "600/min", "5000/h"), in a fixed window of ' +
+  'that unit (600/min may come in one burst), for the whole node (every node, with [cluster] redis); ' +
+  '"unlimited" to remove';
 const DAILY_HELP =
-  'most recipients accepted per UTC day (each RCPT TO accepted counts, whether or not the message is then ' +
-  'queued); "none" to remove';
+  'most recipients accepted per UTC day, counted at each RCPT TO accepted (a restart keeps the count of the ' +
+  'recipients whose message was queued); "none" to remove';
 
 function checkRate(text: string): RateLimit | null {
   if (text === 'unlimited') return null;
@@ -145,7 +146,7 @@ export function register(program: Command): void {
   user
     .command('set <name>')
     .description(
-      'change the limits of an account; options left out keep their value. A running daemon applies them within a second',
+      'change the limits of an account; options left out keep their value. A running daemon applies them from the next MAIL FROM',
     )
     .option('--rate <rate>', RATE_HELP)
     .option('--daily <count>', DAILY_HELP)
