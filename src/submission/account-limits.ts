@@ -43,7 +43,7 @@ export class AccountLimiter {
     // the next window, a unit of the quota only the next day.
     if (
       rate &&
-      (await this.counters.consume(rateKey(account.id, rate.windowMs), rate.count, rate.windowMs)) === null
+      (await this.counters.consume(rateKey(account.name, rate.windowMs), rate.count, rate.windowMs)) === null
     )
       return 'rate';
     if (dailyQuota === null) return null;
@@ -54,7 +54,8 @@ export class AccountLimiter {
   /** The limit `account` has already reached, without counting anything (MAIL FROM: no transaction can succeed). */
   async reached(account: Account): Promise<LimitReason | null> {
     const { rate, dailyQuota } = account.limits;
-    if (rate && (await this.counters.count(rateKey(account.id, rate.windowMs))) >= rate.count) return 'rate';
+    if (rate && (await this.counters.count(rateKey(account.name, rate.windowMs))) >= rate.count)
+      return 'rate';
     if (dailyQuota === null) return null;
     const { key } = await this.#today(account);
     return (await this.counters.count(key)) >= dailyQuota ? 'daily' : null;
@@ -75,7 +76,8 @@ export class AccountLimiter {
   async #today(account: Account): Promise<{ key: string; windowMs: number }> {
     const now = this.clock.now();
     const midnight = utcDayStart(now);
-    const key = `account-daily:${account.id}:${new Date(midnight).toISOString().slice(0, 10)}`;
+    // By name, which every node knows the account by, even nodes with spools of their own.
+    const key = `account-daily:${account.name}:${new Date(midnight).toISOString().slice(0, 10)}`;
     const windowMs = midnight + DAY_MS - now + DAY_SLACK_MS;
     if (this.#seededDay !== midnight) {
       this.#seeded.clear();
@@ -97,4 +99,4 @@ export class AccountLimiter {
   }
 }
 
-const rateKey = (accountId: number, windowMs: number): string => `account-rate:${accountId}:${windowMs}`;
+const rateKey = (name: string, windowMs: number): string => `account-rate:${name}:${windowMs}`;
