@@ -3,29 +3,10 @@ import { cli } from '../helpers/daemon.js';
 import { startRoutedDaemon } from '../helpers/routed.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { until } from '../helpers/until.js';
+import { submitMany as submitAll } from '../helpers/submit.js';
 
-async function submitMany(
-  port: number,
-  domain: string,
-  count: number,
-  tag: string,
-  sessions = 4,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: sessions }, async () => {
-      const c = await RawSmtp.connect(port);
-      await c.login('app', 'pw');
-      for (let i = next++; i < count; i = next++) {
-        await c.command('MAIL FROM:<sender@example.com>');
-        await c.command(`RCPT TO:<r${i}@${domain}>`);
-        const r = await c.data(`From: sender@example.com\r\nSubject: ${tag} ${i}\r\n\r\nbody ${i}\r\n`);
-        expect(r.code).toBe(250);
-      }
-      c.close();
-    }),
-  );
-}
+const submitMany = (port: number, domain: string, count: number, tag: string, sessions = 4) =>
+  submitAll(port, domain, count, tag, sessions);
 
 /** Messages per second the receiver accepted between `from` and `to` (ms after `t0`). */
 const rateIn = (times: readonly number[], t0: number, from: number, to: number): number =>

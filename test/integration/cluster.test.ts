@@ -12,26 +12,13 @@ import { routesTo } from '../helpers/routed.js';
 import { startSink, type Sink, type SinkScript } from '../helpers/sink.js';
 import { RawSmtp } from '../helpers/smtp-client.js';
 import { until } from '../helpers/until.js';
+import { submitMany as submitAll } from '../helpers/submit.js';
 
 // Several Petrel nodes on one PostgreSQL spool: each node its own data dir (certificate, lock),
 // one queue between them.
 
-async function submitMany(port: number, domain: string, count: number, tag: string, sessions = 4) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: sessions }, async () => {
-      const c = await RawSmtp.connect(port);
-      await c.login('app', 'pw');
-      for (let i = next++; i < count; i = next++) {
-        await c.command('MAIL FROM:<sender@example.com>');
-        await c.command(`RCPT TO:<r${i}@${domain}>`);
-        const r = await c.data(`From: sender@example.com\r\nSubject: ${tag} ${i}\r\n\r\nbody ${i}\r\n`);
-        expect(r.code).toBe(250);
-      }
-      c.close();
-    }),
-  );
-}
+const submitMany = (port: number, domain: string, count: number, tag: string, sessions = 4) =>
+  submitAll(port, domain, count, tag, sessions);
 
 const subjects = (sink: Sink, tag: string): string[] =>
   sink

@@ -3,32 +3,11 @@ import { openSpool } from '../../src/spool/index.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { startRoutedDaemon } from '../helpers/routed.js';
 import type { Sink } from '../helpers/sink.js';
-import { RawSmtp } from '../helpers/smtp-client.js';
 import { until } from '../helpers/until.js';
+import { submitMany as submitAll } from '../helpers/submit.js';
 
-/** Submits `count` messages over `sessions` parallel sessions, each to one recipient at `domain`. */
-async function submitMany(
-  port: number,
-  domain: string,
-  count: number,
-  tag: string,
-  sessions = 1,
-): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: sessions }, async () => {
-      const c = await RawSmtp.connect(port);
-      await c.login('app', 'pw');
-      for (let i = next++; i < count; i = next++) {
-        await c.command('MAIL FROM:<sender@example.com>');
-        await c.command(`RCPT TO:<r${i}@${domain}>`);
-        const r = await c.data(`From: sender@example.com\r\nSubject: ${tag} ${i}\r\n\r\nbody ${i}\r\n`);
-        expect(r.code).toBe(250);
-      }
-      c.close();
-    }),
-  );
-}
+const submitMany = (port: number, domain: string, count: number, tag: string, sessions = 1) =>
+  submitAll(port, domain, count, tag, sessions);
 
 function subjects(sink: Sink, tag: string): string[] {
   return sink.messages
