@@ -149,7 +149,8 @@ export function createPools(
       const key = domainKeys.get(domain);
       const pool = key === undefined ? undefined : pools.get(key);
       if (pool) return { key: pool.key, cap: leaseCap(pool.shaping) };
-      return { key: `domain:${domain}`, cap: leaseCap(resolveShaping(delivery, domain, []).shaping) };
+      const own = `domain:${domain}`;
+      return { key: own, cap: leaseCap(shape(own, resolveShaping(delivery, domain, []).shaping)) };
     },
     presetCaps() {
       if (!preset) {

@@ -156,6 +156,17 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
         await releaseJobs(jobs);
       }
     }
+    // A pool a shaping rule suspended holds nothing (its recipients go back to the queue, where
+    // this worker's lease no longer takes them); one the rule let go again starts its sessions,
+    // since nothing else would start them for jobs it already holds.
+    for (const pool of pools.all()) {
+      if (pool.jobs.size === 0) continue;
+      if (pool.shaping.maxConnections === 0) {
+        const jobs = [...pool.jobs.values()].flat();
+        pool.jobs.clear();
+        await releaseJobs(jobs);
+      } else spawn(pool);
+    }
     pools.sweep();
   };
 
@@ -259,6 +270,9 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
           resolved.hosts.map((h) => h.name),
         );
         const pool = pools.join(poolKey, shaping, domain);
+        // Leased before this worker knew its pool was suspended (its lease cap came from the
+        // domain alone): back to the queue at once, not stranded in a pool that runs nothing.
+        if (pool.shaping.maxConnections === 0) return releaseJobs(jobs);
         const list = pool.jobs.get(domain) ?? [];
         list.push(...jobs);
         pool.jobs.set(domain, list);

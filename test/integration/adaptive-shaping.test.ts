@@ -61,7 +61,11 @@ ramp = "2s"
       },
     });
     cleanups.push(() => r.stop());
+    // Queued first and then let go, so the rate before the cut is the destination's, not
+    // how fast the submissions came in.
+    expect(cli(r.t, ['queue', 'suspend', 'throttling.test']).status).toBe(0);
     await submitMany(r.daemon.ports.submission, 'throttling.test', 130, 'ramp');
+    expect(cli(r.t, ['queue', 'resume', 'throttling.test']).status).toBe(0);
     await until('129 deliveries', () => accepted.length >= 129, 40_000);
     expect(throttledAt).toBeGreaterThan(0);
     const before = rateIn(accepted, throttledAt, -1000, 0);
