@@ -99,9 +99,13 @@ export function redisThrottle(
         link.give(slotsKey(key), member, true);
         continue;
       }
+      // Counted in the node's own table too: should Redis die while this session runs, the
+      // node's share of the limit includes it, and no local slot opens beside it.
+      table.hold('redis', key);
       finish(
         w,
         once(() => {
+          table.release('redis', key);
           link.give(slotsKey(key), member, true);
           void pump(key);
         }),

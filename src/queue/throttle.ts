@@ -22,6 +22,8 @@ export interface Throttle {
 export interface ThrottleTable {
   /** Takes a slot for `owner` now if one is free; otherwise queues the grant and returns false. */
   acquire(owner: string, key: string, max: number, grant: () => void): boolean;
+  /** Counts a slot `owner` holds elsewhere (granted by another table) against this one's limits. */
+  hold(owner: string, key: string): void;
   /** Gives back one slot of `owner`; the next waiter gets it. */
   release(owner: string, key: string): void;
   /** Withdraws a waiter that no longer wants its slot (aborted); true when it was still waiting. */
@@ -97,6 +99,7 @@ export function createThrottleTable(clock: Clock): ThrottleTable {
       keyOfGrant.set(grant, key);
       return false;
     },
+    hold: (owner, key) => take(slotsOf(key), owner),
     release: (owner, key) => giveBack(key, owner, 1),
     cancel(grant) {
       const key = keyOfGrant.get(grant);

@@ -290,6 +290,28 @@ describe.skipIf(!REDIS.available)('shaping when Redis goes away', () => {
     expect(said.map((l) => l.level)).toEqual(['warn', 'info']);
   });
 
+  it('counts the sessions Redis granted before it died against the node’s own share', async () => {
+    const timings = { heartbeatMs: 200, commandTimeoutMs: 300, url: own.url, prefix: 'held:' };
+    const a = await connectRedisShaping({ ...timings, node: 'a', logger: silentLogger() });
+    const b = await connectRedisShaping({ ...timings, node: 'b', logger: silentLogger() });
+    open.push(a, b);
+    await until('both nodes seen', () => a.nodesSeen() === 2, 3000);
+    // max 4 over 2 nodes: a's share is 2, and it already has 2 sessions from Redis.
+    const one = await a.throttle.acquire('held.example', 4, never);
+    const two = await a.throttle.acquire('held.example', 4, never);
+    expect(one).not.toBeNull();
+    expect(two).not.toBeNull();
+    await own.kill();
+    await until('degraded', () => a.degraded(), 3000);
+    expect(await a.throttle.acquire('held.example', 4, AbortSignal.timeout(400))).toBeNull();
+    // One of them ends: its place is the node's again.
+    one!();
+    expect(await a.throttle.acquire('held.example', 4, AbortSignal.timeout(400))).not.toBeNull();
+    two!();
+    await own.restart();
+    await until('recovery', () => !a.degraded() && !b.degraded(), 5000);
+  });
+
   it('bounds every call when Redis hangs, and leaves no slot behind when it answers again', async () => {
     const timings = { heartbeatMs: 200, commandTimeoutMs: 300, url: own.url, prefix: 'h:' };
     const a = await connectRedisShaping({ ...timings, node: 'a', logger: silentLogger() });
