@@ -7,6 +7,7 @@ import {
   compileRules,
   createAdaptive,
   createScheduler,
+  warmupsOf,
   type Scheduler,
   type Throttle,
   type Transport,
@@ -64,13 +65,16 @@ function createTransport(
     }
     credentials.set(domain, { user: route.auth_user, pass });
   }
+  const sources = new Map(config.egress.map((e) => [e.name, e]));
   return {
     resolve: (domain) => resolver.resolve(domain),
     open: (domain, hosts, shaping, signal) => {
       const auth = credentials.get(domain);
+      const source = shaping.egress === null ? undefined : sources.get(shaping.egress);
       // The hosts came from this resolver, so they are MxHosts.
       return openSession(hosts as readonly MxHost[], {
-        hostname: config.hostname,
+        hostname: source?.ehlo ?? config.hostname,
+        ...(source ? { localAddress: source.local_address } : {}),
         tls: shaping.tls,
         signal,
         resign,
@@ -123,6 +127,27 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
           port: config.delivery.mx_port,
         });
       const signer = createSigner({ clock });
+      // Accounts' own sources, re-read whenever the CLI commits (user set --egress).
+      const sourceNames = new Set(config.egress.map((e) => e.name));
+      const warned = new Set<string>();
+      let accountEgress = new Map<number, string>();
+      const readAccountEgress = async (): Promise<void> => {
+        const next = new Map<number, string>();
+        for (const a of await spool.accounts.list()) {
+          const name = a.limits.egress;
+          if (name === null) continue;
+          if (sourceNames.has(name)) next.set(a.id, name);
+          else if (!warned.has(`${a.id}:${name}`)) {
+            warned.add(`${a.id}:${name}`);
+            logger.warn(
+              { accountId: a.id, egress: name },
+              'the account names an egress source the config does not have; its mail goes out as if it named none',
+            );
+          }
+        }
+        accountEgress = next;
+      };
+      await readAccountEgress();
       const adaptive = createAdaptive(
         compileRules(loadShapingRules(config.shaping), config.shaping.ramp),
         clock,
@@ -152,6 +177,8 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
         planBounce: (rcpt, outcome) => policy.planReply(rcpt, outcome.reply),
         adaptive,
         pausedAccounts: () => storage.pausedAccounts(),
+        accountEgress: (id) => (id === null ? null : (accountEgress.get(id) ?? null)),
+        warmups: warmupsOf(config.egress),
         onShapingDecision: (d, job) => {
           metrics.shapingDecisions.inc({ rule: d.rule, action: d.action });
           void spool.events
@@ -185,6 +212,7 @@ export function createQueue(config: Config, deps: QueueDeps): Part<Queue> {
           // Erasure fences and cancellations come from the CLI: one check for every lease.
           await s.checkFences();
           await storage.refresh();
+          await readAccountEgress();
           s.wake();
         })().catch((err: unknown) => logger.error({ err }, 'database watch failed'));
       }, 1000);

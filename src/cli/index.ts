@@ -12,6 +12,7 @@ import { register as registerUser } from './commands/user.js';
 import { register as registerBackup } from './commands/backup.js';
 import { register as registerBounce } from './commands/bounce.js';
 import { register as registerShaping } from './commands/shaping.js';
+import { register as registerEgress } from './commands/egress.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { CliError } from './context.js';
 
@@ -33,6 +34,7 @@ function buildProgram(): Command {
   registerDkim(program);
   registerBounce(program);
   registerShaping(program);
+  registerEgress(program);
   registerBackup(program);
   registerDoctor(program);
   for (const cmd of program.commands) cmd.exitOverride();

@@ -1,7 +1,7 @@
 import PQueue from 'p-queue';
 import type { Config } from '../config/index.js';
 import type { Clock } from '../shared/index.js';
-import { resolveShaping, type Shaping } from './shaping.js';
+import { resolveShaping, splitPoolKey, type Shaping } from './shaping.js';
 import type { Throttle } from './throttle.js';
 import type { Job } from './transitions.js';
 
@@ -101,9 +101,11 @@ export function createPools(
   };
 
   const shapingOfKey = (key: string): Shaping => {
-    const domain = key.startsWith('domain:') ? key.slice(7) : '';
-    const suffix = key.startsWith('mx:') ? [key.slice(3)] : [];
-    return resolveShaping(delivery, domain, suffix).shaping;
+    const { destination, egress } = splitPoolKey(key);
+    const domain = destination.startsWith('domain:') ? destination.slice(7) : '';
+    const suffix = destination.startsWith('mx:') ? [destination.slice(3)] : [];
+    const shaping = resolveShaping(delivery, domain, suffix).shaping;
+    return egress === null ? shaping : { ...shaping, egress };
   };
 
   const apply = (pool: Pool): void => {

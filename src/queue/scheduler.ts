@@ -4,10 +4,11 @@ import type { Clock } from '../shared/index.js';
 import type { DueRecipient, RecipientUpdate, ShapingDecision, Spool } from '../spool/index.js';
 import type { Adaptive } from './adaptive.js';
 import { createLeaseLoop } from './lease-loop.js';
+import { warmupCap, type Warmup } from './egress.js';
 import { createPools, type Pool } from './pools.js';
 import type { Outcome, Transport } from './ports.js';
 import { createSessionRunner, type SchedulerBouncePlanner } from './session-runner.js';
-import { resolveShaping } from './shaping.js';
+import { egressPoolKey, resolveShaping } from './shaping.js';
 import { localThrottle, type Throttle } from './throttle.js';
 import type { Job } from './transitions.js';
 
@@ -61,6 +62,10 @@ export interface SchedulerDeps {
   readonly pausedAccounts?: () => readonly number[];
   /** A rule made a decision, now stored (events, metrics). */
   readonly onShapingDecision?: (decision: ShapingDecision, job: Job) => void;
+  /** The account's own [[egress]] source, which comes before the destination's; null: none. */
+  readonly accountEgress?: (accountId: number | null) => string | null;
+  /** Warm-up schedules of the sources that have one, by source name. */
+  readonly warmups?: ReadonlyMap<string, Warmup>;
 }
 
 export interface Scheduler {
@@ -264,22 +269,67 @@ export function createScheduler(deps: SchedulerDeps): Scheduler {
             );
           return;
         }
-        const { shaping, poolKey } = resolveShaping(
-          delivery,
-          domain,
-          resolved.hosts.map((h) => h.name),
-        );
-        const pool = pools.join(poolKey, shaping, domain);
-        // Leased before this worker knew its pool was suspended (its lease cap came from the
-        // domain alone): back to the queue at once, not stranded in a pool that runs nothing.
-        if (pool.shaping.maxConnections === 0) return releaseJobs(jobs);
-        const list = pool.jobs.get(domain) ?? [];
-        list.push(...jobs);
-        pool.jobs.set(domain, list);
-        for (const wake of pool.idle) wake();
-        spawn(pool);
+        const mxHosts = resolved.hosts.map((h) => h.name);
+        const { shaping, poolKey } = resolveShaping(delivery, domain, mxHosts);
+        // Each source has a pool of its own at the destination (see egressPoolKey).
+        const bySource = new Map<string | null, Job[]>();
+        for (const job of jobs) {
+          const egress = deps.accountEgress?.(job.accountId) ?? shaping.egress;
+          const list = bySource.get(egress);
+          if (list) list.push(job);
+          else bySource.set(egress, [job]);
+        }
+        for (const [egress, all] of bySource) {
+          const sendable = await withinWarmup(egress, domain, mxHosts, all);
+          if (sendable.length === 0) continue;
+          const pool = pools.join(
+            egressPoolKey(poolKey, egress),
+            egress === shaping.egress ? shaping : { ...shaping, egress },
+            domain,
+          );
+          // Leased before this worker knew its pool was suspended (its lease cap came from the
+          // domain alone): back to the queue at once, not stranded in a pool that runs nothing.
+          if (pool.shaping.maxConnections === 0) {
+            await releaseJobs(sendable);
+            continue;
+          }
+          const list = pool.jobs.get(domain) ?? [];
+          list.push(...sendable);
+          pool.jobs.set(domain, list);
+          for (const wake of pool.idle) wake();
+          spawn(pool);
+        }
       }),
     );
+  };
+
+  /**
+   * The jobs a warming source may still send the destination's provider today; the others wait
+   * for the next UTC day, untried (their attempt count stays). Counted in the spool, so every
+   * worker and node shares the day's cap.
+   */
+  const withinWarmup = async (
+    egress: string | null,
+    domain: string,
+    mxHosts: readonly string[],
+    jobs: readonly Job[],
+  ): Promise<Job[]> => {
+    const warmup = egress === null ? undefined : deps.warmups?.get(egress);
+    const cap = warmup ? warmupCap(warmup, domain, mxHosts, clock.now()) : null;
+    if (!cap) return [...jobs];
+    const keep: Job[] = [];
+    for (const job of jobs) {
+      if (await spool.egress.take(cap.source, cap.provider, cap.day, job.recipients.length, cap.cap)) {
+        keep.push(job);
+        continue;
+      }
+      await runner.postpone(job, cap.nextDayAt, {
+        code: 451,
+        enhanced: '4.7.0',
+        text: `Warm-up of egress ${cap.source}: day ${cap.dayNumber} allows ${cap.cap} recipients at ${cap.provider}, all sent; next UTC day`,
+      });
+    }
+    return keep;
   };
 
   const spawn = (pool: Pool): void => {

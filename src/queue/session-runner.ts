@@ -1,6 +1,6 @@
 import type { Logger } from '../logging/index.js';
 import { maskAddresses, parseAddress, type Clock } from '../shared/index.js';
-import type { BounceWrite, RecipientUpdate, ShapingDecision, Spool } from '../spool/index.js';
+import type { BounceWrite, RecipientUpdate, ReplyRecord, ShapingDecision, Spool } from '../spool/index.js';
 import type { Adaptive } from './adaptive.js';
 import type { LeaseLoop } from './lease-loop.js';
 import type { Pool, Pools } from './pools.js';
@@ -68,6 +68,8 @@ export interface SessionRunner {
   record(job: Job, outcomes: readonly Outcome[], shaping: Shaping): Promise<void>;
   /** Aborts the sends in progress to any of these recipients (an erasure fenced them). */
   abortSends(ids: ReadonlySet<number>): void;
+  /** Puts every recipient of `job` back in the queue until `until`, untried, saying why. */
+  postpone(job: Job, until: number, reply: ReplyRecord): Promise<void>;
 }
 
 /**
@@ -335,6 +337,21 @@ export function createSessionRunner(deps: SessionRunnerDeps): SessionRunner {
       }
     },
     record: (job, outcomes, shaping) => record(job, outcomes, shaping),
+    async postpone(job, until, reply) {
+      const updates = job.recipients.map((r): RecipientUpdate => ({
+        recipientId: r.id,
+        messageId: job.messageId,
+        accountId: job.accountId,
+        domain: job.domain,
+        state: 'queued',
+        nextAttemptAt: until,
+        attempted: false,
+        reply,
+        mx: null,
+        event: 'transient_failure',
+      }));
+      for (const u of await completeOrAbandon(updates)) logTransition(job, u, null);
+    },
     abortSends(ids) {
       for (const [stop, rcpts] of sending) if (rcpts.some((id) => ids.has(id))) stop.abort();
     },

@@ -11,6 +11,8 @@ export interface Shaping {
   readonly retry: readonly number[];
   readonly maxAge: number;
   readonly tls: 'may' | 'encrypt' | 'verify';
+  /** The [[egress]] source to send from; null: whatever address the machine picks. */
+  readonly egress: string | null;
 }
 
 type Rule = Config['delivery']['default'];
@@ -69,6 +71,7 @@ export function resolveShaping(
       retry: pick('retry') ?? BUILT_IN.retry,
       maxAge: pick('max_age') ?? BUILT_IN.max_age,
       tls: pick('tls') ?? BUILT_IN.tls,
+      egress: pick('egress') ?? null,
     },
   };
 }
@@ -87,4 +90,20 @@ export function nextAttempt(
   if (now >= expiresAt) return null;
   const delay = shaping.retry[Math.min(Math.max(attemptsSoFar - 1, 0), shaping.retry.length - 1)]!;
   return Math.min(now + delay, expiresAt);
+}
+
+/**
+ * The pool of a destination sent from a source: each source has its own connections, rate and
+ * shaping decisions there, as receivers count and throttle per sending address.
+ */
+export function egressPoolKey(poolKey: string, egress: string | null): string {
+  return egress === null ? poolKey : `${poolKey}@${egress}`;
+}
+
+/** The destination key and source of a pool key (domain names never hold an "@"). */
+export function splitPoolKey(key: string): { readonly destination: string; readonly egress: string | null } {
+  const at = key.indexOf('@');
+  return at < 0
+    ? { destination: key, egress: null }
+    : { destination: key.slice(0, at), egress: key.slice(at + 1) };
 }

@@ -7,12 +7,14 @@ export interface AccountLimits {
   readonly rate: RateLimit | null;
   /** Recipients accepted per UTC day. */
   readonly dailyQuota: number | null;
+  /** The [[egress]] source its mail goes out from, over the destination's. */
+  readonly egress: string | null;
 }
 
 /** A change of limits: an absent field keeps its value, null clears it. */
 export type AccountLimitsChange = { readonly [K in keyof AccountLimits]?: AccountLimits[K] };
 
-export const NO_LIMITS: AccountLimits = { rate: null, dailyQuota: null };
+export const NO_LIMITS: AccountLimits = { rate: null, dailyQuota: null, egress: null };
 
 /** A sending account: SMTP credentials and the sender domains it may use. */
 export interface Account {
@@ -60,6 +62,7 @@ export interface LimitColumns {
   rate_count: number | null;
   rate_window_ms: number | null;
   daily_quota: number | null;
+  egress: string | null;
 }
 
 export function limitsOf(row: LimitColumns): AccountLimits {
@@ -69,12 +72,15 @@ export function limitsOf(row: LimitColumns): AccountLimits {
         ? { count: Number(row.rate_count), windowMs: Number(row.rate_window_ms) }
         : null,
     dailyQuota: row.daily_quota === null ? null : Number(row.daily_quota),
+    egress: row.egress ?? null,
   };
 }
 
-/** The columns' values for `limits`, in the order rate_count, rate_window_ms, daily_quota. */
-export function limitColumns(limits: AccountLimits): [number | null, number | null, number | null] {
-  return [limits.rate?.count ?? null, limits.rate?.windowMs ?? null, limits.dailyQuota];
+/** The columns' values for `limits`, in the order rate_count, rate_window_ms, daily_quota, egress. */
+export function limitColumns(
+  limits: AccountLimits,
+): [number | null, number | null, number | null, string | null] {
+  return [limits.rate?.count ?? null, limits.rate?.windowMs ?? null, limits.dailyQuota, limits.egress];
 }
 
 interface AccountRow extends LimitColumns {
@@ -101,11 +107,14 @@ function toAccount(row: AccountRow): Account {
 export function createAccountStore(db: Db, clock: Clock): AccountStore {
   const insert = db.prepare(
     `INSERT INTO accounts (name, password_hash, allowed_domains, default_stream, rate_count, rate_window_ms,
-       daily_quota, created_at, updated_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING RETURNING *`,
+       daily_quota, egress, created_at, updated_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING RETURNING *`,
   );
-  const updateLimits = db.prepare<[number | null, number | null, number | null, number, string], AccountRow>(
-    `UPDATE accounts SET rate_count = ?, rate_window_ms = ?, daily_quota = ?, updated_at = ? WHERE name = ?
+  const updateLimits = db.prepare<
+    [number | null, number | null, number | null, string | null, number, string],
+    AccountRow
+  >(
+    `UPDATE accounts SET rate_count = ?, rate_window_ms = ?, daily_quota = ?, egress = ?, updated_at = ? WHERE name = ?
      RETURNING *`,
   );
   const queuedSince = db.prepare<[number, number], { n: number }>(

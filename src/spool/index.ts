@@ -48,3 +48,4 @@ export type {
 export type { EventStore, EventEntry, ReportEventInput, ReportEventType } from './event-store.js';
 export { connectSpool, type SpoolTarget } from './connect.js';
 export type { AccountHealth, AccountPause, GuardStore } from './guard-store.js';
+export type { EgressStore, EgressUsage } from './egress-store.js';

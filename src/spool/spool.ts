@@ -12,6 +12,7 @@ import { createQueueStore, type QueueStore } from './queue-store.js';
 import { createDkimKeyStore, type DkimKeyStore } from './dkim-store.js';
 import { createSuppressionStore, type SuppressionStore } from './suppression-store.js';
 import { createEventStore, type EventStore } from './event-store.js';
+import { createEgressStore, type EgressStore } from './egress-store.js';
 import { createGuardStore, type GuardStore } from './guard-store.js';
 import { createPrivacyStore, type PrivacyStore } from './privacy-store.js';
 
@@ -32,6 +33,8 @@ export interface Spool {
   readonly privacy: PrivacyStore;
   /** Accounts' complaint and bounce rates, and the pauses they led to. */
   readonly guard: GuardStore;
+  /** Warm-up counts of the [[egress]] sources. */
+  readonly egress: EgressStore;
   /** The per-install secret; VERP tokens and keyed hashes derive their keys from it. */
   readonly secret: Buffer;
   /** Changes whenever another connection (the CLI) commits; cheap to poll. */
@@ -125,6 +128,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     suppressions,
     events: createEventStore(db, clock, writer),
     guard: createGuardStore(db, clock),
+    egress: createEgressStore(db),
     privacy: createPrivacyStore(db, suppressions, clock, writer),
     secret,
     async dataVersion() {

@@ -46,6 +46,8 @@ export interface ReceivedMessage {
   /** What the sink answered. */
   readonly action: DataAction;
   readonly ehloName: string;
+  /** The client's address as the sink saw it (which local address Petrel sent from). */
+  readonly remoteAddress: string;
 }
 
 export interface Sink {
@@ -178,6 +180,7 @@ export async function startSink(script: SinkScript = {}): Promise<Sink> {
           body: Buffer.concat(chunks),
           secure: session.secure,
           ehloName: session.hostNameAppearsAs,
+          remoteAddress: session.remoteAddress,
         };
         const action = script.data?.({ ...partial, action: { code: 250, text: '' } }) ?? {
           code: 250,

@@ -443,16 +443,21 @@ describe.each(backends())('spool contract on $name', (backend) => {
     const s = await backend.open({ clock });
     const cli = await backend.reopen({ clock });
     const plain = await cli.accounts.add('plain', 'h', ['example.com']);
-    expect(plain.limits).toEqual({ rate: null, dailyQuota: null });
+    expect(plain.limits).toEqual({ rate: null, dailyQuota: null, egress: null });
     const added = await cli.accounts.add('app', 'h', ['example.com'], 'transactional', {
       rate: { count: 600, windowMs: 60_000 },
       dailyQuota: 50_000,
+      egress: 'ip2',
     });
-    expect(added.limits).toEqual({ rate: { count: 600, windowMs: 60_000 }, dailyQuota: 50_000 });
+    expect(added.limits).toEqual({
+      rate: { count: 600, windowMs: 60_000 },
+      dailyQuota: 50_000,
+      egress: 'ip2',
+    });
     // Read (and, on PostgreSQL, cached) here before the change.
     expect((await s.accounts.get('app'))?.limits.dailyQuota).toBe(50_000);
     const changed = await cli.accounts.setLimits('app', { dailyQuota: 5 });
-    expect(changed.limits).toEqual({ rate: { count: 600, windowMs: 60_000 }, dailyQuota: 5 });
+    expect(changed.limits).toEqual({ rate: { count: 600, windowMs: 60_000 }, dailyQuota: 5, egress: 'ip2' });
     const until = Date.now() + 5000;
     while ((await s.accounts.get('app'))?.limits.dailyQuota !== 5 && Date.now() < until)
       await new Promise((r) => setTimeout(r, 10));
@@ -460,10 +465,17 @@ describe.each(backends())('spool contract on $name', (backend) => {
     expect((await cli.accounts.setLimits('app', { rate: null })).limits).toEqual({
       rate: null,
       dailyQuota: 5,
+      egress: 'ip2',
     });
     expect(
-      (await cli.accounts.setLimits('app', { rate: { count: 5, windowMs: 1000 }, dailyQuota: null })).limits,
-    ).toEqual({ rate: { count: 5, windowMs: 1000 }, dailyQuota: null });
+      (
+        await cli.accounts.setLimits('app', {
+          rate: { count: 5, windowMs: 1000 },
+          dailyQuota: null,
+          egress: null,
+        })
+      ).limits,
+    ).toEqual({ rate: { count: 5, windowMs: 1000 }, dailyQuota: null, egress: null });
     expect((await s.accounts.list()).map((a) => [a.name, a.limits.rate?.count ?? null])).toEqual([
       ['app', 5],
       ['plain', null],

@@ -1,19 +1,28 @@
 import type { Command } from 'commander';
 import type { Config } from '../../config/index.js';
-import { decisionState, resolveShaping, shapedBy, type Shaping } from '../../queue/index.js';
+import { decisionState, resolveShaping, shapedBy, splitPoolKey, type Shaping } from '../../queue/index.js';
 import { normalizeDomain } from '../../shared/index.js';
 import type { ShapingDecision } from '../../spool/index.js';
 import { CliError, configFor, globals, print, withSpool } from '../context.js';
 
-/** A destination as the queue keys it: "domain:example.com" or "mx:google.com". */
+/**
+ * A destination as the queue keys it: "domain:example.com" or "mx:google.com", with "@SOURCE"
+ * when sent from an [[egress]] source.
+ */
 function destinationArg(text: string): string {
-  const m = /^(domain|mx):(.+)$/.exec(text);
-  const name = normalizeDomain(m ? m[2]! : text);
-  if (!name) throw new CliError(`invalid destination "${text}" (a domain, domain:NAME or mx:SUFFIX)`, 2);
-  return `${m ? m[1] : 'domain'}:${name}`;
+  const { destination, egress } = splitPoolKey(text);
+  const m = /^(domain|mx):(.+)$/.exec(destination);
+  const name = normalizeDomain(m ? m[2]! : destination);
+  if (!name || egress === '')
+    throw new CliError(
+      `invalid destination "${text}" (a domain, domain:NAME or mx:SUFFIX, then @SOURCE if any)`,
+      2,
+    );
+  return `${m ? m[1] : 'domain'}:${name}${egress === null ? '' : `@${egress}`}`;
 }
 
-function baseOf(delivery: Config['delivery'], destination: string): Shaping {
+function baseOf(delivery: Config['delivery'], key: string): Shaping {
+  const { destination } = splitPoolKey(key);
   const name = destination.slice(destination.indexOf(':') + 1);
   return destination.startsWith('mx:')
     ? resolveShaping(delivery, '', [name]).shaping

@@ -9,7 +9,7 @@ import {
   type RateLimit,
 } from '../../shared/index.js';
 import type { Account, AccountLimits, AccountLimitsChange } from '../../spool/index.js';
-import { CliError, globals, print, readStdin, withSpool } from '../context.js';
+import { CliError, configFor, globals, print, readStdin, withSpool } from '../context.js';
 
 // No @: a name shaped like an address would be personal data wherever the name is shown.
 const NAME = /^[A-Za-z0-9._+-]{1,64}$/;
@@ -58,20 +58,41 @@ function checkDaily(text: string): number | null {
   return n;
 }
 
+const EGRESS_HELP =
+  'the [[egress]] source its mail goes out from, over the destination\'s ([delivery] egress); "none" to remove';
+
+function checkEgress(text: string, cmd: Command): string | null {
+  if (text === 'none') return null;
+  const names = configFor(cmd).egress.map((e) => e.name);
+  if (!names.includes(text))
+    throw new CliError(
+      `invalid --egress "${text}": no [[egress]] of that name in the config (${names.length > 0 ? `there are: ${names.join(', ')}` : 'it has none'})`,
+      2,
+    );
+  return text;
+}
+
 /** The limits named on the command line; absent options are absent from the change. */
-function limitsChange(opts: { rate?: string; daily?: string }): AccountLimitsChange {
+function limitsChange(
+  opts: { rate?: string; daily?: string; egress?: string },
+  cmd: Command,
+): AccountLimitsChange {
   return {
     ...(opts.rate !== undefined ? { rate: checkRate(opts.rate) } : {}),
     ...(opts.daily !== undefined ? { dailyQuota: checkDaily(opts.daily) } : {}),
+    ...(opts.egress !== undefined ? { egress: checkEgress(opts.egress, cmd) } : {}),
   };
 }
 
 const rateText = (l: AccountLimits): string => (l.rate ? formatRateLimit(l.rate) : 'unlimited');
 const dailyText = (l: AccountLimits): string => (l.dailyQuota === null ? 'none' : String(l.dailyQuota));
 
-const limitsJson = (l: AccountLimits): { rate: string | null; dailyQuota: number | null } => ({
+const limitsJson = (
+  l: AccountLimits,
+): { rate: string | null; dailyQuota: number | null; egress: string | null } => ({
   rate: l.rate ? formatRateLimit(l.rate) : null,
   dailyQuota: l.dailyQuota,
+  egress: l.egress,
 });
 
 function accountJson(a: Account): Record<string, unknown> {
@@ -108,10 +129,11 @@ export function register(program: Command): void {
     )
     .option('--rate <rate>', `${RATE_HELP} (default: unlimited)`)
     .option('--daily <count>', `${DAILY_HELP} (default: none)`)
+    .option('--egress <source>', `${EGRESS_HELP} (default: none)`)
     .action(
       async (
         name: string,
-        opts: { allowFrom: string[]; stream: string; rate?: string; daily?: string },
+        opts: { allowFrom: string[]; stream: string; rate?: string; daily?: string; egress?: string },
         cmd: Command,
       ) => {
         checkName(name);
@@ -119,7 +141,12 @@ export function register(program: Command): void {
           throw new CliError('--stream is transactional or marketing', 2);
         const stream: 'transactional' | 'marketing' = opts.stream;
         const domains = checkDomains(opts.allowFrom);
-        const limits: AccountLimits = { rate: null, dailyQuota: null, ...limitsChange(opts) };
+        const limits: AccountLimits = {
+          rate: null,
+          dailyQuota: null,
+          egress: null,
+          ...limitsChange(opts, cmd),
+        };
         const { password, generated } = await passwordFromInput();
         const hash = await hashPassword(password);
         await withSpool(cmd, async (spool) => {
@@ -150,14 +177,17 @@ export function register(program: Command): void {
     )
     .option('--rate <rate>', RATE_HELP)
     .option('--daily <count>', DAILY_HELP)
-    .action(async (name: string, opts: { rate?: string; daily?: string }, cmd: Command) => {
-      const change = limitsChange(opts);
+    .option('--egress <source>', EGRESS_HELP)
+    .action(async (name: string, opts: { rate?: string; daily?: string; egress?: string }, cmd: Command) => {
+      const change = limitsChange(opts, cmd);
       if (Object.keys(change).length === 0)
-        throw new CliError('nothing to change: give --rate or --daily', 2);
+        throw new CliError('nothing to change: give --rate, --daily or --egress', 2);
       const account = await withSpool(cmd, (spool) => spool.accounts.setLimits(name, change));
       if (globals(cmd).json) print(JSON.stringify(accountJson(account)));
       else
-        print(`account ${name}: rate ${rateText(account.limits)}, daily quota ${dailyText(account.limits)}`);
+        print(
+          `account ${name}: rate ${rateText(account.limits)}, daily quota ${dailyText(account.limits)}, egress ${account.limits.egress ?? 'none'}`,
+        );
     });
 
   user
@@ -181,6 +211,7 @@ export function register(program: Command): void {
       print(`stream:       ${a.defaultStream}`);
       print(`rate:         ${rateText(a.limits)}`);
       print(`daily quota:  ${dailyText(a.limits)}`);
+      print(`egress:       ${a.limits.egress ?? 'none'}`);
       print(`queued today: ${today} recipients`);
       print(`created:      ${new Date(a.createdAt).toISOString()}`);
     });

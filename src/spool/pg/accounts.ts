@@ -56,8 +56,8 @@ export function createPgAccountStore(
       const now = clock.now();
       const [row] = await db.rows<AccountRow>(
         `INSERT INTO accounts (name, password_hash, allowed_domains, default_stream, rate_count, rate_window_ms,
-           daily_quota, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT (name) DO NOTHING RETURNING *`,
+           daily_quota, egress, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) ON CONFLICT (name) DO NOTHING RETURNING *`,
         [name, passwordHash, JSON.stringify(allowedDomains), defaultStream, ...limitColumns(limits), now],
       );
       if (!row) throw new AccountError('PETREL_ACCOUNT_EXISTS', `account ${name} already exists`);
@@ -103,8 +103,8 @@ export function createPgAccountStore(
         if (!current) return undefined;
         const next = { ...limitsOf(current), ...change };
         const [updated] = await q.rows<AccountRow>(
-          `UPDATE accounts SET rate_count = $1, rate_window_ms = $2, daily_quota = $3, updated_at = $4
-           WHERE name = $5 RETURNING *`,
+          `UPDATE accounts SET rate_count = $1, rate_window_ms = $2, daily_quota = $3, egress = $4, updated_at = $5
+           WHERE name = $6 RETURNING *`,
           [...limitColumns(next), clock.now(), name],
         );
         return updated;

@@ -192,4 +192,15 @@ export const PG_MIGRATIONS: readonly string[] = [
   ALTER TABLE accounts ADD COLUMN rate_window_ms INTEGER;
   ALTER TABLE accounts ADD COLUMN daily_quota INTEGER;
   `,
+  // Egress: an account's own source, and warm-up counts per source, provider and UTC day.
+  `
+  ALTER TABLE accounts ADD COLUMN egress TEXT;
+  CREATE TABLE egress_usage (
+    source TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    day TEXT NOT NULL,
+    sent INTEGER NOT NULL,
+    PRIMARY KEY (source, provider, day)
+  );
+  `,
 ];

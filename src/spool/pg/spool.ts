@@ -6,6 +6,7 @@ import { createPgAccountStore, createPgDkimKeyStore, type AccountCache } from '.
 import { describeUrl, openPgDatabase } from './db.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { createPgEventStore } from './events.js';
+import { createPgEgressStore } from './egress.js';
 import { createPgGuardStore } from './guard.js';
 import { createPgPrivacyStore } from './privacy.js';
 import { createPgMessageStore, createPgQueueStore } from './queue.js';
@@ -120,6 +121,7 @@ export async function openPgSpool(
     queue: createPgQueueStore(db, clock, writer, notify),
     dkimKeys: createPgDkimKeyStore(db, clock, notify),
     guard: createPgGuardStore(db, clock, notify),
+    egress: createPgEgressStore(db),
     suppressions,
     events: createPgEventStore(db, clock),
     privacy: createPgPrivacyStore(db, suppressions, clock, {

@@ -19,6 +19,7 @@ const base: Shaping = {
   retry: [60_000],
   maxAge: 86_400_000,
   tls: 'may',
+  egress: null,
 };
 
 const reply = (code: number, enhanced: string, text: string, mx = 'mx1.example.net'): Outcome => ({

@@ -3,13 +3,13 @@ import { localCounters } from '../../../src/shared/index.js';
 import type { Account, AccountLimits } from '../../../src/spool/index.js';
 import { AccountLimiter } from '../../../src/submission/account-limits.js';
 
-const account = (id: number, limits: AccountLimits): Account => ({
+const account = (id: number, limits: Omit<AccountLimits, 'egress'>): Account => ({
   id,
   name: `a${id}`,
   passwordHash: '',
   allowedDomains: ['example.com'],
   defaultStream: 'transactional',
-  limits,
+  limits: { egress: null, ...limits },
   createdAt: 0,
 });
 
