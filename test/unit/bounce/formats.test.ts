@@ -38,6 +38,14 @@ const SAMPLES: Readonly<Record<string, readonly (readonly [file: string, rows: r
         ['team@contoso.example', '5.7.1', 'soft', 'rejected'],
       ],
     ],
+    // Exchange Server 2007-2019 on premises: the same NDR layout, read by the same entry.
+    [
+      'exchange-legacy-resolver.eml',
+      [
+        ['kim@contoso.example', '5.1.1', 'hard', 'userunknown'],
+        ['lee@fabrikam.example', '5.2.2', 'soft', 'mailboxfull'],
+      ],
+    ],
   ],
   'outlook.com': [
     [
@@ -59,6 +67,15 @@ const SAMPLES: Readonly<Record<string, readonly (readonly [file: string, rows: r
   ],
   messagelabs: [['messagelabs-badmailfrom.eml', [['vera@example.com', '5.7.1', 'soft', 'rejected']]]],
   domino: [['domino-not-listed.eml', [['walt@notes.example.com', '5.0.0', 'hard', 'userunknown']]]],
+  groupwise: [
+    [
+      'groupwise-undeliverable.eml',
+      [
+        ['quincy@example.org', '5.0.0', 'hard', 'userunknown'],
+        ['rhea@example.org', '5.0.0', 'soft', 'suspend'],
+      ],
+    ],
+  ],
   google: [
     ['google-security-issue.eml', [['dave@gmail.example', '5.7.0', 'soft', 'policyviolation']]],
     ['google-groups-spam.eml', [['team@groups.example.com', '5.0.0', 'soft', 'spamdetected']]],
@@ -129,6 +146,11 @@ describe('bounce formats', () => {
       });
     }
   }
+
+  it("keeps GroupWise's reason beside each recipient as its diagnostic", () => {
+    const reading = classifyMessage(fixture('groupwise-undeliverable.eml'));
+    expect(reading.results.map((r) => r.diagnostic)).toEqual(['user not found', 'User account is expired']);
+  });
 
   it('does not take an ordinary mailing-list post for an fml notice', () => {
     const post = Buffer.from(
