@@ -27,9 +27,13 @@ import {
 export const PAUSED_TEXT =
   'Marketing mail of this account is paused (complaint or bounce rate); try again later';
 
-export interface AcceptInput {
+export interface AcceptInput extends AcceptCommon {
   readonly stream: SMTPServerDataStream;
   readonly session: SMTPServerSession;
+}
+
+/** What a message is accepted with, whatever it came in by (SMTP or HTTP). */
+export interface AcceptCommon {
   readonly listener: string;
   /** The sending account as MAIL FROM found it; null when there was none. */
   readonly account: Account | null;
@@ -47,16 +51,54 @@ export interface AcceptInput {
   readonly marketingPaused: ((accountId: number) => boolean) | undefined;
 }
 
+/** A message, its envelope, and how it came (for its Received: field and the log). */
+export interface AcceptDataInput extends AcceptCommon {
+  readonly data: Buffer;
+  readonly mailFrom: string;
+  readonly rcptTo: readonly string[];
+  /** The session or request id the log names. */
+  readonly sessionId: string;
+  /** The Received: field for queue id `id`, CRLF-terminated. */
+  readonly received: (id: string, now: Date) => string;
+}
+
+/** The queued copies (one, or one per recipient for marketing mail) and who was left out. */
+export interface Accepted {
+  readonly ids: readonly string[];
+  readonly recipients: readonly string[];
+  /** Recipients dropped because they unsubscribed from marketing mail, with the reason. */
+  readonly unsubscribed: readonly { readonly address: string; readonly reason: string }[];
+}
+
 /**
  * Reads one message, checks it, normalizes it and makes it durable. Resolves with the queue id
  * only after the spool commit (fsync); rejects with an SmtpReplyError for the client otherwise.
  */
 export async function acceptMessage(input: AcceptInput): Promise<string> {
-  const { stream, session, config, spool, logger } = input;
+  const { stream, session, config } = input;
   const data = await readLimited(stream, config.max_message_size);
   if (data === null) {
     throw smtpError(552, '5.3.4', `Message exceeds the maximum size of ${config.max_message_size} bytes`);
   }
+  const accepted = await acceptData({
+    ...input,
+    data,
+    mailFrom: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+    rcptTo: session.envelope.rcptTo.map((r) => r.address),
+    sessionId: session.id,
+    received: (id, now) => receivedHeader(session, input.hostname, id, now),
+  });
+  const id = accepted.ids[0]!;
+  const more = accepted.ids.length - 1;
+  return more > 0 ? `${id} (+${more} more, one per recipient)` : id;
+}
+
+/**
+ * Checks a whole message, normalizes it and makes it durable; resolves only after the spool
+ * commit (fsync). Rejects with an SmtpReplyError, whose code and text the caller passes on.
+ */
+export async function acceptData(input: AcceptDataInput): Promise<Accepted> {
+  const { data, config, spool, logger, sessionId } = input;
   const ending = checkLineEndings(data, config.max_line_length);
   if (ending) throw smtpError(ending.code, ending.enhanced, ending.text);
   const parsed = parseMessage(data, {
@@ -90,20 +132,24 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
     throw smtpError(451, '4.7.1', PAUSED_TEXT);
   }
 
-  const mailFrom = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+  const { mailFrom } = input;
   const recipients: { address: string; domain: string }[] = [];
-  let unsubscribed: string | null = null;
-  for (const r of session.envelope.rcptTo) {
+  const unsubscribed: { address: string; reason: string }[] = [];
+  for (const address of input.rcptTo) {
     // Unsubscribes stop marketing mail; RCPT could not know the stream of this message yet.
     const entry =
       messageStream === 'marketing'
-        ? await blockingEntry(spool.suppressions, account.id, r.address, 'marketing')
+        ? await blockingEntry(spool.suppressions, account.id, address, 'marketing')
         : null;
-    if (entry) unsubscribed = entry.reason;
-    else recipients.push({ address: r.address, domain: parseAddress(r.address)!.domain });
+    if (entry) unsubscribed.push({ address, reason: entry.reason });
+    else recipients.push({ address, domain: parseAddress(address)!.domain });
   }
   if (recipients.length === 0)
-    throw smtpError(550, '5.7.1', `All recipients are suppressed (${unsubscribed ?? 'suppressed'})`);
+    throw smtpError(
+      550,
+      '5.7.1',
+      `All recipients are suppressed (${unsubscribed[unsubscribed.length - 1]?.reason ?? 'suppressed'})`,
+    );
   // Marketing mail carries a List-Unsubscribe link for its one recipient, so each recipient gets
   // its own copy (and signature).
   const perRecipient =
@@ -131,7 +177,7 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
       : [];
     const normalized = normalizeMessage({
       parsed,
-      receivedHeader: receivedHeader(session, input.hostname, id, now),
+      receivedHeader: input.received(id, now),
       hostname: input.hostname,
       queueId: id,
       now,
@@ -157,7 +203,7 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
   const warnUnsigned = (first: Copy): void => {
     if (input.sign && !first.signed) {
       logger.warn(
-        { sessionId: session.id, msgId: first.id, domain: fromDomains[0] },
+        { sessionId, msgId: first.id, domain: fromDomains[0] },
         'no DKIM key for the From: domain; not signed as that domain',
       );
     }
@@ -171,18 +217,18 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
     try {
       await spool.messages.insert(copy.id, copy.message);
     } catch (err) {
-      throw storageReply(err, logger, session.id);
+      throw storageReply(err, logger, sessionId);
     }
     queued = [summary(copy)];
   } else {
-    queued = await fanOut(units, build, warnUnsigned, spool, logger, session.id);
+    queued = await fanOut(units, build, warnUnsigned, spool, logger, sessionId);
   }
   for (const p of queued) {
     logger.info(
       {
         event: 'reception',
         msgId: p.id,
-        sessionId: session.id,
+        sessionId,
         listener: input.listener,
         accountId: account.id,
         stream: messageStream,
@@ -193,9 +239,7 @@ export async function acceptMessage(input: AcceptInput): Promise<string> {
       'message queued',
     );
   }
-  const id = queued[0]!.id;
-  const more = queued.length - 1;
-  return more > 0 ? `${id} (+${more} more, one per recipient)` : id;
+  return { ids: queued.map((q) => q.id), recipients: recipients.map((r) => r.address), unsubscribed };
 }
 
 /** Header fields that name who wrote or sent the message, with their names for replies. */

@@ -6,3 +6,4 @@ export {
   type ListenerName,
 } from './server.js';
 export { AccountLimiter, type AccountUsage, type LimitReason } from './account-limits.js';
+export type { DirectSubmission, DirectResult, RecipientStatus } from './direct.js';

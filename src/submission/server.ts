@@ -28,6 +28,7 @@ import {
 import { AuthGuard } from './auth-guard.js';
 import { GreetingServer, PerIpLimit, armDataDeadline } from '../listener/index.js';
 import { acceptMessage, PAUSED_TEXT } from './accept.js';
+import { submitDirect, type DirectResult, type DirectSubmission } from './direct.js';
 import { AccountLimiter, type AccountUsage, type LimitReason } from './account-limits.js';
 import { blockingEntry } from '../suppression/index.js';
 
@@ -84,6 +85,8 @@ export interface SubmissionService {
   updateTls(material: TlsMaterial): void;
   /** Today's count of every account with a daily quota, as every worker and node share it. */
   accountUsage(): Promise<AccountUsage[]>;
+  /** A whole message from another door (the HTTP API), through the same checks as SMTP. */
+  submit(input: DirectSubmission): Promise<DirectResult>;
 }
 
 /** Who a session sends as, fixed at AUTH or, for trusted networks, at MAIL FROM. */
@@ -154,8 +157,8 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
   };
 
   /** The reply to a MAIL or RCPT an account's limit refuses: temporary, the client retries later. */
-  const limited = (session: SMTPServerSession, account: Account, reason: LimitReason): Error => {
-    logger.info({ sessionId: session.id, accountId: account.id, limit: reason }, 'refused: account limit');
+  const limited = (sessionId: string, account: Account, reason: LimitReason): Error => {
+    logger.info({ sessionId, accountId: account.id, limit: reason }, 'refused: account limit');
     deps.onLimited?.(account, reason);
     return reason === 'rate'
       ? smtpError(451, '4.7.1', 'Account rate limit exceeded, try again later')
@@ -194,7 +197,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
         return callback(smtpError(553, '5.7.1', 'Sender domain not allowed for this account'));
       }
       const reached = await limiter.reached(account);
-      if (reached) return callback(limited(session, account, reached));
+      if (reached) return callback(limited(session.id, account, reached));
       senders.set(session.id, { account });
       if (!user) session.user = { account: account.name } satisfies SessionUser;
       callback();
@@ -228,7 +231,7 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
       if (entry) return callback(smtpError(550, '5.7.1', `Recipient is suppressed (${entry.reason})`));
       // Counted only once nothing else refuses the recipient: a quota counts accepted recipients.
       const refused = sender ? await limiter.admit(sender.account) : null;
-      if (refused && sender) return callback(limited(session, sender.account, refused));
+      if (refused && sender) return callback(limited(session.id, sender.account, refused));
       callback();
     })().catch((err: unknown) => failEdge(logger, session, err, callback));
   };
@@ -346,6 +349,25 @@ export function createSubmissionService(deps: SubmissionDeps): SubmissionService
         server.updateSecureContext({ key: material.key, cert: material.cert });
     },
     accountUsage: () => limiter.usage(),
+    submit: (input) =>
+      submitDirect(
+        {
+          common: {
+            config,
+            hostname: deps.hostname,
+            spool,
+            clock,
+            logger,
+            sign: deps.sign,
+            requireSignature: deps.requireSignature?.() ?? false,
+            unsubscribeHeaders: deps.unsubscribeHeaders,
+            marketingPaused: deps.marketingPaused,
+          },
+          limiter,
+          limitText: (account, reason) => limited(input.requestId, account, reason),
+        },
+        input,
+      ),
   };
 }
 

@@ -337,7 +337,7 @@ describe('petrel user limits', () => {
     expect(shown).toMatch(/^daily quota: +50000$/m);
     expect(shown).toMatch(/^queued today: +0 recipients$/m);
     expect(cli(t, ['user', 'set', 'app', '--rate', 'unlimited', '--daily', 'none']).stdout).toBe(
-      'account app: rate unlimited, daily quota none\n',
+      'account app: rate unlimited, daily quota none, egress none\n',
     );
     expect(JSON.parse(cli(t, ['--json', 'user', 'list']).stdout)).toMatchObject({
       rate: null,
@@ -347,7 +347,7 @@ describe('petrel user limits', () => {
     expect(ghost).toMatchObject({ status: 1, stderr: 'petrel: no account named ghost\n' });
     expect(cli(t, ['user', 'set', 'app'])).toMatchObject({
       status: 2,
-      stderr: 'petrel: nothing to change: give --rate or --daily\n',
+      stderr: 'petrel: nothing to change: give --rate, --daily or --egress\n',
     });
     expect(cli(t, ['user', 'set', 'app', '--daily', 'lots'])).toMatchObject({ status: 2 });
     expect(cli(t, ['user', 'show', 'ghost'])).toMatchObject({
