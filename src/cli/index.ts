@@ -13,6 +13,7 @@ import { register as registerBackup } from './commands/backup.js';
 import { register as registerBounce } from './commands/bounce.js';
 import { register as registerShaping } from './commands/shaping.js';
 import { register as registerEgress } from './commands/egress.js';
+import { register as registerKey } from './commands/key.js';
 import { register as registerDoctor } from './commands/doctor.js';
 import { CliError } from './context.js';
 
@@ -35,6 +36,7 @@ function buildProgram(): Command {
   registerBounce(program);
   registerShaping(program);
   registerEgress(program);
+  registerKey(program);
   registerBackup(program);
   registerDoctor(program);
   for (const cmd of program.commands) cmd.exitOverride();

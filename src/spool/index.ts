@@ -49,3 +49,5 @@ export type { EventStore, EventEntry, ReportEventInput, ReportEventType } from '
 export { connectSpool, type SpoolTarget } from './connect.js';
 export type { AccountHealth, AccountPause, GuardStore } from './guard-store.js';
 export type { EgressStore, EgressUsage } from './egress-store.js';
+export { KEY_SCOPES } from './key-store.js';
+export type { ApiKey, ApiKeyStore, KeyScope, NewApiKey } from './key-store.js';

@@ -244,4 +244,20 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (source, provider, day)
   );
   `,
+  // API keys: only a hash of each secret; an account's keys go with it.
+  `
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    account_id INTEGER REFERENCES accounts(id) ON DELETE CASCADE,
+    name TEXT,
+    secret_hash TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    networks TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    last_used_at INTEGER,
+    revoked_at INTEGER
+  );
+  CREATE INDEX api_keys_account ON api_keys(account_id);
+  `,
 ];

@@ -13,6 +13,7 @@ import { createDkimKeyStore, type DkimKeyStore } from './dkim-store.js';
 import { createSuppressionStore, type SuppressionStore } from './suppression-store.js';
 import { createEventStore, type EventStore } from './event-store.js';
 import { createEgressStore, type EgressStore } from './egress-store.js';
+import { createKeyStore, type ApiKeyStore } from './key-store.js';
 import { createGuardStore, type GuardStore } from './guard-store.js';
 import { createPrivacyStore, type PrivacyStore } from './privacy-store.js';
 
@@ -35,6 +36,8 @@ export interface Spool {
   readonly guard: GuardStore;
   /** Warm-up counts of the [[egress]] sources. */
   readonly egress: EgressStore;
+  /** API keys (hashes of their secrets, scopes, networks). */
+  readonly keys: ApiKeyStore;
   /** The per-install secret; VERP tokens and keyed hashes derive their keys from it. */
   readonly secret: Buffer;
   /** Changes whenever another connection (the CLI) commits; cheap to poll. */
@@ -129,6 +132,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     events: createEventStore(db, clock, writer),
     guard: createGuardStore(db, clock),
     egress: createEgressStore(db),
+    keys: createKeyStore(db),
     privacy: createPrivacyStore(db, suppressions, clock, writer),
     secret,
     async dataVersion() {

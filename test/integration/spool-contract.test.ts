@@ -439,6 +439,52 @@ describe.each(backends())('spool contract on $name', (backend) => {
     expect(await eventually(() => s.accounts.get('app'), null)).toBeNull();
   });
 
+  it('verifies an API key by its token alone, and not once it is revoked, expired or its account gone', async () => {
+    const s = await backend.open({ clock });
+    const cli = await backend.reopen({ clock });
+    const app = await cli.accounts.add('app', 'h', ['example.com']);
+    const t0 = 1_700_000_000_000;
+    const made = await cli.keys.create(
+      { accountId: app.id, scopes: ['send', 'read'], networks: ['10.0.0.0/8'] },
+      t0,
+    );
+    expect(made.token.startsWith(`${made.key.id}.`)).toBe(true);
+    const ok = await s.keys.verify(made.token, t0 + 1);
+    expect(ok).toMatchObject({
+      id: made.key.id,
+      accountId: app.id,
+      accountName: 'app',
+      scopes: ['send', 'read'],
+    });
+    expect(ok?.networks).toEqual(['10.0.0.0/8']);
+    // A wrong secret for a real id, a malformed token, and a made-up one.
+    const [id, secret] = made.token.split('.') as [string, string];
+    expect(
+      await s.keys.verify(`${id}.${secret.slice(0, -1)}${secret.endsWith('A') ? 'B' : 'A'}`, t0),
+    ).toBeNull();
+    expect(await s.keys.verify('nonsense', t0)).toBeNull();
+    expect(await s.keys.verify(`pk_0000000000000000.${secret}`, t0)).toBeNull();
+    // Nothing of the secret is stored in the clear.
+    expect(JSON.stringify(await s.keys.list())).not.toContain(secret);
+    await s.keys.touch(made.key.id, t0 + 5);
+    expect((await cli.keys.list(app.id))[0]?.lastUsedAt).toBe(t0 + 5);
+    const expiring = await cli.keys.create({ accountId: null, scopes: ['admin'], expiresAt: t0 + 1000 }, t0);
+    expect(await s.keys.verify(expiring.token, t0 + 999)).toMatchObject({
+      accountId: null,
+      accountName: null,
+    });
+    expect(await s.keys.verify(expiring.token, t0 + 1000)).toBeNull();
+    expect((await s.keys.list(null)).map((k) => k.id)).toEqual([expiring.key.id]);
+    expect(await cli.keys.revoke(made.key.id, t0 + 10)).toBe(true);
+    expect(await cli.keys.revoke(made.key.id, t0 + 11)).toBe(false);
+    expect(await s.keys.verify(made.token, t0 + 12)).toBeNull();
+    const again = await cli.keys.create({ accountId: app.id, scopes: ['send'] }, t0);
+    expect(await s.keys.verify(again.token, t0)).not.toBeNull();
+    await cli.accounts.remove('app');
+    expect(await s.keys.verify(again.token, t0)).toBeNull();
+    expect(await s.keys.list(app.id)).toEqual([]);
+  });
+
   it('keeps account limits, changes one without the other, clears them, and shows the change to another connection', async () => {
     const s = await backend.open({ clock });
     const cli = await backend.reopen({ clock });

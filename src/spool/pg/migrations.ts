@@ -203,4 +203,20 @@ export const PG_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (source, provider, day)
   );
   `,
+  // API keys: only a hash of each secret; an account's keys go with it.
+  `
+  CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    account_id BIGINT REFERENCES accounts(id) ON DELETE CASCADE,
+    name TEXT,
+    secret_hash TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    networks TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    last_used_at BIGINT,
+    revoked_at BIGINT
+  );
+  CREATE INDEX api_keys_account ON api_keys(account_id);
+  `,
 ];

@@ -7,6 +7,7 @@ import { describeUrl, openPgDatabase } from './db.js';
 import { PG_MIGRATIONS } from './migrations.js';
 import { createPgEventStore } from './events.js';
 import { createPgEgressStore } from './egress.js';
+import { createPgKeyStore } from './keys.js';
 import { createPgGuardStore } from './guard.js';
 import { createPgPrivacyStore } from './privacy.js';
 import { createPgMessageStore, createPgQueueStore } from './queue.js';
@@ -122,6 +123,7 @@ export async function openPgSpool(
     dkimKeys: createPgDkimKeyStore(db, clock, notify),
     guard: createPgGuardStore(db, clock, notify),
     egress: createPgEgressStore(db),
+    keys: createPgKeyStore(db),
     suppressions,
     events: createPgEventStore(db, clock),
     privacy: createPgPrivacyStore(db, suppressions, clock, {
