@@ -6,7 +6,7 @@ import { connectRedisShaping, type RedisShaping } from './cluster/index.js';
 import type { Throttle } from './queue/index.js';
 import { localCounters, systemClock, type Clock, type SharedCounters } from './shared/index.js';
 import type { Spool } from './spool/index.js';
-import type { BoundListener } from './submission/index.js';
+import type { BoundListener, SubmissionService } from './submission/index.js';
 import {
   coveredBy,
   createCertificates,
@@ -98,6 +98,7 @@ export function createApp(config: Config, deps: AppDeps): App {
   // In start order, which reload keeps too.
   const parts: { [K in PartName]?: Part<unknown> } = {};
   let storage: Storage | null = null;
+  let submission: SubmissionService | null = null;
   let listening = false;
   let closing: Promise<void> | null = null;
   let reloads: Promise<void> = Promise.resolve();
@@ -208,6 +209,9 @@ export function createApp(config: Config, deps: AppDeps): App {
           createHttp(config, {
             logger,
             storage: s,
+            clock,
+            counters,
+            submit: () => submission?.submit ?? null,
             listening: () => listening,
             ...(deps.worker ? { metrics: deps.worker.nodeMetrics } : {}),
           }),
@@ -217,7 +221,15 @@ export function createApp(config: Config, deps: AppDeps): App {
         await begin('inbound', createInbound(config, { logger, clock, storage: s, certificates, counters }));
         const bound = await begin(
           'submission',
-          createSubmission(config, { logger, clock, storage: s, queue, certificates, counters }),
+          createSubmission(config, {
+            logger,
+            clock,
+            storage: s,
+            queue,
+            certificates,
+            counters,
+            onService: (service) => (submission = service),
+          }),
         );
         listening = true;
         return bound;

@@ -16,6 +16,8 @@ export interface SubmissionPartDeps {
   readonly certificates: Certificates;
   /** Sessions per client address, AUTH failures and account limits, counted for the whole node. */
   readonly counters: SharedCounters;
+  /** Told the service once it runs: the HTTP API submits through it. */
+  readonly onService?: (service: SubmissionService) => void;
 }
 
 /**
@@ -75,6 +77,7 @@ export function createSubmission(config: Config, deps: SubmissionPartDeps): Part
         marketingPaused: (id) => storage.paused(id),
       });
       service = s;
+      deps.onService?.(s);
       metrics.readAccountUsage(() => s.accountUsage());
       certificates.onChange((material) => s.updateTls(material));
       const bound = await s.start();

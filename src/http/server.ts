@@ -16,6 +16,8 @@ export interface HttpDeps {
   /** True when Petrel can take mail: listeners up and the database writable. */
   readonly ready: () => Promise<boolean>;
   readonly onUnsubscribe?: () => void;
+  /** The HTTP API under /api/v1/. */
+  readonly api?: { handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> };
 }
 
 export interface HttpService {
@@ -54,6 +56,7 @@ export function createHttpService(deps: HttpDeps): HttpService {
       await handleUnsubscribe(req, res, unsub[1]!, deps.spool, logger, deps.onUnsubscribe);
       return;
     }
+    if (deps.api && (await deps.api.handle(req, res))) return;
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
   };
 

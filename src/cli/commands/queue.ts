@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { normalizeDomain } from '../../shared/index.js';
 import type { QueueEntry, RecipientState } from '../../spool/index.js';
+import { showMessage } from '../../ops/index.js';
 import { CliError, configFor, globals, print, withSpool } from '../context.js';
 import { describeDecision } from './shaping.js';
 
@@ -73,35 +74,9 @@ export function register(program: Command): void {
     .command('show <id>')
     .description('one message: envelope, recipients and its delivery log')
     .action(async (id: string, _opts: unknown, cmd: Command) => {
-      const found = await withSpool(cmd, async (spool) => {
-        const message = await spool.messages.get(id);
-        return message ? { message, events: await spool.queue.events(id) } : null;
-      });
+      const found = await withSpool(cmd, (spool) => showMessage(spool, id));
       if (!found) throw new CliError(`no message ${id}`);
-      const { message, events } = found;
-      const doc = {
-        id: message.id,
-        mailFrom: message.mailFrom,
-        messageId: message.headerMessageId,
-        size: message.size,
-        receivedAt: iso(message.receivedAt),
-        recipients: message.recipients.map((r) => ({
-          id: r.id,
-          recipient: r.address,
-          state: r.state,
-          attempts: r.attempts,
-          nextAttemptAt: iso(r.nextAttemptAt),
-          lastReply: r.lastReply,
-        })),
-        events: events.map((e) => ({
-          at: iso(e.at),
-          type: e.type,
-          recipientId: e.recipientId,
-          attempt: e.attempt,
-          mx: e.mx,
-          reply: e.reply,
-        })),
-      };
+      const { accountId: _account, stream: _stream, ...doc } = found;
       if (globals(cmd).json) return print(JSON.stringify(doc));
       print(
         `${doc.id}  from <${doc.mailFrom}>  ${doc.size} bytes  received ${doc.receivedAt}  ${doc.messageId ?? ''}`,

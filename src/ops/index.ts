@@ -1,0 +1,1 @@
+export { showMessage, type MessageDocument } from './messages.js';
