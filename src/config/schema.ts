@@ -413,7 +413,7 @@ const configFields = z.strictObject({
     .strictObject({
       listen: listen
         .prefault('127.0.0.1:8025')
-        .describe('Listener for /metrics, /healthz, /readyz and unsubscribe links.'),
+        .describe('Listener for the HTTP API (/api/v1), /metrics, /healthz, /readyz and unsubscribe links.'),
       public_url: z
         .url()
         .default('http://127.0.0.1:8025')
