@@ -58,6 +58,16 @@ export function openApiDocument(version: string): Record<string, unknown> {
             'Queue a message (composed from JSON, or raw with its envelope); 202 after the spool commit.',
           description:
             'Needs the send scope. The same checks as SMTP submission apply. At most 1 000 recipients.',
+          parameters: [
+            {
+              name: 'Idempotency-Key',
+              in: 'header',
+              required: false,
+              description:
+                'A retry with the same key and body is answered as the first call was, without sending again (kept 24 h); another body with the key is a 422, a call still under way a 409.',
+              schema: { type: 'string', minLength: 1, maxLength: 255 },
+            },
+          ],
           requestBody: {
             required: true,
             content: { 'application/json': { schema: { $ref: '#/components/schemas/SendRequest' } } },
@@ -79,7 +89,7 @@ export function openApiDocument(version: string): Record<string, unknown> {
                 },
               },
             },
-            ...problems(400, 401, 403, 413, 415, 422, 429, 503),
+            ...problems(400, 401, 403, 409, 413, 415, 422, 429, 503),
           },
         },
       },

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Logger } from '../logging/index.js';
@@ -61,7 +61,7 @@ async function jsonBody<T>(
   req: IncomingMessage,
   limit: number,
   schemaFor: (value: unknown) => z.ZodType<T>,
-): Promise<T> {
+): Promise<{ value: T; raw: Buffer }> {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json')
     throw problem(415, 'Unsupported media type', 'Send the request as Content-Type: application/json.');
@@ -74,7 +74,16 @@ async function jsonBody<T>(
   }
   const parsed = schemaFor(value).safeParse(value);
   if (!parsed.success) throw problem(400, 'Invalid request', z.prettifyError(parsed.error));
-  return parsed.data;
+  return { value: parsed.data, raw };
+}
+
+/** The Idempotency-Key header (1 to 255 visible characters), null when absent; 400 when malformed. */
+function idempotencyKey(req: IncomingMessage): string | null {
+  const v = req.headers['idempotency-key'];
+  if (v === undefined) return null;
+  if (typeof v !== 'string' || !/^[\x21-\x7e]{1,255}$/.test(v))
+    throw problem(400, 'Bad Idempotency-Key', 'Give 1 to 255 visible ASCII characters.');
+  return v;
 }
 
 /** The account a caller acts as: its own, or (operator keys) the one it names. */
@@ -123,16 +132,48 @@ export function createApi(deps: ApiDeps): Api {
       if (req.method !== 'POST')
         throw problem(405, 'Method not allowed', 'POST a message here.', {}, { allow: 'POST' });
       requireScope(caller, 'send');
+      const idemKey = idempotencyKey(req);
       const body = await jsonBody(req, Math.ceil(deps.maxMessageSize() * 1.4) + 65_536, sendSchemaFor);
-      const out = await sendMessage(
-        { submit: deps.submit, account },
-        caller,
-        body,
-        req,
-        requestId,
-        clientAddress(req),
-      );
-      sendJson(res, out.status, out.body);
+      const send = () =>
+        sendMessage({ submit: deps.submit, account }, caller, body.value, req, requestId, clientAddress(req));
+      if (idemKey === null) {
+        const out = await send();
+        sendJson(res, out.status, out.body);
+        return;
+      }
+      const hash = createHash('sha256').update(body.raw).digest('hex');
+      const earlier = await deps.spool.idempotency.begin(caller.keyId, idemKey, hash, clock.now());
+      if (earlier.state !== 'new' && earlier.bodyHash !== hash)
+        throw problem(422, 'Idempotency key reused', 'This Idempotency-Key was used with another body.');
+      if (earlier.state === 'pending')
+        throw problem(
+          409,
+          'Request in progress',
+          'A call with this Idempotency-Key is under way, or was cut off: see GET /api/v1/messages before sending anew with another key.',
+        );
+      if (earlier.state === 'done') {
+        res
+          .writeHead(earlier.status, {
+            'content-type': 'application/json',
+            'cache-control': 'no-store',
+            'idempotent-replayed': 'true',
+          })
+          .end(earlier.response);
+        return;
+      }
+      let out: { status: number; body: unknown };
+      try {
+        out = await send();
+      } catch (err) {
+        // Nothing was queued: a retry with the key may try again.
+        await deps.spool.idempotency.abandon(caller.keyId, idemKey);
+        throw err;
+      }
+      const text = JSON.stringify(out.body);
+      await deps.spool.idempotency.finish(caller.keyId, idemKey, out.status, text);
+      res
+        .writeHead(out.status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+        .end(text);
       return;
     }
     const one = /^\/api\/v1\/messages\/([0-9A-Za-z]{1,64})$/.exec(path);

@@ -50,4 +50,5 @@ export { connectSpool, type SpoolTarget } from './connect.js';
 export type { AccountHealth, AccountPause, GuardStore } from './guard-store.js';
 export type { EgressStore, EgressUsage } from './egress-store.js';
 export { KEY_SCOPES } from './key-store.js';
+export type { IdempotencyRecord, IdempotencyStore } from './idempotency-store.js';
 export type { ApiKey, ApiKeyStore, KeyScope, NewApiKey } from './key-store.js';

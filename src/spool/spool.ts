@@ -14,6 +14,7 @@ import { createSuppressionStore, type SuppressionStore } from './suppression-sto
 import { createEventStore, type EventStore } from './event-store.js';
 import { createEgressStore, type EgressStore } from './egress-store.js';
 import { createKeyStore, type ApiKeyStore } from './key-store.js';
+import { createIdempotencyStore, type IdempotencyStore } from './idempotency-store.js';
 import { createGuardStore, type GuardStore } from './guard-store.js';
 import { createPrivacyStore, type PrivacyStore } from './privacy-store.js';
 
@@ -38,6 +39,8 @@ export interface Spool {
   readonly egress: EgressStore;
   /** API keys (hashes of their secrets, scopes, networks). */
   readonly keys: ApiKeyStore;
+  /** Idempotency-Key records of API calls. */
+  readonly idempotency: IdempotencyStore;
   /** The per-install secret; VERP tokens and keyed hashes derive their keys from it. */
   readonly secret: Buffer;
   /** Changes whenever another connection (the CLI) commits; cheap to poll. */
@@ -133,6 +136,7 @@ export function openSpool(dataDir: string, options: SpoolOptions = {}): Spool {
     guard: createGuardStore(db, clock),
     egress: createEgressStore(db),
     keys: createKeyStore(db),
+    idempotency: createIdempotencyStore(db),
     privacy: createPrivacyStore(db, suppressions, clock, writer),
     secret,
     async dataVersion() {

@@ -22,6 +22,7 @@ function call(
     raw?: string;
     type?: string;
     localAddress?: string;
+    headers?: Record<string, string>;
   } = {},
 ): Promise<Answer> {
   const payload = opts.raw ?? (opts.json === undefined ? undefined : JSON.stringify(opts.json));
@@ -36,6 +37,7 @@ function call(
         headers: {
           ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}),
           ...(payload !== undefined ? { 'content-type': opts.type ?? 'application/json' } : {}),
+          ...opts.headers,
         },
       },
       (res) => {
@@ -55,6 +57,9 @@ function call(
     req.end(payload);
   });
 }
+
+const subjects = (r: Routed): string[] =>
+  r.sink.messages.map((m) => /^Subject: (.*)\r$/m.exec(m.body.toString())?.[1] ?? '');
 
 function keyFor(r: Routed, args: string[]): string {
   const out = cli(r.t, ['--json', 'key', 'add', ...args]);
@@ -149,6 +154,70 @@ describe('HTTP API: sending', () => {
     expect(m.rcptTo).toEqual(['raw@dest.test']);
     expect(m.mailFrom).toMatch(/^b-.+@bounces\.localhost$/);
     expect(m.body.toString()).toMatch(/^Subject: raw one\r\n/m);
+  }, 30_000);
+
+  it('sends once for calls retried with one Idempotency-Key, and refuses the key with another body', async () => {
+    const json = { from: 'sender@example.com', to: 'once@dest.test', subject: 'idem once', text: 't' };
+    const headers = { 'idempotency-key': 'order-77-confirmation' };
+    // Two at the same moment: one sends, the other is told it is under way or given the same answer.
+    const [a, b] = await Promise.all([
+      call(port, '/api/v1/messages', { token: send, json, headers }),
+      call(port, '/api/v1/messages', { token: send, json, headers }),
+    ]);
+    const sent = [a, b].filter((x) => x.status === 202);
+    expect(sent.length).toBeGreaterThan(0);
+    expect([a, b].every((x) => x.status === 202 || x.status === 409)).toBe(true);
+    expect(new Set(sent.map((x) => x.body['id'])).size).toBe(1);
+    const id = sent[0]!.body['id'];
+    const replay = await call(port, '/api/v1/messages', { token: send, json, headers });
+    expect(replay.status).toBe(202);
+    expect(replay.body['id']).toBe(id);
+    expect(replay.headers['idempotent-replayed']).toBe('true');
+    const changed = await call(port, '/api/v1/messages', {
+      token: send,
+      json: { ...json, subject: 'idem changed' },
+      headers,
+    });
+    expect(changed.status).toBe(422);
+    expect(changed.body['title']).toBe('Idempotency key reused');
+    // The key is the API key's own: another key may use the same words.
+    const theirs = await call(port, '/api/v1/messages', {
+      token: other,
+      json: { from: 'a@other.example', to: 'once@dest.test', subject: 'idem theirs', text: 't' },
+      headers,
+    });
+    expect(theirs.status).toBe(202);
+    expect(theirs.body['id']).not.toBe(id);
+    const bad = await call(port, '/api/v1/messages', {
+      token: send,
+      json,
+      headers: { 'idempotency-key': 'has spaces' },
+    });
+    expect(bad.status).toBe(400);
+    // A call refused as a whole leaves the key free for a corrected retry.
+    const refused = await call(port, '/api/v1/messages', {
+      token: send,
+      json: { from: 'x@elsewhere.example', to: 'once@dest.test', subject: 's', text: 't' },
+      headers: { 'idempotency-key': 'fix-and-retry' },
+    });
+    expect(refused.status).toBe(422);
+    const fixed = await call(port, '/api/v1/messages', {
+      token: send,
+      json: { from: 'sender@example.com', to: 'once@dest.test', subject: 'idem fixed', text: 't' },
+      headers: { 'idempotency-key': 'fix-and-retry' },
+    });
+    expect(fixed.status).toBe(202);
+    await until(
+      'the sent messages',
+      () => subjects(r).filter((x) => x.startsWith('idem ')).length >= 3,
+      15_000,
+    );
+    await new Promise((res) => setTimeout(res, 500));
+    expect(
+      subjects(r)
+        .filter((x) => x.startsWith('idem '))
+        .sort(),
+    ).toEqual(['idem fixed', 'idem once', 'idem theirs']);
   }, 30_000);
 
   it('refuses what SMTP would refuse, recipient by recipient or the whole message', async () => {

@@ -485,6 +485,33 @@ describe.each(backends())('spool contract on $name', (backend) => {
     expect(await s.keys.list(app.id)).toEqual([]);
   });
 
+  it('claims an Idempotency-Key once, keeps its answer a day, and lets an abandoned claim go', async () => {
+    const s = await backend.open({ clock });
+    const other = await backend.reopen({ clock });
+    const t0 = 1_700_000_000_000;
+    expect(await s.idempotency.begin('pk_a', 'k1', 'h1', t0)).toEqual({ state: 'new' });
+    expect(await other.idempotency.begin('pk_a', 'k1', 'h1', t0)).toEqual({
+      state: 'pending',
+      bodyHash: 'h1',
+    });
+    expect(await other.idempotency.begin('pk_b', 'k1', 'h1', t0)).toEqual({ state: 'new' });
+    await s.idempotency.finish('pk_a', 'k1', 202, '{"id":"m1"}');
+    // Finished: abandon does not undo it.
+    await s.idempotency.abandon('pk_a', 'k1');
+    expect(await other.idempotency.begin('pk_a', 'k1', 'h2', t0 + 1)).toEqual({
+      state: 'done',
+      bodyHash: 'h1',
+      status: 202,
+      response: '{"id":"m1"}',
+    });
+    await other.idempotency.abandon('pk_b', 'k1');
+    expect(await s.idempotency.begin('pk_b', 'k1', 'h3', t0 + 2)).toEqual({ state: 'new' });
+    // A day later the key is free (the sweep runs on a later claim, at most once a minute).
+    const fresh = await backend.reopen({ clock });
+    expect(await fresh.idempotency.begin('pk_c', 'k9', 'h', t0 + 86_400_001)).toEqual({ state: 'new' });
+    expect(await fresh.idempotency.begin('pk_a', 'k1', 'h4', t0 + 86_400_002)).toEqual({ state: 'new' });
+  });
+
   it('keeps account limits, changes one without the other, clears them, and shows the change to another connection', async () => {
     const s = await backend.open({ clock });
     const cli = await backend.reopen({ clock });

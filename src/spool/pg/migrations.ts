@@ -219,4 +219,17 @@ export const PG_MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX api_keys_account ON api_keys(account_id);
   `,
+  // Idempotency-Key of API calls: the answer given, kept a day; NULL status: a call under way.
+  `
+  CREATE TABLE api_idempotency (
+    api_key TEXT NOT NULL,
+    idem_key TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    status INTEGER,
+    response TEXT,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (api_key, idem_key)
+  );
+  CREATE INDEX api_idempotency_created ON api_idempotency(created_at);
+  `,
 ];

@@ -8,6 +8,7 @@ import { PG_MIGRATIONS } from './migrations.js';
 import { createPgEventStore } from './events.js';
 import { createPgEgressStore } from './egress.js';
 import { createPgKeyStore } from './keys.js';
+import { createPgIdempotencyStore } from './idempotency.js';
 import { createPgGuardStore } from './guard.js';
 import { createPgPrivacyStore } from './privacy.js';
 import { createPgMessageStore, createPgQueueStore } from './queue.js';
@@ -124,6 +125,7 @@ export async function openPgSpool(
     guard: createPgGuardStore(db, clock, notify),
     egress: createPgEgressStore(db),
     keys: createPgKeyStore(db),
+    idempotency: createPgIdempotencyStore(db),
     suppressions,
     events: createPgEventStore(db, clock),
     privacy: createPgPrivacyStore(db, suppressions, clock, {
